@@ -1,0 +1,213 @@
+//! Token verification, shared by local and issuer mode.
+
+use super::jwks::RemoteJwks;
+use super::local::LocalIssuer;
+use super::{AuthSettings, LEEWAY_SECS};
+use crate::domain::{OrgId, UserId};
+use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// Why a token was refused. Logged, never sent to the client.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Not a JWT, or not one we accept.
+    #[error("malformed token: {0}")]
+    Malformed(String),
+    /// `alg: none`, HMAC or anything else that is not asymmetric.
+    #[error("algorithm {0:?} is not accepted")]
+    Algorithm(String),
+    /// The `kid` is not in the issuer's key set, even after a refresh.
+    #[error("no published key for this token")]
+    UnknownKey,
+    /// The JWKS could not be fetched.
+    #[error("issuer keys unavailable: {0}")]
+    KeysUnavailable(String),
+    /// Signature, issuer, audience or time checks failed.
+    #[error("token rejected: {0}")]
+    Rejected(String),
+    /// A required claim is absent or not a valid id.
+    #[error("claim {0:?} missing or invalid")]
+    Claim(String),
+    /// The required scope is absent.
+    #[error("scope {0:?} missing")]
+    Scope(String),
+}
+
+/// The caller, as proven by a verified token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// `sub` (or the configured user claim).
+    pub user: UserId,
+    /// `email`, if present; kept for audit, never logged at info level.
+    pub email: Option<String>,
+    /// The organization whose data the caller acts on; `None` → 403.
+    pub org: Option<OrgId>,
+    /// Every scope the token carries.
+    pub scopes: Vec<String>,
+}
+
+impl Identity {
+    /// Whether the token carries `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+}
+
+enum Keys {
+    Local(JwkSet),
+    Remote(RemoteJwks),
+}
+
+/// Verifies access tokens; cheap to clone and share.
+#[derive(Clone)]
+pub struct Verifier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: AuthSettings,
+    issuer: String,
+    keys: Keys,
+}
+
+/// The algorithms a token may be signed with: asymmetric only.
+const ACCEPTED: [Algorithm; 9] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+impl Verifier {
+    /// A verifier for the service's own local issuer.
+    pub fn local(settings: AuthSettings, issuer: &LocalIssuer) -> Self {
+        Self::with_keys(
+            settings,
+            issuer.issuer().to_owned(),
+            Keys::Local(issuer.jwks()),
+        )
+    }
+
+    /// A verifier for an external issuer.
+    pub fn remote(settings: AuthSettings, issuer: String, jwks: RemoteJwks) -> Self {
+        Self::with_keys(settings, issuer, Keys::Remote(jwks))
+    }
+
+    fn with_keys(settings: AuthSettings, issuer: String, keys: Keys) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                settings,
+                issuer,
+                keys,
+            }),
+        }
+    }
+
+    /// The settings in force (scopes, claim names).
+    pub fn settings(&self) -> &AuthSettings {
+        &self.inner.settings
+    }
+
+    /// Verifies `token` and requires `scope`.
+    pub async fn verify(&self, token: &str, scope: &str) -> Result<Identity, AuthError> {
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| AuthError::Malformed(e.to_string()))?;
+        if !ACCEPTED.contains(&header.alg) {
+            return Err(AuthError::Algorithm(format!("{:?}", header.alg)));
+        }
+        let jwk = self.find_key(header.kid.as_deref(), header.alg).await?;
+        let key = DecodingKey::from_jwk(&jwk)
+            .map_err(|e| AuthError::Rejected(format!("unusable key: {e}")))?;
+        let mut validation = Validation::new(header.alg);
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&self.inner.issuer]);
+        validation.set_required_spec_claims(&["exp", "iss"]);
+        match &self.inner.settings.audience {
+            Some(aud) => validation.set_audience(&[aud]),
+            None => validation.validate_aud = false,
+        }
+        let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, &key, &validation)
+            .map_err(|e| AuthError::Rejected(e.to_string()))?;
+        self.identity(&data.claims, scope)
+    }
+
+    fn identity(
+        &self,
+        claims: &serde_json::Map<String, Value>,
+        scope: &str,
+    ) -> Result<Identity, AuthError> {
+        let s = &self.inner.settings;
+        let text = |name: &str| {
+            claims
+                .get(name)
+                .and_then(Value::as_str)
+                .filter(|v| !v.is_empty())
+        };
+        let user = text(&s.user_claim)
+            .and_then(|v| UserId::parse(v).ok())
+            .ok_or_else(|| AuthError::Claim(s.user_claim.clone()))?;
+        let scopes = scopes(claims);
+        if !scopes.iter().any(|x| x == scope) {
+            return Err(AuthError::Scope(scope.to_owned()));
+        }
+        Ok(Identity {
+            user,
+            email: text(&s.email_claim).map(str::to_owned),
+            org: text(&s.org_claim).and_then(|v| OrgId::parse(v).ok()),
+            scopes,
+        })
+    }
+
+    async fn find_key(&self, kid: Option<&str>, alg: Algorithm) -> Result<Jwk, AuthError> {
+        let jwk = match &self.inner.keys {
+            Keys::Local(set) => select(set, kid),
+            Keys::Remote(remote) => remote.find(kid).await?,
+        }
+        .ok_or(AuthError::UnknownKey)?;
+        if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
+            return Err(AuthError::UnknownKey);
+        }
+        if let Some(key_alg) = jwk.common.key_algorithm {
+            if format!("{key_alg:?}") != format!("{alg:?}") {
+                return Err(AuthError::Algorithm(format!(
+                    "{alg:?} does not match the key's {key_alg:?}"
+                )));
+            }
+        }
+        Ok(jwk)
+    }
+}
+
+/// Picks the key a token names. A token without `kid` is accepted only when
+/// the set holds exactly one key, so there is no guessing between keys.
+pub(crate) fn select(set: &JwkSet, kid: Option<&str>) -> Option<Jwk> {
+    match kid {
+        Some(kid) => set.find(kid).cloned(),
+        None if set.keys.len() == 1 => set.keys.first().cloned(),
+        None => None,
+    }
+}
+
+/// Scopes from a space-separated `scope` string and/or an `scp` array.
+fn scopes(claims: &serde_json::Map<String, Value>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    if let Some(Value::String(s)) = claims.get("scope") {
+        out.extend(s.split_whitespace().map(str::to_owned));
+    }
+    match claims.get("scp") {
+        Some(Value::Array(items)) => {
+            out.extend(items.iter().filter_map(Value::as_str).map(str::to_owned))
+        }
+        Some(Value::String(s)) => out.extend(s.split_whitespace().map(str::to_owned)),
+        _ => {}
+    }
+    out
+}

@@ -1,0 +1,160 @@
+//! Typed settings, layered: built-in defaults, then an optional TOML file,
+//! then `CATALYTICS_*` environment variables and command-line flags (clap
+//! reads both; a flag wins over its variable).
+
+use crate::auth::AuthSettings;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Default address `serve` listens on.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = "./catalytics-data";
+
+/// Everything `serve` needs to run.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Listen address; port 0 picks a free port.
+    pub bind: SocketAddr,
+    /// Where the SQLite file and the local signing key live.
+    pub data_dir: PathBuf,
+    /// `postgres://…` or `sqlite://PATH`; `None` → SQLite in `data_dir`.
+    pub database_url: Option<String>,
+    /// Token checks.
+    pub auth: AuthSettings,
+    /// Protective limits.
+    pub limits: Limits,
+}
+
+/// Limits that keep one client from starving the others.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Downloads streaming at once; one more gets 429.
+    pub max_concurrent_downloads: usize,
+    /// Seconds in-flight requests get to finish after SIGINT/SIGTERM.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_concurrent_downloads: 32,
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            database_url: None,
+            auth: AuthSettings::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// The database URL may carry a password: never print it.
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("bind", &self.bind)
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
+            .field("auth", &self.auth)
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+/// `scheme://user:secret@host/db` → `scheme://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Why settings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid settings TOML.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Settings {
+    /// Defaults, overlaid with `file` when given.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let Some(path) = file else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/x"),
+            "postgres://app:***@db:5432/x"
+        );
+        assert_eq!(redact_url("postgres://db/x"), "postgres://db/x");
+    }
+
+    #[test]
+    fn file_overlays_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "bind = \"0.0.0.0:9000\"\n[auth]\nissuer = \"https://ims.example\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&path)).unwrap();
+        assert_eq!(s.bind.port(), 9000);
+        assert_eq!(s.auth.issuer.as_deref(), Some("https://ims.example"));
+        assert_eq!(s.auth.user_claim, "sub");
+        std::fs::write(&path, "bnid = 1\n").unwrap();
+        assert!(Settings::load(Some(&path)).is_err());
+    }
+}

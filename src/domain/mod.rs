@@ -1,0 +1,14 @@
+//! Domain types: raw strings from the wire become these once, at the boundary,
+//! and inner code never re-checks them. Nothing here knows about HTTP or SQL.
+
+mod access;
+mod event;
+mod ids;
+mod range;
+mod timestamp;
+
+pub use access::{AccessGrant, Grant, Permission, Role};
+pub use event::{Catalog, Component, Event, EventKind, User};
+pub use ids::{EventId, Name, OpaqueId, OrgId, UserId};
+pub use range::{DateRange, RangeError};
+pub use timestamp::Timestamp;

@@ -1,0 +1,240 @@
+//! The API error type and its single mapping to HTTP.
+//!
+//! Policy: handlers and extractors return [`ApiError`]; this module alone
+//! turns it into a status, headers and the contract's JSON envelope, and
+//! logs it — once, here. A 5xx body never says anything internal; the log
+//! line carries the cause.
+
+use crate::store::StoreError;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// The wire envelope: `{"error":{...}}`.
+#[derive(Debug, Serialize)]
+pub struct ErrorEnvelope {
+    /// The error itself.
+    pub error: ErrorBody,
+}
+
+/// `{"code","message","details"?}` of the contract.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    /// Machine-readable code, e.g. `InvalidToken`.
+    pub code: &'static str,
+    /// Human-readable message.
+    pub message: String,
+    /// Per-problem details, only where the error has them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<Vec<ErrorDetail>>,
+}
+
+/// One problem of a request: a bad parameter, a bad event field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorDetail {
+    /// `MissingRequiredParameter`, `InvalidValue`, …
+    pub code: &'static str,
+    /// Human-readable message.
+    pub message: String,
+    /// What the problem is about: a parameter name or a JSON path.
+    pub target: String,
+}
+
+/// Every error the API can answer with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No `Authorization` header at all.
+    #[error("authorization header missing")]
+    HeaderNotFound,
+    /// A token that is not acceptable; the reason is logged, never sent.
+    #[error("invalid token: {0}")]
+    InvalidToken(String),
+    /// Authenticated but not allowed.
+    #[error("insufficient permissions")]
+    InsufficientPermissions,
+    /// No such route.
+    #[error("not found")]
+    NotFound,
+    /// Known route, wrong method; carries the `Allow` value.
+    #[error("method not allowed")]
+    MethodNotAllowed(Option<HeaderValue>),
+    /// Ingestion body over the limits.
+    #[error("payload too large: {0}")]
+    PayloadTooLarge(String),
+    /// Ingestion body that is neither JSON nor NDJSON.
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    /// Bad download parameters.
+    #[error("invalid download request")]
+    InvalidDownload(Vec<ErrorDetail>),
+    /// Bad ingestion batch.
+    #[error("invalid events request")]
+    InvalidEvents(Vec<ErrorDetail>),
+    /// Over a rate or concurrency limit.
+    #[error("too many requests")]
+    TooManyRequests {
+        /// Seconds to wait, for `Retry-After`.
+        retry_after_secs: u64,
+    },
+    /// The store cannot be reached.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or an unexpected failure.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(m) => ApiError::Unavailable(m),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Seconds a client is asked to wait after a 503.
+const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 5;
+
+impl ApiError {
+    /// Status code of the error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::HeaderNotFound | ApiError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            ApiError::InsufficientPermissions => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::InvalidDownload(_) | ApiError::InvalidEvents(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The wire body of the error.
+    pub fn body(&self) -> ErrorBody {
+        let (code, message, details): (&'static str, &str, Option<Vec<ErrorDetail>>) = match self {
+            ApiError::HeaderNotFound => (
+                "HeaderNotFound",
+                "Header Authorization was not found in the request. Access denied.",
+                None,
+            ),
+            ApiError::InvalidToken(_) => (
+                "InvalidToken",
+                "Access token is invalid, expired or lacks the required scope.",
+                None,
+            ),
+            ApiError::InsufficientPermissions => (
+                "InsufficientPermissions",
+                "The user has insufficient permissions for the requested operation.",
+                None,
+            ),
+            ApiError::NotFound => ("NotFound", "The requested resource was not found.", None),
+            ApiError::MethodNotAllowed(_) => (
+                "MethodNotAllowed",
+                "The HTTP method is not allowed for this resource.",
+                None,
+            ),
+            ApiError::PayloadTooLarge(_) => (
+                "PayloadTooLarge",
+                "The request body is too large: at most 10000 events and 16 MiB per request.",
+                None,
+            ),
+            ApiError::UnsupportedMediaType => (
+                "UnsupportedMediaType",
+                "The request body must be application/json or application/x-ndjson.",
+                None,
+            ),
+            ApiError::InvalidDownload(d) => (
+                "InvalidDownloadAnalyticsRequest",
+                "Cannot perform operation.",
+                Some(d.clone()),
+            ),
+            ApiError::InvalidEvents(d) => (
+                "InvalidAnalyticsEventsRequest",
+                "Cannot perform operation.",
+                Some(d.clone()),
+            ),
+            ApiError::TooManyRequests { .. } => (
+                "TooManyRequests",
+                "More requests were received than the subscription rate-limit allows.",
+                None,
+            ),
+            ApiError::Unavailable(_) => (
+                "ServiceUnavailable",
+                "The service is temporarily unavailable. Retry later.",
+                None,
+            ),
+            ApiError::Internal(_) => (
+                "InternalServerError",
+                "The server encountered an unexpected error.",
+                None,
+            ),
+        };
+        ErrorBody {
+            code,
+            message: message.to_owned(),
+            details,
+        }
+    }
+
+    fn log(&self) {
+        match self {
+            ApiError::Internal(cause) => tracing::error!(%cause, "request failed"),
+            ApiError::Unavailable(cause) => tracing::warn!(%cause, "store unavailable"),
+            ApiError::InvalidToken(reason) => tracing::info!(%reason, "token refused"),
+            other => tracing::info!(
+                status = other.status().as_u16(),
+                code = other.body().code,
+                "request refused"
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.log();
+        let status = self.status();
+        let body = serde_json::to_vec(&ErrorEnvelope { error: self.body() }).unwrap_or_default();
+        let mut response = (
+            status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response();
+        let headers = response.headers_mut();
+        match &self {
+            ApiError::InvalidToken(_) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                );
+            }
+            ApiError::HeaderNotFound => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::MethodNotAllowed(Some(allow)) => {
+                headers.insert(header::ALLOW, allow.clone());
+            }
+            ApiError::TooManyRequests { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            ApiError::Unavailable(_) => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(UNAVAILABLE_RETRY_AFTER_SECS),
+                );
+            }
+            _ => {}
+        }
+        response
+    }
+}

@@ -1,0 +1,115 @@
+//! The download's query string → a [`DateRange`], or every problem found.
+
+use crate::domain::{DateRange, Timestamp};
+use crate::error::ErrorDetail;
+
+const START: &str = "startDate";
+const END: &str = "endDate";
+
+/// What one parameter turned out to be.
+enum Param {
+    Missing,
+    Invalid,
+    Valid(Timestamp),
+}
+
+/// Parses `startDate` and `endDate` from the raw (still percent-encoded)
+/// query. Names are case-sensitive, unknown parameters ignored, a repeated
+/// parameter is invalid. Details are ordered as the Library API orders them:
+/// missing parameters first, then invalid ones, each in parameter order.
+pub fn parse(query: Option<&str>) -> Result<DateRange, Vec<ErrorDetail>> {
+    let mut start: Vec<String> = Vec::new();
+    let mut end: Vec<String> = Vec::new();
+    for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match name.as_ref() {
+            START => start.push(value.into_owned()),
+            END => end.push(value.into_owned()),
+            _ => {}
+        }
+    }
+    let (start, end) = (classify(&start), classify(&end));
+    let mut details = Vec::new();
+    for (name, param) in [(START, &start), (END, &end)] {
+        if matches!(param, Param::Missing) {
+            details.push(ErrorDetail {
+                code: "MissingRequiredParameter",
+                message: "Required parameter is missing.".into(),
+                target: name.into(),
+            });
+        }
+    }
+    for (name, param) in [(START, &start), (END, &end)] {
+        if matches!(param, Param::Invalid) {
+            details.push(ErrorDetail {
+                code: "InvalidValue",
+                message: format!("Parameter '{name}' format is incorrect, valid format is yyyy-MM-dd'T'HH:mm:ss.fff'Z'."),
+                target: name.into(),
+            });
+        }
+    }
+    match (start, end) {
+        (Param::Valid(s), Param::Valid(e)) => DateRange::new(s, e).map_err(|_| {
+            vec![ErrorDetail {
+                code: "InvalidValue",
+                message: "Parameter 'endDate' must be later than 'startDate'.".into(),
+                target: END.into(),
+            }]
+        }),
+        _ => Err(details),
+    }
+}
+
+fn classify(values: &[String]) -> Param {
+    match values {
+        [] => Param::Missing,
+        [v] if v.is_empty() => Param::Missing,
+        [v] => Timestamp::parse(v).map_or(Param::Invalid, Param::Valid),
+        _ => Param::Invalid,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn targets(q: &str) -> Vec<(&'static str, String)> {
+        parse(Some(q))
+            .unwrap_err()
+            .into_iter()
+            .map(|d| (d.code, d.target))
+            .collect()
+    }
+
+    #[test]
+    fn accepts_a_valid_window_with_encoded_colons() {
+        let r = parse(Some(
+            "startDate=2024-01-01T00%3A00%3A00.000Z&endDate=2024-02-01T00:00:00.000Z&x=1",
+        ))
+        .unwrap();
+        assert_eq!(r.start().to_wire(), "2024-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn reports_every_problem_in_order() {
+        assert_eq!(
+            targets("endDate=bad&startdate=2024-01-01T00:00:00.000Z"),
+            vec![
+                ("MissingRequiredParameter", "startDate".into()),
+                ("InvalidValue", "endDate".into())
+            ]
+        );
+        assert_eq!(
+            targets(
+                "startDate=2024-01-01T00:00:00.000Z&startDate=2024-01-01T00:00:00.000Z&endDate="
+            ),
+            vec![
+                ("MissingRequiredParameter", "endDate".into()),
+                ("InvalidValue", "startDate".into())
+            ]
+        );
+        assert_eq!(
+            targets("startDate=2024-01-01T00:00:00.000Z&endDate=2024-01-01T00:00:00.000Z"),
+            vec![("InvalidValue", "endDate".into())]
+        );
+    }
+}

@@ -1,0 +1,34 @@
+//! The HTTP layer: routes, extractors, middleware. Handlers stay thin: parse
+//! at the edge into domain types, call the store, encode.
+
+mod download;
+mod extract;
+mod fallback;
+mod middleware;
+mod state;
+mod well_known;
+
+pub use state::AppState;
+
+use axum::routing::get;
+use axum::Router;
+
+/// Path of the download operation (wire-compatible with the Library API).
+pub const DOWNLOAD_PATH: &str = "/library/components/analytics/download";
+/// Path of the ingestion operation.
+pub const EVENTS_PATH: &str = "/library/components/analytics/events";
+
+/// Every route of the service, with its middleware stack.
+pub fn router(state: AppState) -> Router {
+    let mut router = Router::new().route(DOWNLOAD_PATH, get(download::download));
+    if state.local_issuer.is_some() {
+        router = router
+            .route(
+                "/.well-known/openid-configuration",
+                get(well_known::openid_configuration),
+            )
+            .route("/.well-known/jwks.json", get(well_known::jwks));
+    }
+    router = router.route("/health", get(fallback::health));
+    middleware::apply(router.fallback(fallback::not_found).with_state(state))
+}

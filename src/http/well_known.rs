@@ -1,0 +1,39 @@
+//! Local mode's OpenID discovery document and JWKS, so that other tools can
+//! verify this service's tokens the same way the service does.
+
+use super::AppState;
+use crate::error::ApiError;
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::Json;
+use serde_json::{json, Value};
+
+/// `GET /.well-known/openid-configuration`
+pub async fn openid_configuration(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let issuer = state.local_issuer.as_ref().ok_or(ApiError::NotFound)?;
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    Ok(Json(json!({
+        "issuer": issuer.issuer(),
+        "jwks_uri": format!("http://{host}/.well-known/jwks.json"),
+        "id_token_signing_alg_values_supported": ["EdDSA"],
+        "token_endpoint_auth_methods_supported": ["none"],
+        "response_types_supported": ["token"],
+        "subject_types_supported": ["public"],
+        "scopes_supported": [
+            state.verifier.settings().download_scope,
+            state.verifier.settings().ingest_scope,
+        ],
+    })))
+}
+
+/// `GET /.well-known/jwks.json`
+pub async fn jwks(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let issuer = state.local_issuer.as_ref().ok_or(ApiError::NotFound)?;
+    Ok(Json(issuer.jwks_json()))
+}

@@ -1,0 +1,34 @@
+//! catalytics records how an organization's component library is used
+//! (views, downloads, placements) and lets the organization's administrators
+//! download that usage as CSV for any time window, through an operation
+//! wire-compatible with the Library API's
+//! `GET /library/components/analytics/download`.
+//!
+//! # Layout
+//! - [`cli`] — the commands (`serve`, `demo`, `token`, `grant`, `revoke`,
+//!   `access list`, `migrate`); `main.rs` only parses and dispatches.
+//! - [`config`] — typed settings: defaults, TOML file, `CATALYTICS_*` env, flags.
+//! - [`startup`] — [`startup::Application`]: store + verifier + bound listener,
+//!   run until a shutdown signal. Tests run it on port 0.
+//! - [`telemetry`] — the tracing subscriber.
+//! - [`http`] — routes, auth extractors, middleware (request ids, spans),
+//!   one module per operation.
+//! - [`error`] — [`error::ApiError`], the only place errors become HTTP.
+//! - [`domain`] — types parsed once at the boundary: [`domain::Timestamp`],
+//!   [`domain::DateRange`], [`domain::OrgId`], [`domain::EventKind`], [`domain::Event`].
+//! - [`auth`] — JWT verification against a JWKS (local issuer or remote).
+//! - [`store`] — the [`store::Store`] trait and one module per backend.
+//! - [`export`] — rows → CSV bytes with the spreadsheet-injection guard.
+//! - [`demo`] — realistic generated data for `catalytics demo`.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod domain;
+pub mod error;
+pub mod export;
+pub mod http;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

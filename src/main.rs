@@ -1,0 +1,16 @@
+//! The `catalytics` binary: parse the command line, set up logging, run.
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = catalytics::cli::Cli::parse();
+    catalytics::telemetry::init("info");
+    match catalytics::cli::run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! The store's error type: what went wrong, in terms the HTTP layer can map
+//! (unavailable → 503, everything else → 500) and the log can explain.
+
+/// A storage failure. The message is for logs only, never for response bodies.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached right now; retrying later may succeed.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The configuration names a store that cannot be used.
+    #[error("store configuration: {0}")]
+    Config(String),
+    /// Stored data violates an invariant the service relies on.
+    #[error("store data is inconsistent: {0}")]
+    Corrupt(String),
+    /// Any other database failure.
+    #[error("store failure: {0}")]
+    Backend(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode;
+        match e.sqlite_error_code() {
+            Some(ErrorCode::CannotOpen | ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+                StoreError::Unavailable(e.to_string())
+            }
+            _ => StoreError::Backend(e.to_string()),
+        }
+    }
+}
+
+impl From<tokio::task::JoinError> for StoreError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        StoreError::Backend(format!("store task failed: {e}"))
+    }
+}

@@ -1,0 +1,90 @@
+//! Persistence. One [`Store`] trait, one module per backend, identical
+//! behaviour; the HTTP layer and the CLI only ever see `Arc<dyn Store>`.
+//!
+//! Everything is keyed by organization first (see `docs/storage.md`), so a
+//! PostgreSQL deployment can later distribute by organization and partition
+//! events by month without the service changing.
+
+mod batch;
+mod error;
+mod row;
+pub mod sqlite;
+
+pub use error::StoreError;
+pub use row::{ExportRow, RowBatch, RowStream};
+
+use crate::domain::{AccessGrant, DateRange, Event, OrgId, UserId};
+use async_trait::async_trait;
+use std::path::Path;
+use std::sync::Arc;
+
+/// What a committed ingestion batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct IngestOutcome {
+    /// Events stored by this batch.
+    pub accepted: u64,
+    /// Events whose id was already stored (or repeated within the batch).
+    pub duplicates: u64,
+}
+
+impl std::ops::AddAssign for IngestOutcome {
+    fn add_assign(&mut self, rhs: Self) {
+        self.accepted += rhs.accepted;
+        self.duplicates += rhs.duplicates;
+    }
+}
+
+/// The storage contract every backend fulfils, proven by one shared suite.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores a batch atomically and durably: when this returns `Ok`, every
+    /// new event is committed to disk; on `Err`, nothing of the batch is.
+    /// Dimension names are upserted so that the most recent event (by event
+    /// timestamp) decides each current name.
+    async fn ingest(&self, events: Vec<Event>) -> Result<IngestOutcome, StoreError>;
+
+    /// Streams the organization's events in `range`, ordered by timestamp then
+    /// event id, in batches, without ever holding the window in memory.
+    /// A failure after the first batch arrives as an `Err` item.
+    async fn export(&self, org: &OrgId, range: DateRange) -> Result<RowStream, StoreError>;
+
+    /// Whether `user` holds any role or permission that allows downloading
+    /// `org`'s analytics.
+    async fn may_view_analytics(&self, org: &OrgId, user: &UserId) -> Result<bool, StoreError>;
+
+    /// Adds a grant; `Ok(false)` when it was already held.
+    async fn grant(&self, grant: &AccessGrant) -> Result<bool, StoreError>;
+
+    /// Removes a grant; `Ok(false)` when it was not held.
+    async fn revoke(&self, grant: &AccessGrant) -> Result<bool, StoreError>;
+
+    /// Lists grants, of one organization or of all, in a stable order.
+    async fn list_access(&self, org: Option<&OrgId>) -> Result<Vec<AccessGrant>, StoreError>;
+
+    /// Cheap reachability probe for health checks.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Opens (and migrates) the store a database URL names: empty means the
+/// SQLite file in `data_dir`; `sqlite://PATH` a given SQLite file.
+pub async fn open(
+    database_url: Option<&str>,
+    data_dir: &Path,
+) -> Result<Arc<dyn Store>, StoreError> {
+    match database_url {
+        None | Some("") => {
+            let path = data_dir.join("catalytics.sqlite3");
+            Ok(Arc::new(sqlite::SqliteStore::open(&path).await?))
+        }
+        Some(url) if url.starts_with("sqlite://") => {
+            let path = Path::new(url.trim_start_matches("sqlite://"));
+            Ok(Arc::new(sqlite::SqliteStore::open(path).await?))
+        }
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Err(
+            StoreError::Config("PostgreSQL support is not built into this version".into()),
+        ),
+        Some(_) => Err(StoreError::Config(
+            "database URL must start with sqlite:// or postgres://".into(),
+        )),
+    }
+}
