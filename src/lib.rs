@@ -29,6 +29,7 @@ pub mod domain;
 pub mod error;
 pub mod export;
 pub mod http;
+pub mod ingest;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -140,10 +140,16 @@ impl LocalIssuer {
             "nbf": now,
             "exp": now.saturating_add(ttl),
         });
+        self.sign(&claims)
+    }
+
+    /// Signs arbitrary claims with the local key (tests and tooling that
+    /// need tokens `mint` does not make, e.g. already expired ones).
+    pub fn sign(&self, claims: &serde_json::Value) -> Result<String, LocalKeyError> {
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());
         let key = EncodingKey::from_ed_der(&self.pkcs8);
-        jsonwebtoken::encode(&header, &claims, &key).map_err(|e| LocalKeyError::Sign(e.to_string()))
+        jsonwebtoken::encode(&header, claims, &key).map_err(|e| LocalKeyError::Sign(e.to_string()))
     }
 }
 

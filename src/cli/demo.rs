@@ -8,6 +8,7 @@ use crate::config::Settings;
 use crate::demo::DemoLibrary;
 use crate::domain::{AccessGrant, Grant, Role, Timestamp};
 use crate::http::DOWNLOAD_PATH;
+use crate::ingest::{parse_event, to_wire};
 use crate::startup::{shutdown_signal, Application};
 use crate::store::IngestOutcome;
 use anyhow::Context;
@@ -55,7 +56,14 @@ pub async fn run(
     let started = Instant::now();
     let mut total = IngestOutcome::default();
     for batch in library.events(args.seed, args.events, DAYS, now) {
-        total += store.ingest(batch).await?;
+        // Through the wire form and the ingestion parser, like any reporter.
+        let events = batch
+            .iter()
+            .enumerate()
+            .map(|(i, e)| parse_event(&to_wire(e), &format!("events[{i}]")))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|details| anyhow::anyhow!("generated an invalid event: {details:?}"))?;
+        total += store.ingest(events).await?;
     }
     eprintln!(
         "generated {} events ({} components, {} users) in {:.1}s",

@@ -4,6 +4,7 @@
 
 mod access;
 mod demo;
+mod import;
 mod serve;
 mod token;
 
@@ -63,6 +64,8 @@ pub enum Command {
         #[command(subcommand)]
         command: access::AccessCommand,
     },
+    /// Load NDJSON events (one per line) straight into the store.
+    Import(import::ImportArgs),
     /// Apply schema migrations and exit.
     Migrate,
 }
@@ -147,6 +150,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Grant(args) => access::grant(&settings, &args).await,
         Command::Revoke(args) => access::revoke(&settings, &args).await,
         Command::Access { command } => access::list(&settings, &command).await,
+        Command::Import(args) => import::run(&settings, &args).await,
         Command::Migrate => {
             crate::store::open(settings.database_url.as_deref(), &settings.data_dir).await?;
             println!("migrations applied");

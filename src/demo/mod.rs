@@ -160,7 +160,7 @@ impl EventBatches<'_> {
         let midnight = self.now.millis() - self.now.millis().rem_euclid(DAY_MS);
         let timestamp = Timestamp::from_millis(midnight - day * DAY_MS + hour_ms);
         // A few popular components get most of the use.
-        let popular = lib.components.len().min(20).max(1);
+        let popular = lib.components.len().clamp(1, 20);
         let component = if rng.random_bool(0.4) {
             rng.random_range(0..popular)
         } else {

@@ -9,6 +9,6 @@ mod timestamp;
 
 pub use access::{AccessGrant, Grant, Permission, Role};
 pub use event::{Catalog, Component, Event, EventKind, User};
-pub use ids::{EventId, Name, OpaqueId, OrgId, UserId};
+pub use ids::{EventId, Name, OpaqueId, OrgId, TextError, UserId};
 pub use range::{DateRange, RangeError};
 pub use timestamp::Timestamp;

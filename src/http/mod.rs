@@ -2,6 +2,7 @@
 //! at the edge into domain types, call the store, encode.
 
 mod download;
+mod events;
 mod extract;
 mod fallback;
 mod middleware;
@@ -10,7 +11,7 @@ mod well_known;
 
 pub use state::AppState;
 
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 /// Path of the download operation (wire-compatible with the Library API).
@@ -20,7 +21,9 @@ pub const EVENTS_PATH: &str = "/library/components/analytics/events";
 
 /// Every route of the service, with its middleware stack.
 pub fn router(state: AppState) -> Router {
-    let mut router = Router::new().route(DOWNLOAD_PATH, get(download::download));
+    let mut router = Router::new()
+        .route(DOWNLOAD_PATH, get(download::download))
+        .route(EVENTS_PATH, post(events::report));
     if state.local_issuer.is_some() {
         router = router
             .route(

@@ -6,6 +6,10 @@ use crate::store::{IngestOutcome, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::collections::{BTreeSet, HashMap};
 
+/// A component row as stored: key, name, category, manufacturer, catalog
+/// signature, name timestamp.
+type StoredComponent = (i64, String, Option<i64>, Option<i64>, String, i64);
+
 /// Surrogate keys resolved for one batch.
 #[derive(Default)]
 struct Keys<'a> {
@@ -126,7 +130,7 @@ pub fn ingest(conn: &mut Connection, events: &[Event]) -> Result<IngestOutcome, 
             })
             .transpose()?;
         let signature = catalog_signature(component);
-        let stored: Option<(i64, String, Option<i64>, Option<i64>, String, i64)> = tx
+        let stored: Option<StoredComponent> = tx
             .prepare_cached(
                 "SELECT component_key, display_name, category_key, manufacturer_key, catalog_ids, name_ts
                  FROM components WHERE org_key = ?1 AND external_id = ?2",

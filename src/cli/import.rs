@@ -1,0 +1,150 @@
+//! `catalytics import FILE`: bulk-load NDJSON events straight into the
+//! store, with the validation and idempotency of the HTTP operation.
+//!
+//! A reader thread parses and validates lines while the store commits the
+//! previous batch, so both cores work. Invalid lines are reported with their
+//! line number and skipped; valid events are committed in atomic batches of
+//! [`IMPORT_BATCH`], so an interrupted import leaves whole batches only and
+//! can simply be run again (stored events then count as duplicates).
+
+use crate::config::Settings;
+use crate::domain::Event;
+use crate::error::ErrorDetail;
+use crate::ingest::parse_event;
+use crate::store::IngestOutcome;
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::{BufRead, BufReader, IsTerminal, Read};
+use std::path::PathBuf;
+use std::time::Instant;
+use tokio::sync::mpsc;
+
+/// Events per import transaction.
+pub const IMPORT_BATCH: usize = 10_000;
+/// Rejected lines printed in full; the rest are only counted.
+const MAX_REPORTED: usize = 100;
+
+/// Flags of `import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// NDJSON file, one event per line; `-` reads standard input.
+    pub file: PathBuf,
+}
+
+/// What the reader thread hands over.
+enum Chunk {
+    Events(Vec<Event>, u64),
+    Rejected(usize, Vec<ErrorDetail>),
+    Failed(String),
+}
+
+/// Runs the import and prints one summary line.
+pub async fn run(settings: &Settings, args: &ImportArgs) -> anyhow::Result<()> {
+    let store = crate::store::open(settings.database_url.as_deref(), &settings.data_dir).await?;
+    let (input, size): (Box<dyn Read + Send>, Option<u64>) = if args.file.as_os_str() == "-" {
+        (Box::new(std::io::stdin()), None)
+    } else {
+        let f = std::fs::File::open(&args.file).with_context(|| format!("cannot open {}", args.file.display()))?;
+        let size = f.metadata().ok().map(|m| m.len());
+        (Box::new(f), size)
+    };
+    let progress = progress_bar(size);
+    let (tx, mut rx) = mpsc::channel::<Chunk>(2);
+    let reader = std::thread::spawn(move || read_lines(input, &tx));
+
+    let started = Instant::now();
+    let mut total = IngestOutcome::default();
+    let (mut rejected, mut lines) = (0usize, 0u64);
+    while let Some(chunk) = rx.recv().await {
+        match chunk {
+            Chunk::Events(events, bytes) => {
+                lines += events.len() as u64;
+                total += store.ingest(events).await.context("store refused a batch; earlier batches are committed")?;
+                progress.set_position(bytes);
+            }
+            Chunk::Rejected(line, details) => {
+                rejected += 1;
+                lines += 1;
+                if rejected <= MAX_REPORTED {
+                    let reasons: Vec<String> = details.iter().map(|d| format!("{}: {}", d.target, d.message)).collect();
+                    progress.suspend(|| eprintln!("line {line}: rejected: {}", reasons.join("; ")));
+                }
+            }
+            Chunk::Failed(why) => anyhow::bail!("cannot read {}: {why}", args.file.display()),
+        }
+    }
+    let _ = reader.join();
+    progress.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "imported {}: {lines} lines, {} accepted, {} duplicates, {rejected} rejected in {secs:.1}s ({:.0} events/s)",
+        args.file.display(),
+        total.accepted,
+        total.duplicates,
+        (total.accepted + total.duplicates) as f64 / secs.max(1e-9)
+    );
+    if rejected > MAX_REPORTED {
+        eprintln!("({} more rejected lines not shown)", rejected - MAX_REPORTED);
+    }
+    anyhow::ensure!(rejected == 0, "{rejected} lines were rejected (see above); all other events were imported");
+    Ok(())
+}
+
+fn progress_bar(size: Option<u64>) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    match size {
+        Some(len) => {
+            let bar = ProgressBar::new(len);
+            if let Ok(style) = ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}") {
+                bar.set_style(style);
+            }
+            bar
+        }
+        None => ProgressBar::new_spinner(),
+    }
+}
+
+/// Parses the input line by line on a plain thread, sending full batches.
+fn read_lines(input: Box<dyn Read + Send>, tx: &mpsc::Sender<Chunk>) {
+    let mut reader = BufReader::with_capacity(1 << 20, input);
+    let mut batch = Vec::with_capacity(IMPORT_BATCH);
+    let (mut line_no, mut bytes) = (0usize, 0u64);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) => break,
+            Ok(n) => bytes += n as u64,
+            Err(e) => {
+                let _ = tx.blocking_send(Chunk::Failed(e.to_string()));
+                return;
+            }
+        }
+        line_no += 1;
+        if buf.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let path = format!("line {line_no}");
+        let parsed = serde_json::from_slice::<serde_json::Value>(&buf)
+            .map_err(|e| {
+                vec![ErrorDetail { code: "InvalidJson", message: format!("not valid JSON (column {})", e.column()), target: path.clone() }]
+            })
+            .and_then(|v| parse_event(&v, &path));
+        let sent = match parsed {
+            Ok(event) => {
+                batch.push(event);
+                batch.len() < IMPORT_BATCH || tx.blocking_send(Chunk::Events(std::mem::take(&mut batch), bytes)).is_ok()
+            }
+            Err(details) => tx.blocking_send(Chunk::Rejected(line_no, details)).is_ok(),
+        };
+        if !sent {
+            return; // the importer stopped (store failure); it reports why
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.blocking_send(Chunk::Events(batch, bytes));
+    }
+}

@@ -1,0 +1,119 @@
+//! Ingestion's boundary: request bodies (JSON or NDJSON) → validated
+//! [`Event`]s, or every problem found. Shared by the HTTP operation, the
+//! `import` command and the demo, so all three accept exactly the same input.
+
+mod event;
+mod wire;
+
+pub use event::parse_event;
+pub use wire::to_wire;
+
+use crate::domain::Event;
+use crate::error::ErrorDetail;
+use serde_json::Value;
+
+/// Most events one request may carry.
+pub const MAX_EVENTS: usize = 10_000;
+/// Largest request body, in bytes.
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// Why a body was refused as a whole or in part.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BatchError {
+    /// More than [`MAX_EVENTS`] events.
+    TooManyEvents(usize),
+    /// Malformed body or invalid events: one detail per problem.
+    Invalid(Vec<ErrorDetail>),
+}
+
+/// Parses `{"events":[...]}`.
+pub fn parse_json(body: &[u8]) -> Result<Vec<Event>, BatchError> {
+    let doc: Value = serde_json::from_slice(body).map_err(|e| {
+        BatchError::Invalid(vec![malformed("body", &format!("Request body is not valid JSON: {}.", describe(&e)))])
+    })?;
+    let Some(events) = doc.get("events") else {
+        return Err(BatchError::Invalid(vec![event::missing("events")]));
+    };
+    let Some(items) = events.as_array() else {
+        return Err(BatchError::Invalid(vec![event::invalid("events", "Property 'events' must be an array.")]));
+    };
+    if items.len() > MAX_EVENTS {
+        return Err(BatchError::TooManyEvents(items.len()));
+    }
+    collect(items.iter().enumerate().map(|(i, v)| (i, Ok(v))))
+}
+
+/// Parses one JSON event per line; blank lines are skipped, and `events[i]`
+/// in details is the 0-based line index, so it points at the line.
+pub fn parse_ndjson(body: &[u8]) -> Result<Vec<Event>, BatchError> {
+    let lines: Vec<(usize, &[u8])> = body
+        .split(|&b| b == b'\n')
+        .enumerate()
+        .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
+        .collect();
+    if lines.len() > MAX_EVENTS {
+        return Err(BatchError::TooManyEvents(lines.len()));
+    }
+    let values: Vec<(usize, Result<Value, String>)> = lines
+        .into_iter()
+        .map(|(i, line)| (i, serde_json::from_slice::<Value>(line).map_err(|e| describe(&e))))
+        .collect();
+    collect(values.iter().map(|(i, v)| (*i, v.as_ref().map_err(String::as_str))))
+}
+
+fn collect<'a>(items: impl Iterator<Item = (usize, Result<&'a Value, &'a str>)>) -> Result<Vec<Event>, BatchError> {
+    let mut events = Vec::new();
+    let mut details = Vec::new();
+    for (i, item) in items {
+        let target = format!("events[{i}]");
+        match item {
+            Ok(value) => match parse_event(value, &target) {
+                Ok(e) => events.push(e),
+                Err(mut d) => details.append(&mut d),
+            },
+            Err(why) => details.push(malformed(&target, &format!("Line {} is not valid JSON: {why}.", i + 1))),
+        }
+    }
+    if details.is_empty() {
+        Ok(events)
+    } else {
+        Err(BatchError::Invalid(details))
+    }
+}
+
+fn malformed(target: &str, message: &str) -> ErrorDetail {
+    ErrorDetail { code: "InvalidJson", message: message.to_owned(), target: target.to_owned() }
+}
+
+/// serde_json's position without its internal wording.
+fn describe(e: &serde_json::Error) -> String {
+    format!("{} at line {} column {}", category(e), e.line(), e.column())
+}
+
+fn category(e: &serde_json::Error) -> &'static str {
+    match e.classify() {
+        serde_json::error::Category::Eof => "unexpected end of input",
+        serde_json::error::Category::Syntax => "syntax error",
+        serde_json::error::Category::Data => "unexpected data",
+        serde_json::error::Category::Io => "read error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_malformed_ndjson_lines_by_index() {
+        let body = b"{\"id\": 1}\n\nnot json\n";
+        let Err(BatchError::Invalid(details)) = parse_ndjson(body) else { panic!("expected details") };
+        assert!(details.iter().any(|d| d.target == "events[2]" && d.code == "InvalidJson"));
+        assert!(details.iter().any(|d| d.target.starts_with("events[0].")));
+    }
+
+    #[test]
+    fn counts_events_before_validating_them() {
+        let body = "{}\n".repeat(MAX_EVENTS + 1);
+        assert_eq!(parse_ndjson(body.as_bytes()), Err(BatchError::TooManyEvents(MAX_EVENTS + 1)));
+    }
+}

@@ -1,0 +1,228 @@
+//! Test harness: `spawn_app` runs the real application on port 0 with a
+//! fresh store; builders make events and tokens.
+
+use catalytics::auth::local::LocalIssuer;
+use catalytics::config::Settings;
+use catalytics::domain::{
+    AccessGrant, Catalog, Component, Event, EventId, EventKind, Grant, Name, OpaqueId, OrgId, Permission, Role,
+    Timestamp, User, UserId,
+};
+use catalytics::startup::Application;
+use catalytics::store::{self, Store};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tempfile::TempDir;
+
+pub const DOWNLOAD: &str = "/library/components/analytics/download";
+
+/// A running application and what a test needs to talk to it.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub store: Arc<dyn Store>,
+    pub data_dir: TempDir,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+/// How to build an app: settings tweaks and an optional store wrapper.
+pub struct AppOptions {
+    pub settings: Box<dyn FnOnce(&mut Settings)>,
+    pub wrap_store: Box<dyn FnOnce(Arc<dyn Store>) -> Arc<dyn Store>>,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        Self { settings: Box::new(|_| {}), wrap_store: Box::new(|s| s) }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(AppOptions::default()).await
+}
+
+pub async fn spawn_app_with(options: AppOptions) -> TestApp {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings::default();
+    settings.bind = "127.0.0.1:0".parse().unwrap();
+    settings.data_dir = data_dir.path().to_owned();
+    (options.settings)(&mut settings);
+    let inner = store::open(settings.database_url.as_deref(), &settings.data_dir).await.unwrap();
+    let store = (options.wrap_store)(Arc::clone(&inner));
+    let app = Application::build_with_store(&settings, store).await.unwrap();
+    let addr = app.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async move {
+        let _ = rx.await;
+    }));
+    TestApp { addr, client: reqwest::Client::new(), store: inner, data_dir, _shutdown: tx }
+}
+
+impl TestApp {
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("http://{}{}", self.addr, path_and_query)
+    }
+
+    /// The local issuer of this app's data dir.
+    pub fn issuer(&self) -> LocalIssuer {
+        LocalIssuer::load_or_create(self.data_dir.path()).unwrap().0
+    }
+
+    /// A valid local token for `user` in `org` with `scope`.
+    pub fn token(&self, org: &str, user: &str, scope: &str) -> String {
+        self.issuer().sign(&claims(org, user, scope)).unwrap()
+    }
+
+    /// A local token with arbitrary claims.
+    pub fn token_with(&self, claims: &Value) -> String {
+        self.issuer().sign(claims).unwrap()
+    }
+
+    pub async fn get_download(&self, authorization: Option<&str>, query: &str) -> reqwest::Response {
+        let mut req = self.client.get(self.url(&format!("{DOWNLOAD}?{query}")));
+        if let Some(a) = authorization {
+            req = req.header("Authorization", a);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// Grants `Account Administrator` to `user` in `org`.
+    pub async fn make_admin(&self, org: &str, user: &str) {
+        self.grant(org, user, Grant::Role(Role::AccountAdministrator)).await;
+    }
+
+    pub async fn grant(&self, org: &str, user: &str, grant: Grant) {
+        let g = AccessGrant { org: OrgId::parse(org).unwrap(), user: UserId::parse(user).unwrap(), grant };
+        self.store.grant(&g).await.unwrap();
+    }
+
+    /// An administrator's bearer header for `org`.
+    pub async fn admin_bearer(&self, org: &str) -> String {
+        let user = format!("admin-of-{org}");
+        self.make_admin(org, &user).await;
+        format!("Bearer {}", self.token(org, &user, "itwin-platform"))
+    }
+
+    pub async fn ingest(&self, events: Vec<Event>) {
+        self.store.ingest(events).await.unwrap();
+    }
+}
+
+pub fn view_analytics() -> Grant {
+    Grant::Permission(Permission::ViewAnalytics)
+}
+
+/// Standard claims for a local token valid for an hour.
+pub fn claims(org: &str, user: &str, scope: &str) -> Value {
+    let now = now_secs();
+    json!({
+        "iss": catalytics::auth::local::LOCAL_ISSUER,
+        "sub": user,
+        "email": format!("{user}@example.com"),
+        "org": org,
+        "scope": scope,
+        "iat": now,
+        "exp": now + 3600,
+    })
+}
+
+pub fn now_secs() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// A whole error envelope, for exact comparisons.
+pub fn error_body(code: &str, message: &str) -> Value {
+    json!({ "error": { "code": code, "message": message } })
+}
+
+pub fn insufficient_permissions() -> Value {
+    error_body("InsufficientPermissions", "The user has insufficient permissions for the requested operation.")
+}
+
+pub async fn json_of(response: reqwest::Response) -> Value {
+    let ct = response.headers().get("content-type").unwrap().to_str().unwrap().to_owned();
+    assert_eq!(ct, "application/json");
+    response.json().await.unwrap()
+}
+
+/// Asserts a 401 InvalidToken with its WWW-Authenticate header.
+pub async fn assert_invalid_token(response: reqwest::Response, case: &str) {
+    assert_eq!(response.status(), 401, "{case}");
+    assert_eq!(
+        response.headers().get("www-authenticate").map(|v| v.to_str().unwrap()),
+        Some("Bearer error=\"invalid_token\""),
+        "{case}"
+    );
+    assert_eq!(
+        json_of(response).await,
+        error_body("InvalidToken", "Access token is invalid, expired or lacks the required scope."),
+        "{case}"
+    );
+}
+
+/// A full query string for a window.
+pub fn window(start: &str, end: &str) -> String {
+    format!("startDate={start}&endDate={end}")
+}
+
+pub const WIDE: (&str, &str) = ("2000-01-01T00:00:00.000Z", "2100-01-01T00:00:00.000Z");
+
+pub fn wide() -> String {
+    window(WIDE.0, WIDE.1)
+}
+
+fn name(s: &str) -> Name {
+    Name::parse(s).unwrap()
+}
+
+fn opaque(s: &str) -> OpaqueId {
+    OpaqueId::parse(s).unwrap()
+}
+
+/// A valid event with sensible defaults; tests change what they look at.
+pub fn event(org: &str, ts: &str) -> Event {
+    Event {
+        id: EventId::from_uuid(uuid::Uuid::new_v4()),
+        organization: OrgId::parse(org).unwrap(),
+        timestamp: Timestamp::parse(ts).unwrap(),
+        kind: EventKind::View,
+        component: Component {
+            id: opaque("component-1"),
+            display_name: name("Gate Valve DN 100"),
+            catalogs: vec![Catalog { id: opaque("cat-plant"), display_name: name("Plant Equipment") }],
+            category: Some(name("Valves")),
+            manufacturer: Some(name("Velan")),
+        },
+        user: User { id: UserId::parse("user-1").unwrap(), email: name("user-1@example.com") },
+        application: Some(name("OpenPlant Modeler 10.11")),
+        project_id: Some(opaque("project-1")),
+    }
+}
+
+pub fn with_catalogs(mut e: Event, catalogs: &[(&str, &str)]) -> Event {
+    e.component.catalogs =
+        catalogs.iter().map(|(id, n)| Catalog { id: opaque(id), display_name: name(n) }).collect();
+    e
+}
+
+/// Reads a CSV body with a real CSV reader: header and records.
+pub fn parse_csv(body: &[u8]) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(body);
+    let header = reader.headers().unwrap().iter().map(str::to_owned).collect();
+    let rows = reader.records().map(|r| r.unwrap().iter().map(str::to_owned).collect()).collect();
+    (header, rows)
+}
+
+pub const HEADER: [&str; 11] = [
+    "Timestamp",
+    "Event",
+    "Component Id",
+    "Component Name",
+    "Catalogs",
+    "Category",
+    "Manufacturer",
+    "Application",
+    "Project Id",
+    "User Id",
+    "User Email",
+];

@@ -1,0 +1,116 @@
+//! The body is streamed, and a store failure after the 200 aborts it.
+
+use crate::helpers::*;
+use async_trait::async_trait;
+use catalytics::domain::{AccessGrant, DateRange, Event, OrgId, UserId};
+use catalytics::store::{IngestOutcome, RowStream, Store, StoreError};
+use futures_util::StreamExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What the wrapped export does after `after` batches.
+#[derive(Clone, Copy)]
+enum Fault {
+    Fail,
+    Stall,
+}
+
+/// A store that behaves like the real one except that its export goes
+/// wrong after a number of batches.
+struct FaultyStore {
+    inner: Arc<dyn Store>,
+    after: usize,
+    fault: Fault,
+}
+
+#[async_trait]
+impl Store for FaultyStore {
+    async fn ingest(&self, events: Vec<Event>) -> Result<IngestOutcome, StoreError> {
+        self.inner.ingest(events).await
+    }
+    async fn export(&self, org: &OrgId, range: DateRange) -> Result<RowStream, StoreError> {
+        let rows = self.inner.export(org, range).await?;
+        let fault = self.fault;
+        let tail = futures_util::stream::once(async move {
+            match fault {
+                Fault::Fail => Err(StoreError::Backend("disk on fire".into())),
+                Fault::Stall => std::future::pending().await,
+            }
+        });
+        Ok(rows.take(self.after).chain(tail).boxed())
+    }
+    async fn may_view_analytics(&self, org: &OrgId, user: &UserId) -> Result<bool, StoreError> {
+        self.inner.may_view_analytics(org, user).await
+    }
+    async fn grant(&self, grant: &AccessGrant) -> Result<bool, StoreError> {
+        self.inner.grant(grant).await
+    }
+    async fn revoke(&self, grant: &AccessGrant) -> Result<bool, StoreError> {
+        self.inner.revoke(grant).await
+    }
+    async fn list_access(&self, org: Option<&OrgId>) -> Result<Vec<AccessGrant>, StoreError> {
+        self.inner.list_access(org).await
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+}
+
+async fn faulty_app(fault: Fault, after: usize) -> TestApp {
+    spawn_app_with(AppOptions {
+        wrap_store: Box::new(move |inner| Arc::new(FaultyStore { inner, after, fault })),
+        ..Default::default()
+    })
+    .await
+}
+
+async fn many_events(app: &TestApp, n: usize) {
+    let base = time::macros::datetime!(2024-01-01 0:00 UTC).unix_timestamp() * 1000;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+        let events = chunk
+            .iter()
+            .map(|i| {
+                let mut e = event("org-a", "2024-01-01T00:00:00.000Z");
+                e.timestamp = catalytics::domain::Timestamp::from_millis(base + *i as i64 * 1000);
+                e
+            })
+            .collect();
+        app.ingest(events).await;
+    }
+}
+
+#[tokio::test]
+async fn a_mid_stream_store_failure_aborts_the_response() {
+    let app = faulty_app(Fault::Fail, 2).await;
+    let bearer = app.admin_bearer("org-a").await;
+    many_events(&app, 5000).await;
+    let response = app.get_download(Some(&bearer), &wide()).await;
+    assert_eq!(response.status(), 200, "the failure happens after the headers");
+    let body = response.bytes().await;
+    assert!(body.is_err(), "a truncated body must be an error, not a short file: got {:?} bytes", body.map(|b| b.len()));
+}
+
+#[tokio::test]
+async fn the_first_bytes_leave_before_the_last_row_is_read() {
+    let app = faulty_app(Fault::Stall, 1).await;
+    let bearer = app.admin_bearer("org-a").await;
+    many_events(&app, 3000).await;
+    let response = tokio::time::timeout(Duration::from_secs(10), app.get_download(Some(&bearer), &wide()))
+        .await
+        .expect("headers arrive while the store is still producing");
+    assert_eq!(response.status(), 200);
+    let mut body = response.bytes_stream();
+    let first = tokio::time::timeout(Duration::from_secs(10), body.next()).await.expect("first chunk arrives");
+    let first = first.unwrap().unwrap();
+    assert!(first.starts_with(b"Timestamp,Event,"));
+}
+
+#[tokio::test]
+async fn a_healthy_large_export_is_whole() {
+    let app = spawn_app().await;
+    let bearer = app.admin_bearer("org-a").await;
+    many_events(&app, 5000).await;
+    let response = app.get_download(Some(&bearer), &wide()).await;
+    let (_, rows) = parse_csv(&response.bytes().await.unwrap());
+    assert_eq!(rows.len(), 5000);
+}
