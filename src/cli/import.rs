@@ -45,7 +45,8 @@ pub async fn run(settings: &Settings, args: &ImportArgs) -> anyhow::Result<()> {
     let (input, size): (Box<dyn Read + Send>, Option<u64>) = if args.file.as_os_str() == "-" {
         (Box::new(std::io::stdin()), None)
     } else {
-        let f = std::fs::File::open(&args.file).with_context(|| format!("cannot open {}", args.file.display()))?;
+        let f = std::fs::File::open(&args.file)
+            .with_context(|| format!("cannot open {}", args.file.display()))?;
         let size = f.metadata().ok().map(|m| m.len());
         (Box::new(f), size)
     };
@@ -60,14 +61,20 @@ pub async fn run(settings: &Settings, args: &ImportArgs) -> anyhow::Result<()> {
         match chunk {
             Chunk::Events(events, bytes) => {
                 lines += events.len() as u64;
-                total += store.ingest(events).await.context("store refused a batch; earlier batches are committed")?;
+                total += store
+                    .ingest(events)
+                    .await
+                    .context("store refused a batch; earlier batches are committed")?;
                 progress.set_position(bytes);
             }
             Chunk::Rejected(line, details) => {
                 rejected += 1;
                 lines += 1;
                 if rejected <= MAX_REPORTED {
-                    let reasons: Vec<String> = details.iter().map(|d| format!("{}: {}", d.target, d.message)).collect();
+                    let reasons: Vec<String> = details
+                        .iter()
+                        .map(|d| format!("{}: {}", d.target, d.message))
+                        .collect();
                     progress.suspend(|| eprintln!("line {line}: rejected: {}", reasons.join("; ")));
                 }
             }
@@ -85,9 +92,15 @@ pub async fn run(settings: &Settings, args: &ImportArgs) -> anyhow::Result<()> {
         (total.accepted + total.duplicates) as f64 / secs.max(1e-9)
     );
     if rejected > MAX_REPORTED {
-        eprintln!("({} more rejected lines not shown)", rejected - MAX_REPORTED);
+        eprintln!(
+            "({} more rejected lines not shown)",
+            rejected - MAX_REPORTED
+        );
     }
-    anyhow::ensure!(rejected == 0, "{rejected} lines were rejected (see above); all other events were imported");
+    anyhow::ensure!(
+        rejected == 0,
+        "{rejected} lines were rejected (see above); all other events were imported"
+    );
     Ok(())
 }
 
@@ -98,7 +111,9 @@ fn progress_bar(size: Option<u64>) -> ProgressBar {
     match size {
         Some(len) => {
             let bar = ProgressBar::new(len);
-            if let Ok(style) = ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}") {
+            if let Ok(style) = ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            ) {
                 bar.set_style(style);
             }
             bar
@@ -130,13 +145,20 @@ fn read_lines(input: Box<dyn Read + Send>, tx: &mpsc::Sender<Chunk>) {
         let path = format!("line {line_no}");
         let parsed = serde_json::from_slice::<serde_json::Value>(&buf)
             .map_err(|e| {
-                vec![ErrorDetail { code: "InvalidJson", message: format!("not valid JSON (column {})", e.column()), target: path.clone() }]
+                vec![ErrorDetail {
+                    code: "InvalidJson",
+                    message: format!("not valid JSON (column {})", e.column()),
+                    target: path.clone(),
+                }]
             })
             .and_then(|v| parse_event(&v, &path));
         let sent = match parsed {
             Ok(event) => {
                 batch.push(event);
-                batch.len() < IMPORT_BATCH || tx.blocking_send(Chunk::Events(std::mem::take(&mut batch), bytes)).is_ok()
+                batch.len() < IMPORT_BATCH
+                    || tx
+                        .blocking_send(Chunk::Events(std::mem::take(&mut batch), bytes))
+                        .is_ok()
             }
             Err(details) => tx.blocking_send(Chunk::Rejected(line_no, details)).is_ok(),
         };

@@ -28,7 +28,10 @@ pub async fn report(
     body: Body,
 ) -> Result<Json<IngestOutcome>, ApiError> {
     let format = format(&headers)?;
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
         return Err(too_large());
     }
@@ -46,7 +49,9 @@ pub async fn report(
     .await
     .map_err(|e| ApiError::Internal(format!("parser task failed: {e}")))?
     .map_err(|e| match e {
-        BatchError::TooManyEvents(n) => ApiError::PayloadTooLarge(format!("{n} events, at most {MAX_EVENTS}")),
+        BatchError::TooManyEvents(n) => {
+            ApiError::PayloadTooLarge(format!("{n} events, at most {MAX_EVENTS}"))
+        }
         BatchError::Invalid(details) => ApiError::InvalidEvents(details),
     })?;
     let count = events.len();
@@ -60,11 +65,22 @@ fn too_large() -> ApiError {
 }
 
 fn format(headers: &HeaderMap) -> Result<Format, ApiError> {
-    let value = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).ok_or(ApiError::UnsupportedMediaType)?;
-    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let value = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(ApiError::UnsupportedMediaType)?;
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     match essence.as_str() {
         "application/json" => Ok(Format::Json),
-        "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/x-jsonlines" => Ok(Format::Ndjson),
+        "application/x-ndjson"
+        | "application/ndjson"
+        | "application/jsonl"
+        | "application/x-jsonlines" => Ok(Format::Ndjson),
         _ => Err(ApiError::UnsupportedMediaType),
     }
 }

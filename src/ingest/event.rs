@@ -1,7 +1,9 @@
 //! One wire event (a JSON value) → a domain [`Event`], checking every field
 //! and reporting every problem with its JSON path.
 
-use crate::domain::{Catalog, Component, Event, EventId, EventKind, Name, OpaqueId, OrgId, Timestamp, User, UserId};
+use crate::domain::{
+    Catalog, Component, Event, EventId, EventKind, Name, OpaqueId, OrgId, Timestamp, User, UserId,
+};
 use crate::error::ErrorDetail;
 use serde_json::{Map, Value};
 
@@ -11,11 +13,19 @@ const MAX_EMAIL_CHARS: usize = 320;
 const MAX_CATALOGS: usize = 100;
 
 pub(crate) fn missing(target: &str) -> ErrorDetail {
-    ErrorDetail { code: "MissingRequiredProperty", message: "Required property is missing.".into(), target: target.into() }
+    ErrorDetail {
+        code: "MissingRequiredProperty",
+        message: "Required property is missing.".into(),
+        target: target.into(),
+    }
 }
 
 pub(crate) fn invalid(target: &str, message: &str) -> ErrorDetail {
-    ErrorDetail { code: "InvalidValue", message: message.into(), target: target.into() }
+    ErrorDetail {
+        code: "InvalidValue",
+        message: message.into(),
+        target: target.into(),
+    }
 }
 
 /// Collects problems while reading one object.
@@ -41,29 +51,51 @@ impl<'a> Reader<'a> {
             }
             Some(Value::String(s)) => Some(s.as_str()),
             Some(_) => {
-                self.problems.push(invalid(&self.target(key), &format!("Property '{key}' must be a string.")));
+                self.problems.push(invalid(
+                    &self.target(key),
+                    &format!("Property '{key}' must be a string."),
+                ));
                 None
             }
         }
     }
 
-    fn parsed<T, E>(&mut self, key: &str, required: bool, parse: impl FnOnce(&str) -> Result<T, E>, rule: &str) -> Option<T> {
+    fn parsed<T, E>(
+        &mut self,
+        key: &str,
+        required: bool,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+        rule: &str,
+    ) -> Option<T> {
         let s = self.string(key, required)?;
         match parse(s) {
             Ok(v) => Some(v),
             Err(_) => {
-                self.problems.push(invalid(&self.target(key), &format!("Property '{key}' {rule}.")));
+                self.problems.push(invalid(
+                    &self.target(key),
+                    &format!("Property '{key}' {rule}."),
+                ));
                 None
             }
         }
     }
 
     fn id(&mut self, key: &str) -> Option<OpaqueId> {
-        self.parsed(key, true, |s| OpaqueId::parse(s), "must be a non-empty string of at most 256 characters without control characters")
+        self.parsed(
+            key,
+            true,
+            |s| OpaqueId::parse(s),
+            "must be a non-empty string of at most 256 characters without control characters",
+        )
     }
 
     fn name(&mut self, key: &str, required: bool) -> Option<Name> {
-        self.parsed(key, required, |s| Name::parse(s), "must be a non-empty string of at most 1024 characters")
+        self.parsed(
+            key,
+            required,
+            |s| Name::parse(s),
+            "must be a non-empty string of at most 1024 characters",
+        )
     }
 
     fn object(&mut self, key: &str) -> Option<Reader<'_>> {
@@ -72,9 +104,16 @@ impl<'a> Reader<'a> {
                 self.problems.push(missing(&self.target(key)));
                 None
             }
-            Some(Value::Object(o)) => Some(Reader { object: o, path: self.target(key), problems: self.problems }),
+            Some(Value::Object(o)) => Some(Reader {
+                object: o,
+                path: self.target(key),
+                problems: self.problems,
+            }),
             Some(_) => {
-                self.problems.push(invalid(&self.target(key), &format!("Property '{key}' must be an object.")));
+                self.problems.push(invalid(
+                    &self.target(key),
+                    &format!("Property '{key}' must be an object."),
+                ));
                 None
             }
         }
@@ -87,28 +126,81 @@ pub fn parse_event(value: &Value, path: &str) -> Result<Event, Vec<ErrorDetail>>
     let Some(object) = value.as_object() else {
         return Err(vec![invalid(path, "Event must be a JSON object.")]);
     };
-    let mut r = Reader { object, path: path.to_owned(), problems: &mut problems };
+    let mut r = Reader {
+        object,
+        path: path.to_owned(),
+        problems: &mut problems,
+    };
     let id = r.parsed("id", true, EventId::parse, "must be a UUID");
-    let organization = r.parsed("organizationId", true, |s| OrgId::parse(s), "must be a non-empty string of at most 256 characters without control characters");
-    let timestamp = r.parsed("timestamp", true, Timestamp::parse, "format is incorrect, valid format is yyyy-MM-dd'T'HH:mm:ss.fff'Z'");
-    let kind = r.parsed("event", true, |s| s.parse::<EventKind>(), "must be one of View, Download, Place");
+    let organization = r.parsed(
+        "organizationId",
+        true,
+        |s| OrgId::parse(s),
+        "must be a non-empty string of at most 256 characters without control characters",
+    );
+    let timestamp = r.parsed(
+        "timestamp",
+        true,
+        Timestamp::parse,
+        "format is incorrect, valid format is yyyy-MM-dd'T'HH:mm:ss.fff'Z'",
+    );
+    let kind = r.parsed(
+        "event",
+        true,
+        |s| s.parse::<EventKind>(),
+        "must be one of View, Download, Place",
+    );
     let application = r.name("application", false);
-    let project_id = if matches!(object.get("projectId"), None | Some(Value::Null)) { None } else { r.id("projectId") };
-    let component = r.object("component").and_then(|mut c| parse_component(&mut c));
+    let project_id = if matches!(object.get("projectId"), None | Some(Value::Null)) {
+        None
+    } else {
+        r.id("projectId")
+    };
+    let component = r
+        .object("component")
+        .and_then(|mut c| parse_component(&mut c));
     let user = r.object("user").and_then(|mut u| {
-        let id = u.parsed("id", true, |s| UserId::parse(s), "must be a non-empty string of at most 256 characters without control characters");
+        let id = u.parsed(
+            "id",
+            true,
+            |s| UserId::parse(s),
+            "must be a non-empty string of at most 256 characters without control characters",
+        );
         let email = u.parsed(
             "email",
             true,
-            |s| if s.chars().count() <= MAX_EMAIL_CHARS { Name::parse(s) } else { Err(crate::domain::TextError::TooLong(MAX_EMAIL_CHARS)) },
+            |s| {
+                if s.chars().count() <= MAX_EMAIL_CHARS {
+                    Name::parse(s)
+                } else {
+                    Err(crate::domain::TextError::TooLong(MAX_EMAIL_CHARS))
+                }
+            },
             "must be a non-empty string of at most 320 characters",
         );
-        Some(User { id: id?, email: email? })
+        Some(User {
+            id: id?,
+            email: email?,
+        })
     });
     match (id, organization, timestamp, kind, component, user) {
-        (Some(id), Some(organization), Some(timestamp), Some(kind), Some(component), Some(user)) if problems.is_empty() => {
-            Ok(Event { id, organization, timestamp, kind, component, user, application, project_id })
-        }
+        (
+            Some(id),
+            Some(organization),
+            Some(timestamp),
+            Some(kind),
+            Some(component),
+            Some(user),
+        ) if problems.is_empty() => Ok(Event {
+            id,
+            organization,
+            timestamp,
+            kind,
+            component,
+            user,
+            application,
+            project_id,
+        }),
         _ => Err(problems),
     }
 }
@@ -127,14 +219,21 @@ fn parse_component(c: &mut Reader<'_>) -> Option<Component> {
                 let path = format!("{}[{i}]", c.target("catalogs"));
                 match item.as_object() {
                     Some(o) => {
-                        let mut r = Reader { object: o, path, problems: c.problems };
+                        let mut r = Reader {
+                            object: o,
+                            path,
+                            problems: c.problems,
+                        };
                         match (r.id("id"), r.name("displayName", true)) {
-                            (Some(id), Some(display_name)) => out.push(Catalog { id, display_name }),
+                            (Some(id), Some(display_name)) => {
+                                out.push(Catalog { id, display_name })
+                            }
                             _ => ok = false,
                         }
                     }
                     None => {
-                        c.problems.push(invalid(&path, "Catalog must be an object."));
+                        c.problems
+                            .push(invalid(&path, "Catalog must be an object."));
                         ok = false;
                     }
                 }
@@ -142,9 +241,18 @@ fn parse_component(c: &mut Reader<'_>) -> Option<Component> {
             ok.then_some(out)
         }
         Some(_) => {
-            c.problems.push(invalid(&c.target("catalogs"), "Property 'catalogs' must be an array of at most 100 catalogs."));
+            c.problems.push(invalid(
+                &c.target("catalogs"),
+                "Property 'catalogs' must be an array of at most 100 catalogs.",
+            ));
             None
         }
     };
-    Some(Component { id: id?, display_name: display_name?, catalogs: catalogs?, category, manufacturer })
+    Some(Component {
+        id: id?,
+        display_name: display_name?,
+        catalogs: catalogs?,
+        category,
+        manufacturer,
+    })
 }

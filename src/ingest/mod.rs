@@ -29,13 +29,19 @@ pub enum BatchError {
 /// Parses `{"events":[...]}`.
 pub fn parse_json(body: &[u8]) -> Result<Vec<Event>, BatchError> {
     let doc: Value = serde_json::from_slice(body).map_err(|e| {
-        BatchError::Invalid(vec![malformed("body", &format!("Request body is not valid JSON: {}.", describe(&e)))])
+        BatchError::Invalid(vec![malformed(
+            "body",
+            &format!("Request body is not valid JSON: {}.", describe(&e)),
+        )])
     })?;
     let Some(events) = doc.get("events") else {
         return Err(BatchError::Invalid(vec![event::missing("events")]));
     };
     let Some(items) = events.as_array() else {
-        return Err(BatchError::Invalid(vec![event::invalid("events", "Property 'events' must be an array.")]));
+        return Err(BatchError::Invalid(vec![event::invalid(
+            "events",
+            "Property 'events' must be an array.",
+        )]));
     };
     if items.len() > MAX_EVENTS {
         return Err(BatchError::TooManyEvents(items.len()));
@@ -56,12 +62,23 @@ pub fn parse_ndjson(body: &[u8]) -> Result<Vec<Event>, BatchError> {
     }
     let values: Vec<(usize, Result<Value, String>)> = lines
         .into_iter()
-        .map(|(i, line)| (i, serde_json::from_slice::<Value>(line).map_err(|e| describe(&e))))
+        .map(|(i, line)| {
+            (
+                i,
+                serde_json::from_slice::<Value>(line).map_err(|e| describe(&e)),
+            )
+        })
         .collect();
-    collect(values.iter().map(|(i, v)| (*i, v.as_ref().map_err(String::as_str))))
+    collect(
+        values
+            .iter()
+            .map(|(i, v)| (*i, v.as_ref().map_err(String::as_str))),
+    )
 }
 
-fn collect<'a>(items: impl Iterator<Item = (usize, Result<&'a Value, &'a str>)>) -> Result<Vec<Event>, BatchError> {
+fn collect<'a>(
+    items: impl Iterator<Item = (usize, Result<&'a Value, &'a str>)>,
+) -> Result<Vec<Event>, BatchError> {
     let mut events = Vec::new();
     let mut details = Vec::new();
     for (i, item) in items {
@@ -71,7 +88,10 @@ fn collect<'a>(items: impl Iterator<Item = (usize, Result<&'a Value, &'a str>)>)
                 Ok(e) => events.push(e),
                 Err(mut d) => details.append(&mut d),
             },
-            Err(why) => details.push(malformed(&target, &format!("Line {} is not valid JSON: {why}.", i + 1))),
+            Err(why) => details.push(malformed(
+                &target,
+                &format!("Line {} is not valid JSON: {why}.", i + 1),
+            )),
         }
     }
     if details.is_empty() {
@@ -82,7 +102,11 @@ fn collect<'a>(items: impl Iterator<Item = (usize, Result<&'a Value, &'a str>)>)
 }
 
 fn malformed(target: &str, message: &str) -> ErrorDetail {
-    ErrorDetail { code: "InvalidJson", message: message.to_owned(), target: target.to_owned() }
+    ErrorDetail {
+        code: "InvalidJson",
+        message: message.to_owned(),
+        target: target.to_owned(),
+    }
 }
 
 /// serde_json's position without its internal wording.
@@ -106,14 +130,21 @@ mod tests {
     #[test]
     fn reports_malformed_ndjson_lines_by_index() {
         let body = b"{\"id\": 1}\n\nnot json\n";
-        let Err(BatchError::Invalid(details)) = parse_ndjson(body) else { panic!("expected details") };
-        assert!(details.iter().any(|d| d.target == "events[2]" && d.code == "InvalidJson"));
+        let Err(BatchError::Invalid(details)) = parse_ndjson(body) else {
+            panic!("expected details")
+        };
+        assert!(details
+            .iter()
+            .any(|d| d.target == "events[2]" && d.code == "InvalidJson"));
         assert!(details.iter().any(|d| d.target.starts_with("events[0].")));
     }
 
     #[test]
     fn counts_events_before_validating_them() {
         let body = "{}\n".repeat(MAX_EVENTS + 1);
-        assert_eq!(parse_ndjson(body.as_bytes()), Err(BatchError::TooManyEvents(MAX_EVENTS + 1)));
+        assert_eq!(
+            parse_ndjson(body.as_bytes()),
+            Err(BatchError::TooManyEvents(MAX_EVENTS + 1))
+        );
     }
 }

@@ -6,8 +6,12 @@ use serde_json::{json, Value};
 
 /// The wire form of `e`, exactly as `POST …/events` accepts it.
 pub fn to_wire(e: &Event) -> Value {
-    let catalogs: Vec<Value> =
-        e.component.catalogs.iter().map(|c| json!({"id": c.id.as_str(), "displayName": c.display_name.as_str()})).collect();
+    let catalogs: Vec<Value> = e
+        .component
+        .catalogs
+        .iter()
+        .map(|c| json!({"id": c.id.as_str(), "displayName": c.display_name.as_str()}))
+        .collect();
     let mut component = json!({
         "id": e.component.id.as_str(),
         "displayName": e.component.display_name.as_str(),

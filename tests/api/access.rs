@@ -20,15 +20,27 @@ async fn refuses_users_without_a_grant_in_their_organization() {
         c
     });
     let cases = [
-        ("no role at all", app.token("org-a", "carol", "itwin-platform")),
-        ("role in a different organization", app.token("org-a", "bob", "itwin-platform")),
+        (
+            "no role at all",
+            app.token("org-a", "carol", "itwin-platform"),
+        ),
+        (
+            "role in a different organization",
+            app.token("org-a", "bob", "itwin-platform"),
+        ),
         ("no organization claim", no_org),
         ("empty organization claim", empty_org),
     ];
     for (case, token) in cases {
-        let response = app.get_download(Some(&format!("Bearer {token}")), &wide()).await;
+        let response = app
+            .get_download(Some(&format!("Bearer {token}")), &wide())
+            .await;
         assert_eq!(response.status(), 403, "{case}");
-        assert_eq!(json_of(response).await, insufficient_permissions(), "{case}");
+        assert_eq!(
+            json_of(response).await,
+            insufficient_permissions(),
+            "{case}"
+        );
     }
 }
 
@@ -45,7 +57,9 @@ async fn allows_each_administrator_role_and_view_analytics() {
         let user = format!("user-{i}");
         app.grant("org-a", &user, grant).await;
         let token = app.token("org-a", &user, "itwin-platform");
-        let response = app.get_download(Some(&format!("Bearer {token}")), &wide()).await;
+        let response = app
+            .get_download(Some(&format!("Bearer {token}")), &wide())
+            .await;
         assert_eq!(response.status(), 200, "{grant}");
     }
 }

@@ -38,7 +38,8 @@ fn ed25519(kid: &str) -> TestKey {
 fn es256(kid: &str) -> TestKey {
     let rng = SystemRandom::new();
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+    let pair =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
     let point = pair.public_key().as_ref(); // 0x04 || x || y
     TestKey {
         alg: Algorithm::ES256,
@@ -50,7 +51,8 @@ fn es256(kid: &str) -> TestKey {
 
 fn rs256(kid: &str) -> TestKey {
     let pem = include_bytes!("../fixtures/rsa-test-key.pem");
-    let public: Value = serde_json::from_str(include_str!("../fixtures/rsa-test-key.jwk.json")).unwrap();
+    let public: Value =
+        serde_json::from_str(include_str!("../fixtures/rsa-test-key.jwk.json")).unwrap();
     TestKey {
         alg: Algorithm::RS256,
         kid: kid.into(),
@@ -79,7 +81,11 @@ impl Idp {
     async fn start() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let issuer = format!("http://{}", listener.local_addr().unwrap());
-        let idp = Idp { issuer, keys: Arc::default(), jwks_fetches: Arc::default() };
+        let idp = Idp {
+            issuer,
+            keys: Arc::default(),
+            jwks_fetches: Arc::default(),
+        };
         let router = Router::new()
             .route(
                 "/.well-known/openid-configuration",
@@ -132,11 +138,21 @@ async fn accepts_rs256_es256_and_eddsa_from_the_published_jwks() {
     app.make_admin("org-x", "alice").await;
     for key in &keys {
         let token = key.sign(&idp.claims("org-x", "alice"));
-        let response = app.get_download(Some(&format!("Bearer {token}")), &wide()).await;
+        let response = app
+            .get_download(Some(&format!("Bearer {token}")), &wide())
+            .await;
         assert_eq!(response.status(), 200, "{:?}", key.alg);
     }
     // No local-mode endpoints in issuer mode.
-    assert_eq!(app.client.get(app.url("/.well-known/jwks.json")).send().await.unwrap().status(), 404);
+    assert_eq!(
+        app.client
+            .get(app.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
 }
 
 #[tokio::test]
@@ -157,22 +173,44 @@ async fn refuses_wrong_issuer_audience_and_unpublished_keys() {
         c
     };
     let unpublished = ed25519("ed-unpublished");
-    let impostor = TestKey { kid: "ec-1".into(), ..es256("x") };
+    let impostor = TestKey {
+        kid: "ec-1".into(),
+        ..es256("x")
+    };
     let local_token = app.token("org-x", "alice", "itwin-platform");
     let cases = [
-        ("wrong audience", key.sign(&patched("aud", json!("someone-else")))),
+        (
+            "wrong audience",
+            key.sign(&patched("aud", json!("someone-else"))),
+        ),
         ("no audience", key.sign(&patched("aud", Value::Null))),
-        ("wrong issuer", key.sign(&patched("iss", json!("http://127.0.0.1:1")))),
-        ("expired", key.sign(&patched("exp", json!(now_secs() - 3600)))),
-        ("missing scope", key.sign(&patched("scope", json!("openid")))),
+        (
+            "wrong issuer",
+            key.sign(&patched("iss", json!("http://127.0.0.1:1"))),
+        ),
+        (
+            "expired",
+            key.sign(&patched("exp", json!(now_secs() - 3600))),
+        ),
+        (
+            "missing scope",
+            key.sign(&patched("scope", json!("openid"))),
+        ),
         ("unpublished key", unpublished.sign(&good)),
         ("impostor key with published kid", impostor.sign(&good)),
         ("local-mode token", local_token),
     ];
     for (case, token) in cases {
-        assert_invalid_token(app.get_download(Some(&format!("Bearer {token}")), &wide()).await, case).await;
+        assert_invalid_token(
+            app.get_download(Some(&format!("Bearer {token}")), &wide())
+                .await,
+            case,
+        )
+        .await;
     }
-    let ok = app.get_download(Some(&format!("Bearer {}", key.sign(&good))), &wide()).await;
+    let ok = app
+        .get_download(Some(&format!("Bearer {}", key.sign(&good))), &wide())
+        .await;
     assert_eq!(ok.status(), 200);
 }
 
@@ -185,9 +223,17 @@ async fn picks_up_a_rotated_key_without_restart() {
     app.make_admin("org-x", "alice").await;
     let new = ed25519("2024-02");
     let token = format!("Bearer {}", new.sign(&idp.claims("org-x", "alice")));
-    assert_invalid_token(app.get_download(Some(&token), &wide()).await, "before publication").await;
+    assert_invalid_token(
+        app.get_download(Some(&token), &wide()).await,
+        "before publication",
+    )
+    .await;
     idp.publish(&new);
-    assert_eq!(app.get_download(Some(&token), &wide()).await.status(), 200, "after publication");
+    assert_eq!(
+        app.get_download(Some(&token), &wide()).await.status(),
+        200,
+        "after publication"
+    );
 }
 
 #[tokio::test]
@@ -203,7 +249,11 @@ async fn unknown_kids_do_not_hammer_the_issuer() {
         let token = format!("Bearer {}", forged.sign(&idp.claims("org-x", "alice")));
         assert_invalid_token(app.get_download(Some(&token), &wide()).await, "made-up kid").await;
     }
-    assert_eq!(idp.jwks_fetches.load(Ordering::SeqCst), after_start, "no refresh within the interval");
+    assert_eq!(
+        idp.jwks_fetches.load(Ordering::SeqCst),
+        after_start,
+        "no refresh within the interval"
+    );
 }
 
 #[tokio::test]
@@ -225,6 +275,8 @@ async fn claim_names_are_configurable() {
     let mut claims = idp.claims("ignored", "ignored");
     claims["oid"] = json!("object-id-7");
     claims["tenant"] = json!("org-y");
-    let response = app.get_download(Some(&format!("Bearer {}", key.sign(&claims))), &wide()).await;
+    let response = app
+        .get_download(Some(&format!("Bearer {}", key.sign(&claims))), &wide())
+        .await;
     assert_eq!(response.status(), 200);
 }

@@ -6,7 +6,10 @@ use catalytics::domain::{EventKind, Name, OpaqueId, UserId};
 async fn download_csv(app: &TestApp, bearer: &str, query: &str) -> (Vec<String>, Vec<Vec<String>>) {
     let response = app.get_download(Some(bearer), query).await;
     assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["content-type"], "text/csv; charset=utf-8");
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/csv; charset=utf-8"
+    );
     let body = response.bytes().await.unwrap();
     assert!(!body.starts_with(b"\xEF\xBB\xBF"), "no BOM");
     parse_csv(&body)
@@ -44,11 +47,29 @@ async fn rows_carry_every_column_in_contract_order() {
         rows,
         vec![
             vec![
-                "2024-03-04T05:06:07.089Z", "Place", "component-1", "Gate Valve DN 100", "Plant Equipment", "Valves",
-                "Velan", "OpenPlant Modeler 10.11", "project-1", "user-1", "user-1@example.com",
+                "2024-03-04T05:06:07.089Z",
+                "Place",
+                "component-1",
+                "Gate Valve DN 100",
+                "Plant Equipment",
+                "Valves",
+                "Velan",
+                "OpenPlant Modeler 10.11",
+                "project-1",
+                "user-1",
+                "user-1@example.com",
             ],
             vec![
-                "2024-03-04T05:06:08.000Z", "Download", "component-2", "Unlisted", "", "", "", "", "", "user-1",
+                "2024-03-04T05:06:08.000Z",
+                "Download",
+                "component-2",
+                "Unlisted",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "user-1",
                 "user-1@example.com",
             ],
         ]
@@ -68,12 +89,34 @@ async fn the_window_is_half_open() {
         at("2024-03-01T00:00:00.000Z"),
     ])
     .await;
-    let (_, rows) = download_csv(&app, &bearer, &window("2024-02-01T00:00:00.000Z", "2024-03-01T00:00:00.000Z")).await;
+    let (_, rows) = download_csv(
+        &app,
+        &bearer,
+        &window("2024-02-01T00:00:00.000Z", "2024-03-01T00:00:00.000Z"),
+    )
+    .await;
     let stamps: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
-    assert_eq!(stamps, ["2024-02-01T00:00:00.000Z", "2024-02-14T12:00:00.000Z", "2024-02-29T23:59:59.999Z"]);
+    assert_eq!(
+        stamps,
+        [
+            "2024-02-01T00:00:00.000Z",
+            "2024-02-14T12:00:00.000Z",
+            "2024-02-29T23:59:59.999Z"
+        ]
+    );
     // Consecutive windows partition the events.
-    let (_, before) = download_csv(&app, &bearer, &window("2024-01-01T00:00:00.000Z", "2024-02-01T00:00:00.000Z")).await;
-    let (_, after) = download_csv(&app, &bearer, &window("2024-03-01T00:00:00.000Z", "2024-04-01T00:00:00.000Z")).await;
+    let (_, before) = download_csv(
+        &app,
+        &bearer,
+        &window("2024-01-01T00:00:00.000Z", "2024-02-01T00:00:00.000Z"),
+    )
+    .await;
+    let (_, after) = download_csv(
+        &app,
+        &bearer,
+        &window("2024-03-01T00:00:00.000Z", "2024-04-01T00:00:00.000Z"),
+    )
+    .await;
     assert_eq!(before.len() + rows.len() + after.len(), 5);
 }
 
@@ -82,13 +125,20 @@ async fn rows_are_ordered_by_timestamp_then_event_id() {
     let app = spawn_app().await;
     let bearer = app.admin_bearer("org-a").await;
     let mut events = Vec::new();
-    for ts in ["2024-05-01T10:00:00.000Z", "2024-05-01T09:00:00.000Z", "2024-05-01T10:00:00.000Z", "2024-05-01T10:00:00.000Z"] {
+    for ts in [
+        "2024-05-01T10:00:00.000Z",
+        "2024-05-01T09:00:00.000Z",
+        "2024-05-01T10:00:00.000Z",
+        "2024-05-01T10:00:00.000Z",
+    ] {
         let mut e = event("org-a", ts);
         e.user.id = UserId::parse(e.id.to_string()).unwrap(); // expose the id in the CSV
         events.push(e);
     }
-    let mut expected: Vec<(String, String)> =
-        events.iter().map(|e| (e.timestamp.to_wire(), e.id.to_string())).collect();
+    let mut expected: Vec<(String, String)> = events
+        .iter()
+        .map(|e| (e.timestamp.to_wire(), e.id.to_string()))
+        .collect();
     expected.sort();
     // Ingest in two batches, the later timestamps first.
     app.ingest(events.split_off(2)).await;
@@ -104,11 +154,18 @@ async fn catalogs_are_sorted_and_joined() {
     let bearer = app.admin_bearer("org-a").await;
     let e = with_catalogs(
         event("org-a", "2024-01-01T00:00:00.000Z"),
-        &[("c3", "Structural Library"), ("c1", "MEP Library"), ("c2", "Architectural Standard")],
+        &[
+            ("c3", "Structural Library"),
+            ("c1", "MEP Library"),
+            ("c2", "Architectural Standard"),
+        ],
     );
     app.ingest(vec![e]).await;
     let (_, rows) = download_csv(&app, &bearer, &wide()).await;
-    assert_eq!(rows[0][4], "Architectural Standard; MEP Library; Structural Library");
+    assert_eq!(
+        rows[0][4],
+        "Architectural Standard; MEP Library; Structural Library"
+    );
 }
 
 #[tokio::test]
@@ -120,7 +177,10 @@ async fn awkward_text_round_trips_and_formulas_are_defused() {
         ("say \"hello\"", "say \"hello\""),
         ("two\nlines", "two\nlines"),
         ("crlf\r\ninside", "crlf\r\ninside"),
-        ("emoji 🚪 and 日本語 and ünïcödé", "emoji 🚪 and 日本語 and ünïcödé"),
+        (
+            "emoji 🚪 and 日本語 and ünïcödé",
+            "emoji 🚪 and 日本語 and ünïcödé",
+        ),
         ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
         ("+1+2", "'+1+2"),
         ("-2+3", "'-2+3"),
@@ -179,7 +239,12 @@ async fn organizations_never_see_each_other() {
 async fn any_accept_header_is_served() {
     let app = spawn_app().await;
     let bearer = app.admin_bearer("org-a").await;
-    for accept in ["application/vnd.bentley.itwin-platform.v1+json", "text/csv", "*/*", "application/xml"] {
+    for accept in [
+        "application/vnd.bentley.itwin-platform.v1+json",
+        "text/csv",
+        "*/*",
+        "application/xml",
+    ] {
         let response = app
             .client
             .get(app.url(&format!("{DOWNLOAD}?{}", wide())))

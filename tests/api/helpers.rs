@@ -4,8 +4,8 @@
 use catalytics::auth::local::LocalIssuer;
 use catalytics::config::Settings;
 use catalytics::domain::{
-    AccessGrant, Catalog, Component, Event, EventId, EventKind, Grant, Name, OpaqueId, OrgId, Permission, Role,
-    Timestamp, User, UserId,
+    AccessGrant, Catalog, Component, Event, EventId, EventKind, Grant, Name, OpaqueId, OrgId,
+    Permission, Role, Timestamp, User, UserId,
 };
 use catalytics::startup::Application;
 use catalytics::store::{self, Store};
@@ -25,15 +25,21 @@ pub struct TestApp {
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
+/// Wraps the real store, e.g. to inject faults.
+pub type StoreWrapper = Box<dyn FnOnce(Arc<dyn Store>) -> Arc<dyn Store>>;
+
 /// How to build an app: settings tweaks and an optional store wrapper.
 pub struct AppOptions {
     pub settings: Box<dyn FnOnce(&mut Settings)>,
-    pub wrap_store: Box<dyn FnOnce(Arc<dyn Store>) -> Arc<dyn Store>>,
+    pub wrap_store: StoreWrapper,
 }
 
 impl Default for AppOptions {
     fn default() -> Self {
-        Self { settings: Box::new(|_| {}), wrap_store: Box::new(|s| s) }
+        Self {
+            settings: Box::new(|_| {}),
+            wrap_store: Box::new(|s| s),
+        }
     }
 }
 
@@ -43,19 +49,31 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let data_dir = tempfile::tempdir().unwrap();
-    let mut settings = Settings::default();
-    settings.bind = "127.0.0.1:0".parse().unwrap();
-    settings.data_dir = data_dir.path().to_owned();
+    let mut settings = Settings {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data_dir.path().to_owned(),
+        ..Settings::default()
+    };
     (options.settings)(&mut settings);
-    let inner = store::open(settings.database_url.as_deref(), &settings.data_dir).await.unwrap();
+    let inner = store::open(settings.database_url.as_deref(), &settings.data_dir)
+        .await
+        .unwrap();
     let store = (options.wrap_store)(Arc::clone(&inner));
-    let app = Application::build_with_store(&settings, store).await.unwrap();
+    let app = Application::build_with_store(&settings, store)
+        .await
+        .unwrap();
     let addr = app.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until(async move {
         let _ = rx.await;
     }));
-    TestApp { addr, client: reqwest::Client::new(), store: inner, data_dir, _shutdown: tx }
+    TestApp {
+        addr,
+        client: reqwest::Client::new(),
+        store: inner,
+        data_dir,
+        _shutdown: tx,
+    }
 }
 
 impl TestApp {
@@ -78,7 +96,11 @@ impl TestApp {
         self.issuer().sign(claims).unwrap()
     }
 
-    pub async fn get_download(&self, authorization: Option<&str>, query: &str) -> reqwest::Response {
+    pub async fn get_download(
+        &self,
+        authorization: Option<&str>,
+        query: &str,
+    ) -> reqwest::Response {
         let mut req = self.client.get(self.url(&format!("{DOWNLOAD}?{query}")));
         if let Some(a) = authorization {
             req = req.header("Authorization", a);
@@ -88,11 +110,16 @@ impl TestApp {
 
     /// Grants `Account Administrator` to `user` in `org`.
     pub async fn make_admin(&self, org: &str, user: &str) {
-        self.grant(org, user, Grant::Role(Role::AccountAdministrator)).await;
+        self.grant(org, user, Grant::Role(Role::AccountAdministrator))
+            .await;
     }
 
     pub async fn grant(&self, org: &str, user: &str, grant: Grant) {
-        let g = AccessGrant { org: OrgId::parse(org).unwrap(), user: UserId::parse(user).unwrap(), grant };
+        let g = AccessGrant {
+            org: OrgId::parse(org).unwrap(),
+            user: UserId::parse(user).unwrap(),
+            grant,
+        };
         self.store.grant(&g).await.unwrap();
     }
 
@@ -136,11 +163,20 @@ pub fn error_body(code: &str, message: &str) -> Value {
 }
 
 pub fn insufficient_permissions() -> Value {
-    error_body("InsufficientPermissions", "The user has insufficient permissions for the requested operation.")
+    error_body(
+        "InsufficientPermissions",
+        "The user has insufficient permissions for the requested operation.",
+    )
 }
 
 pub async fn json_of(response: reqwest::Response) -> Value {
-    let ct = response.headers().get("content-type").unwrap().to_str().unwrap().to_owned();
+    let ct = response
+        .headers()
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(ct, "application/json");
     response.json().await.unwrap()
 }
@@ -149,13 +185,19 @@ pub async fn json_of(response: reqwest::Response) -> Value {
 pub async fn assert_invalid_token(response: reqwest::Response, case: &str) {
     assert_eq!(response.status(), 401, "{case}");
     assert_eq!(
-        response.headers().get("www-authenticate").map(|v| v.to_str().unwrap()),
+        response
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap()),
         Some("Bearer error=\"invalid_token\""),
         "{case}"
     );
     assert_eq!(
         json_of(response).await,
-        error_body("InvalidToken", "Access token is invalid, expired or lacks the required scope."),
+        error_body(
+            "InvalidToken",
+            "Access token is invalid, expired or lacks the required scope."
+        ),
         "{case}"
     );
 }
@@ -189,27 +231,48 @@ pub fn event(org: &str, ts: &str) -> Event {
         component: Component {
             id: opaque("component-1"),
             display_name: name("Gate Valve DN 100"),
-            catalogs: vec![Catalog { id: opaque("cat-plant"), display_name: name("Plant Equipment") }],
+            catalogs: vec![Catalog {
+                id: opaque("cat-plant"),
+                display_name: name("Plant Equipment"),
+            }],
             category: Some(name("Valves")),
             manufacturer: Some(name("Velan")),
         },
-        user: User { id: UserId::parse("user-1").unwrap(), email: name("user-1@example.com") },
+        user: User {
+            id: UserId::parse("user-1").unwrap(),
+            email: name("user-1@example.com"),
+        },
         application: Some(name("OpenPlant Modeler 10.11")),
         project_id: Some(opaque("project-1")),
     }
 }
 
 pub fn with_catalogs(mut e: Event, catalogs: &[(&str, &str)]) -> Event {
-    e.component.catalogs =
-        catalogs.iter().map(|(id, n)| Catalog { id: opaque(id), display_name: name(n) }).collect();
+    e.component.catalogs = catalogs
+        .iter()
+        .map(|(id, n)| Catalog {
+            id: opaque(id),
+            display_name: name(n),
+        })
+        .collect();
     e
 }
 
 /// Reads a CSV body with a real CSV reader: header and records.
 pub fn parse_csv(body: &[u8]) -> (Vec<String>, Vec<Vec<String>>) {
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(body);
-    let header = reader.headers().unwrap().iter().map(str::to_owned).collect();
-    let rows = reader.records().map(|r| r.unwrap().iter().map(str::to_owned).collect()).collect();
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(body);
+    let header = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let rows = reader
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect();
     (header, rows)
 }
 

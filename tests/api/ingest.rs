@@ -10,10 +10,18 @@ const NDJSON: &str = "application/x-ndjson";
 
 impl TestApp {
     pub fn reporter(&self) -> String {
-        format!("Bearer {}", self.token("backend", "library-backend", "analytics:write"))
+        format!(
+            "Bearer {}",
+            self.token("backend", "library-backend", "analytics:write")
+        )
     }
 
-    pub async fn post_events(&self, bearer: &str, content_type: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+    pub async fn post_events(
+        &self,
+        bearer: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
         self.client
             .post(self.url(EVENTS))
             .header("Authorization", bearer)
@@ -45,20 +53,35 @@ async fn outcome(response: reqwest::Response) -> (u64, u64) {
     assert_eq!(response.status(), 200);
     let v = json_of(response).await;
     assert_eq!(v.as_object().unwrap().len(), 2, "{v}");
-    (v["accepted"].as_u64().unwrap(), v["duplicates"].as_u64().unwrap())
+    (
+        v["accepted"].as_u64().unwrap(),
+        v["duplicates"].as_u64().unwrap(),
+    )
 }
 
 #[tokio::test]
 async fn accepts_json_and_ndjson() {
     let app = spawn_app().await;
-    let batch = [wire("2024-01-01T00:00:00.000Z"), wire("2024-01-01T00:00:01.000Z")];
+    let batch = [
+        wire("2024-01-01T00:00:00.000Z"),
+        wire("2024-01-01T00:00:01.000Z"),
+    ];
     assert_eq!(outcome(app.post_json(&batch).await).await, (2, 0));
-    let ndjson: String = [wire("2024-01-02T00:00:00.000Z"), wire("2024-01-02T00:00:01.000Z")]
-        .iter()
-        .map(|v| format!("{v}\n"))
-        .collect::<String>()
+    let ndjson: String = [
+        wire("2024-01-02T00:00:00.000Z"),
+        wire("2024-01-02T00:00:01.000Z"),
+    ]
+    .iter()
+    .map(|v| format!("{v}\n"))
+    .collect::<String>()
         + "\n";
-    let response = app.post_events(&app.reporter(), "application/x-ndjson; charset=utf-8", ndjson).await;
+    let response = app
+        .post_events(
+            &app.reporter(),
+            "application/x-ndjson; charset=utf-8",
+            ndjson,
+        )
+        .await;
     assert_eq!(outcome(response).await, (2, 0));
     assert_eq!(app.rows("org-a").await.len(), 4);
     // An empty batch is a no-op, not an error.
@@ -70,14 +93,19 @@ fn detail(code: &str, message: &str, target: &str) -> Value {
 }
 
 fn missing(target: &str) -> Value {
-    detail("MissingRequiredProperty", "Required property is missing.", target)
+    detail(
+        "MissingRequiredProperty",
+        "Required property is missing.",
+        target,
+    )
 }
 
 fn invalid(message: &str, target: &str) -> Value {
     detail("InvalidValue", message, target)
 }
 
-const OPAQUE: &str = "must be a non-empty string of at most 256 characters without control characters";
+const OPAQUE: &str =
+    "must be a non-empty string of at most 256 characters without control characters";
 
 #[tokio::test]
 async fn reports_every_defect_with_its_path() {
@@ -157,22 +185,39 @@ impl Pipe for Value {}
 #[tokio::test]
 async fn malformed_bodies_give_positions() {
     let app = spawn_app().await;
-    let response = app.post_events(&app.reporter(), JSON, "{\"events\": [").await;
+    let response = app
+        .post_events(&app.reporter(), JSON, "{\"events\": [")
+        .await;
     assert_eq!(response.status(), 422);
     let v = json_of(response).await;
     assert_eq!(v["error"]["details"][0]["code"], "InvalidJson");
     assert_eq!(v["error"]["details"][0]["target"], "body");
-    assert_eq!(v["error"]["details"][0]["message"], "Request body is not valid JSON: unexpected end of input at line 1 column 12.");
-    let response = app.post_events(&app.reporter(), JSON, "{\"items\": []}").await;
-    assert_eq!(json_of(response).await["error"]["details"], json!([missing("events")]));
+    assert_eq!(
+        v["error"]["details"][0]["message"],
+        "Request body is not valid JSON: unexpected end of input at line 1 column 12."
+    );
+    let response = app
+        .post_events(&app.reporter(), JSON, "{\"items\": []}")
+        .await;
+    assert_eq!(
+        json_of(response).await["error"]["details"],
+        json!([missing("events")])
+    );
     let body = format!("{}\n{{\"id\": oops}}\n", wire("2024-01-01T00:00:00.000Z"));
     let response = app.post_events(&app.reporter(), NDJSON, body).await;
     assert_eq!(response.status(), 422);
     assert_eq!(
         json_of(response).await["error"]["details"],
-        json!([detail("InvalidJson", "Line 2 is not valid JSON: syntax error at line 1 column 8.", "events[1]")])
+        json!([detail(
+            "InvalidJson",
+            "Line 2 is not valid JSON: syntax error at line 1 column 8.",
+            "events[1]"
+        )])
     );
-    assert!(app.rows("org-a").await.is_empty(), "the good line was not stored either");
+    assert!(
+        app.rows("org-a").await.is_empty(),
+        "the good line was not stored either"
+    );
 }
 
 #[tokio::test]
@@ -183,7 +228,11 @@ async fn a_bad_event_keeps_the_whole_batch_out() {
     let good = wire("2024-01-01T00:00:00.000Z");
     assert_eq!(app.post_json(&[good.clone(), bad]).await.status(), 422);
     assert!(app.rows("org-a").await.is_empty());
-    assert_eq!(outcome(app.post_json(&[good]).await).await, (1, 0), "the good event was never stored");
+    assert_eq!(
+        outcome(app.post_json(&[good]).await).await,
+        (1, 0),
+        "the good event was never stored"
+    );
 }
 
 #[tokio::test]
@@ -191,22 +240,36 @@ async fn duplicates_within_and_across_batches_are_stored_once() {
     let app = spawn_app().await;
     let a = wire("2024-01-01T00:00:00.000Z");
     let b = wire("2024-01-01T00:00:01.000Z");
-    assert_eq!(outcome(app.post_json(&[a.clone(), a.clone(), b.clone()]).await).await, (2, 1));
-    assert_eq!(outcome(app.post_json(&[b.clone(), a.clone()]).await).await, (0, 2));
+    assert_eq!(
+        outcome(app.post_json(&[a.clone(), a.clone(), b.clone()]).await).await,
+        (2, 1)
+    );
+    assert_eq!(
+        outcome(app.post_json(&[b.clone(), a.clone()]).await).await,
+        (0, 2)
+    );
     let mut same_id_other_time = a.clone();
     same_id_other_time["timestamp"] = json!("2025-01-01T00:00:00.000Z");
-    assert_eq!(outcome(app.post_json(&[same_id_other_time]).await).await, (0, 1), "the id is the key");
+    assert_eq!(
+        outcome(app.post_json(&[same_id_other_time]).await).await,
+        (0, 1),
+        "the id is the key"
+    );
     assert_eq!(app.rows("org-a").await.len(), 2);
 }
 
 #[tokio::test]
 async fn concurrent_identical_batches_store_each_event_once() {
     let app = std::sync::Arc::new(spawn_app().await);
-    let batch: Vec<Value> = (0..500).map(|i| wire(&format!("2024-01-01T00:{:02}:{:02}.000Z", i / 60, i % 60))).collect();
+    let batch: Vec<Value> = (0..500)
+        .map(|i| wire(&format!("2024-01-01T00:{:02}:{:02}.000Z", i / 60, i % 60)))
+        .collect();
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let (app, batch) = (app.clone(), batch.clone());
-        tasks.push(tokio::spawn(async move { outcome(app.post_json(&batch).await).await }));
+        tasks.push(tokio::spawn(async move {
+            outcome(app.post_json(&batch).await).await
+        }));
     }
     let mut accepted = 0;
     for t in tasks {
@@ -223,7 +286,10 @@ async fn oversized_requests_are_413() {
     let app = spawn_app().await;
     let one = wire("2024-01-01T00:00:00.000Z");
     let too_many: Vec<Value> = (0..10_001).map(|_| one.clone()).collect();
-    let expected = error_body("PayloadTooLarge", "The request body is too large: at most 10000 events and 16 MiB per request.");
+    let expected = error_body(
+        "PayloadTooLarge",
+        "The request body is too large: at most 10000 events and 16 MiB per request.",
+    );
     let response = app.post_json(&too_many).await;
     assert_eq!(response.status(), 413);
     assert_eq!(json_of(response).await, expected);
@@ -235,11 +301,26 @@ async fn oversized_requests_are_413() {
     let response = app.post_events(&app.reporter(), JSON, big.clone()).await;
     assert_eq!(response.status(), 413);
     assert_eq!(json_of(response).await, expected);
-    let stream = futures_util::stream::iter(big.chunks(1 << 20).map(|c| Ok::<_, std::io::Error>(c.to_vec())).collect::<Vec<_>>());
-    let response = app.post_events(&app.reporter(), JSON, reqwest::Body::wrap_stream(stream)).await;
+    let stream = futures_util::stream::iter(
+        big.chunks(1 << 20)
+            .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    let response = app
+        .post_events(&app.reporter(), JSON, reqwest::Body::wrap_stream(stream))
+        .await;
     assert_eq!(response.status(), 413);
     // Exactly 10,000 is fine.
-    let max: Vec<Value> = (0..10_000).map(|i| wire(&format!("2024-01-01T{:02}:{:02}:{:02}.000Z", i / 3600, (i / 60) % 60, i % 60))).collect();
+    let max: Vec<Value> = (0..10_000)
+        .map(|i| {
+            wire(&format!(
+                "2024-01-01T{:02}:{:02}:{:02}.000Z",
+                i / 3600,
+                (i / 60) % 60,
+                i % 60
+            ))
+        })
+        .collect();
     assert_eq!(outcome(app.post_json(&max).await).await, (10_000, 0));
 }
 
@@ -248,18 +329,39 @@ async fn needs_the_ingest_scope_and_a_json_body() {
     let app = spawn_app().await;
     let body = serde_json::to_vec(&json!({"events": [wire("2024-01-01T00:00:00.000Z")]})).unwrap();
     let download_only = format!("Bearer {}", app.token("org-a", "u", "itwin-platform"));
-    assert_invalid_token(app.post_events(&download_only, JSON, body.clone()).await, "download scope").await;
-    let response = app.client.post(app.url(EVENTS)).header("Content-Type", JSON).body(body.clone()).send().await.unwrap();
+    assert_invalid_token(
+        app.post_events(&download_only, JSON, body.clone()).await,
+        "download scope",
+    )
+    .await;
+    let response = app
+        .client
+        .post(app.url(EVENTS))
+        .header("Content-Type", JSON)
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 401);
     for ct in ["text/plain", "application/xml", "multipart/form-data"] {
         let response = app.post_events(&app.reporter(), ct, body.clone()).await;
         assert_eq!(response.status(), 415, "{ct}");
         assert_eq!(
             json_of(response).await,
-            error_body("UnsupportedMediaType", "The request body must be application/json or application/x-ndjson.")
+            error_body(
+                "UnsupportedMediaType",
+                "The request body must be application/json or application/x-ndjson."
+            )
         );
     }
-    let response = app.client.post(app.url(EVENTS)).header("Authorization", app.reporter()).body(body).send().await.unwrap();
+    let response = app
+        .client
+        .post(app.url(EVENTS))
+        .header("Authorization", app.reporter())
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 415, "no content type");
     let response = app.client.get(app.url(EVENTS)).send().await.unwrap();
     assert_eq!(response.status(), 405);
@@ -272,7 +374,8 @@ async fn ingested_events_come_back_in_the_download_with_current_names() {
     let mut first = event("org-a", "2024-01-01T10:00:00.000Z");
     first.component.catalogs = vec![];
     let mut later = event("org-a", "2024-01-02T10:00:00.000Z");
-    later.component.display_name = catalytics::domain::Name::parse("Gate Valve DN 100 (rev B)").unwrap();
+    later.component.display_name =
+        catalytics::domain::Name::parse("Gate Valve DN 100 (rev B)").unwrap();
     later.user.email = catalytics::domain::Name::parse("new-address@example.com").unwrap();
     later = with_catalogs(later, &[("cat-2", "Zeta"), ("cat-1", "Alpha")]);
     later.kind = catalytics::domain::EventKind::Download;
@@ -281,9 +384,18 @@ async fn ingested_events_come_back_in_the_download_with_current_names() {
     old_news.application = None;
     old_news.project_id = None;
     // The newest event arrives first, the oldest last: event time decides names.
-    assert_eq!(outcome(app.post_json(&[to_wire(&later)]).await).await, (1, 0));
-    assert_eq!(outcome(app.post_json(&[to_wire(&first)]).await).await, (1, 0));
-    assert_eq!(outcome(app.post_json(&[to_wire(&old_news)]).await).await, (1, 0));
+    assert_eq!(
+        outcome(app.post_json(&[to_wire(&later)]).await).await,
+        (1, 0)
+    );
+    assert_eq!(
+        outcome(app.post_json(&[to_wire(&first)]).await).await,
+        (1, 0)
+    );
+    assert_eq!(
+        outcome(app.post_json(&[to_wire(&old_news)]).await).await,
+        (1, 0)
+    );
     let rows = app.rows("org-a").await;
     let expect = |e: &catalytics::domain::Event| {
         vec![
@@ -294,11 +406,20 @@ async fn ingested_events_come_back_in_the_download_with_current_names() {
             "Alpha; Zeta".to_owned(),
             "Valves".to_owned(),
             "Velan".to_owned(),
-            e.application.as_ref().map(|a| a.to_string()).unwrap_or_default(),
-            e.project_id.as_ref().map(|a| a.to_string()).unwrap_or_default(),
+            e.application
+                .as_ref()
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+            e.project_id
+                .as_ref()
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
             "user-1".to_owned(),
             "new-address@example.com".to_owned(),
         ]
     };
-    assert_eq!(rows, vec![expect(&old_news), expect(&first), expect(&later)]);
+    assert_eq!(
+        rows,
+        vec![expect(&old_news), expect(&first), expect(&later)]
+    );
 }

@@ -69,8 +69,20 @@ async fn malformed_start_dates_are_invalid_values() {
     ];
     assert!(wrong_forms.len() >= 20);
     for start in wrong_forms {
-        assert_422(&app, &bearer, &window(start, GOOD_END), vec![invalid("startDate")]).await;
-        assert_422(&app, &bearer, &window("2024-01-01T00:00:00.000Z", start), vec![invalid("endDate")]).await;
+        assert_422(
+            &app,
+            &bearer,
+            &window(start, GOOD_END),
+            vec![invalid("startDate")],
+        )
+        .await;
+        assert_422(
+            &app,
+            &bearer,
+            &window("2024-01-01T00:00:00.000Z", start),
+            vec![invalid("endDate")],
+        )
+        .await;
     }
 }
 
@@ -80,18 +92,48 @@ async fn missing_empty_repeated_and_inverted_parameters() {
     let bearer = app.admin_bearer("org-a").await;
     let start = "2024-01-01T00:00:00.000Z";
     let cases: Vec<(String, Vec<Value>)> = vec![
-        (String::new(), vec![missing("startDate"), missing("endDate")]),
+        (
+            String::new(),
+            vec![missing("startDate"), missing("endDate")],
+        ),
         (format!("endDate={GOOD_END}"), vec![missing("startDate")]),
         (format!("startDate={start}"), vec![missing("endDate")]),
-        (format!("startDate=&endDate={GOOD_END}"), vec![missing("startDate")]),
-        ("startDate=&endDate=".into(), vec![missing("startDate"), missing("endDate")]),
-        (format!("startdate={start}&ENDDATE={GOOD_END}"), vec![missing("startDate"), missing("endDate")]),
-        ("startDate=bad&endDate=".into(), vec![missing("endDate"), invalid("startDate")]),
-        ("startDate=bad&endDate=worse".into(), vec![invalid("startDate"), invalid("endDate")]),
-        (format!("startDate={start}&startDate={start}&endDate={GOOD_END}"), vec![invalid("startDate")]),
-        (format!("startDate={start}&endDate={GOOD_END}&endDate={GOOD_END}"), vec![invalid("endDate")]),
-        (format!("startDate={start}&endDate={start}"), vec![not_later()]),
-        (format!("startDate={GOOD_END}&endDate={start}"), vec![not_later()]),
+        (
+            format!("startDate=&endDate={GOOD_END}"),
+            vec![missing("startDate")],
+        ),
+        (
+            "startDate=&endDate=".into(),
+            vec![missing("startDate"), missing("endDate")],
+        ),
+        (
+            format!("startdate={start}&ENDDATE={GOOD_END}"),
+            vec![missing("startDate"), missing("endDate")],
+        ),
+        (
+            "startDate=bad&endDate=".into(),
+            vec![missing("endDate"), invalid("startDate")],
+        ),
+        (
+            "startDate=bad&endDate=worse".into(),
+            vec![invalid("startDate"), invalid("endDate")],
+        ),
+        (
+            format!("startDate={start}&startDate={start}&endDate={GOOD_END}"),
+            vec![invalid("startDate")],
+        ),
+        (
+            format!("startDate={start}&endDate={GOOD_END}&endDate={GOOD_END}"),
+            vec![invalid("endDate")],
+        ),
+        (
+            format!("startDate={start}&endDate={start}"),
+            vec![not_later()],
+        ),
+        (
+            format!("startDate={GOOD_END}&endDate={start}"),
+            vec![not_later()],
+        ),
     ];
     for (query, details) in cases {
         assert_422(&app, &bearer, &query, details).await;
@@ -117,11 +159,18 @@ async fn checks_run_in_order_401_then_403_then_422() {
     let bad_query = "startDate=nope";
     let response = app.get_download(None, bad_query).await;
     assert_eq!(response.status(), 401, "no token beats bad parameters");
-    assert_invalid_token(app.get_download(Some("Bearer x"), bad_query).await, "bad token beats bad parameters").await;
+    assert_invalid_token(
+        app.get_download(Some("Bearer x"), bad_query).await,
+        "bad token beats bad parameters",
+    )
+    .await;
     let outsider = format!("Bearer {}", app.token("org-a", "nobody", "itwin-platform"));
     let response = app.get_download(Some(&outsider), bad_query).await;
     assert_eq!(response.status(), 403, "no permission beats bad parameters");
     assert_eq!(json_of(response).await, insufficient_permissions());
     let admin = app.admin_bearer("org-a").await;
-    assert_eq!(app.get_download(Some(&admin), bad_query).await.status(), 422);
+    assert_eq!(
+        app.get_download(Some(&admin), bad_query).await.status(),
+        422
+    );
 }

@@ -58,7 +58,13 @@ impl Store for FaultyStore {
 
 async fn faulty_app(fault: Fault, after: usize) -> TestApp {
     spawn_app_with(AppOptions {
-        wrap_store: Box::new(move |inner| Arc::new(FaultyStore { inner, after, fault })),
+        wrap_store: Box::new(move |inner| {
+            Arc::new(FaultyStore {
+                inner,
+                after,
+                fault,
+            })
+        }),
         ..Default::default()
     })
     .await
@@ -85,9 +91,17 @@ async fn a_mid_stream_store_failure_aborts_the_response() {
     let bearer = app.admin_bearer("org-a").await;
     many_events(&app, 5000).await;
     let response = app.get_download(Some(&bearer), &wide()).await;
-    assert_eq!(response.status(), 200, "the failure happens after the headers");
+    assert_eq!(
+        response.status(),
+        200,
+        "the failure happens after the headers"
+    );
     let body = response.bytes().await;
-    assert!(body.is_err(), "a truncated body must be an error, not a short file: got {:?} bytes", body.map(|b| b.len()));
+    assert!(
+        body.is_err(),
+        "a truncated body must be an error, not a short file: got {:?} bytes",
+        body.map(|b| b.len())
+    );
 }
 
 #[tokio::test]
@@ -95,12 +109,17 @@ async fn the_first_bytes_leave_before_the_last_row_is_read() {
     let app = faulty_app(Fault::Stall, 1).await;
     let bearer = app.admin_bearer("org-a").await;
     many_events(&app, 3000).await;
-    let response = tokio::time::timeout(Duration::from_secs(10), app.get_download(Some(&bearer), &wide()))
-        .await
-        .expect("headers arrive while the store is still producing");
+    let response = tokio::time::timeout(
+        Duration::from_secs(10),
+        app.get_download(Some(&bearer), &wide()),
+    )
+    .await
+    .expect("headers arrive while the store is still producing");
     assert_eq!(response.status(), 200);
     let mut body = response.bytes_stream();
-    let first = tokio::time::timeout(Duration::from_secs(10), body.next()).await.expect("first chunk arrives");
+    let first = tokio::time::timeout(Duration::from_secs(10), body.next())
+        .await
+        .expect("first chunk arrives");
     let first = first.unwrap().unwrap();
     assert!(first.starts_with(b"Timestamp,Event,"));
 }
