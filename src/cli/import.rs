@@ -10,7 +10,7 @@
 use crate::config::Settings;
 use crate::domain::Event;
 use crate::error::ErrorDetail;
-use crate::ingest::parse_event;
+use crate::ingest::{parse_event, parse_line_fast};
 use crate::store::IngestOutcome;
 use anyhow::Context;
 use clap::Args;
@@ -140,6 +140,17 @@ fn read_lines(input: Box<dyn Read + Send>, tx: &mpsc::Sender<Chunk>) {
         }
         line_no += 1;
         if buf.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        if let Some(event) = parse_line_fast(&buf) {
+            batch.push(event);
+            if batch.len() >= IMPORT_BATCH
+                && tx
+                    .blocking_send(Chunk::Events(std::mem::take(&mut batch), bytes))
+                    .is_err()
+            {
+                return;
+            }
             continue;
         }
         let path = format!("line {line_no}");

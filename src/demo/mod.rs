@@ -108,15 +108,18 @@ impl DemoLibrary {
         }
     }
 
-    /// `count` events spread over the `days` days before `now`, weighted to
-    /// working hours, in batches of `batch` for ingestion.
+    /// `count` events spread over the `days` days before `now`, in
+    /// chronological order (as a live reporter sends them and as history
+    /// exports are sorted), in batches of [`BATCH`].
     pub fn events(&self, seed: u64, count: usize, days: i64, now: Timestamp) -> EventBatches<'_> {
+        let end = now.millis() - now.millis().rem_euclid(DAY_MS);
         EventBatches {
             lib: self,
             rng: StdRng::seed_from_u64(seed ^ 0x5eed),
-            remaining: count,
-            days,
-            now,
+            emitted: 0,
+            count,
+            start: end - days * DAY_MS,
+            span: days * DAY_MS,
         }
     }
 }
@@ -125,9 +128,10 @@ impl DemoLibrary {
 pub struct EventBatches<'a> {
     lib: &'a DemoLibrary,
     rng: StdRng,
-    remaining: usize,
-    days: i64,
-    now: Timestamp,
+    emitted: usize,
+    count: usize,
+    start: i64,
+    span: i64,
 }
 
 /// Events per generated batch (the HTTP ingestion batch size).
@@ -137,11 +141,10 @@ impl Iterator for EventBatches<'_> {
     type Item = Vec<Event>;
 
     fn next(&mut self) -> Option<Vec<Event>> {
-        if self.remaining == 0 {
+        let n = (self.count - self.emitted).min(BATCH);
+        if n == 0 {
             return None;
         }
-        let n = self.remaining.min(BATCH);
-        self.remaining -= n;
         Some((0..n).map(|_| self.one()).collect())
     }
 }
@@ -150,15 +153,13 @@ impl EventBatches<'_> {
     fn one(&mut self) -> Event {
         let lib = self.lib;
         let rng = &mut self.rng;
-        let day = rng.random_range(1..=self.days);
-        // Mostly 07:00–19:00 UTC, some at any hour.
-        let hour_ms = if rng.random_bool(0.85) {
-            rng.random_range(7 * 3_600_000..19 * 3_600_000)
-        } else {
-            rng.random_range(0..DAY_MS)
-        };
-        let midnight = self.now.millis() - self.now.millis().rem_euclid(DAY_MS);
-        let timestamp = Timestamp::from_millis(midnight - day * DAY_MS + hour_ms);
+        // Evenly through the period, with jitter inside each event's slot.
+        let count = self.count.max(1) as i128;
+        let slot = |k: usize| (i128::from(self.span) * k as i128 / count) as i64;
+        let (from, to) = (slot(self.emitted), slot(self.emitted + 1));
+        self.emitted += 1;
+        let timestamp =
+            Timestamp::from_millis(self.start + from + rng.random_range(0..(to - from).max(1)));
         // A few popular components get most of the use.
         let popular = lib.components.len().clamp(1, 20);
         let component = if rng.random_bool(0.4) {

@@ -5,7 +5,9 @@ use crate::domain::{
     Catalog, Component, Event, EventId, EventKind, Name, OpaqueId, OrgId, Timestamp, User, UserId,
 };
 use crate::error::ErrorDetail;
+use serde::Deserialize;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// Longest accepted email, in characters (RFC 5321's practical limit).
 const MAX_EMAIL_CHARS: usize = 320;
@@ -255,4 +257,116 @@ fn parse_component(c: &mut Reader<'_>) -> Option<Component> {
         category,
         manufacturer,
     })
+}
+
+/// The wire event as typed structs borrowing from the body: the fast path.
+/// A body that does not fit these types, or whose values fail validation,
+/// goes through [`parse_event`] instead, which names every problem.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FastEvent<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    organization_id: Cow<'a, str>,
+    #[serde(borrow)]
+    timestamp: Cow<'a, str>,
+    #[serde(borrow)]
+    event: Cow<'a, str>,
+    #[serde(borrow)]
+    component: FastComponent<'a>,
+    #[serde(borrow)]
+    user: FastUser<'a>,
+    #[serde(default, borrow)]
+    application: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    project_id: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FastComponent<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    display_name: Cow<'a, str>,
+    #[serde(default, borrow)]
+    catalogs: Option<Vec<FastCatalog<'a>>>,
+    #[serde(default, borrow)]
+    category: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    manufacturer: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FastCatalog<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    display_name: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct FastUser<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    email: Cow<'a, str>,
+}
+
+fn name(s: Cow<'_, str>) -> Option<Name> {
+    Name::parse(s.into_owned()).ok()
+}
+
+fn opaque(s: Cow<'_, str>) -> Option<OpaqueId> {
+    OpaqueId::parse(s.into_owned()).ok()
+}
+
+impl FastEvent<'_> {
+    /// The domain event, or `None` if any value is invalid (the caller then
+    /// re-parses through [`parse_event`] to report why).
+    pub fn into_event(self) -> Option<Event> {
+        let c = self.component;
+        let catalogs = c.catalogs.unwrap_or_default();
+        if catalogs.len() > MAX_CATALOGS || self.user.email.chars().count() > MAX_EMAIL_CHARS {
+            return None;
+        }
+        Some(Event {
+            id: EventId::parse(&self.id).ok()?,
+            organization: OrgId::parse(self.organization_id.into_owned()).ok()?,
+            timestamp: Timestamp::parse(&self.timestamp).ok()?,
+            kind: self.event.parse().ok()?,
+            component: Component {
+                id: opaque(c.id)?,
+                display_name: name(c.display_name)?,
+                catalogs: catalogs
+                    .into_iter()
+                    .map(|k| {
+                        Some(Catalog {
+                            id: opaque(k.id)?,
+                            display_name: name(k.display_name)?,
+                        })
+                    })
+                    .collect::<Option<Vec<_>>>()?,
+                category: c.category.map(name).map_or(Some(None), |n| n.map(Some))?,
+                manufacturer: c
+                    .manufacturer
+                    .map(name)
+                    .map_or(Some(None), |n| n.map(Some))?,
+            },
+            user: User {
+                id: UserId::parse(self.user.id.into_owned()).ok()?,
+                email: name(self.user.email)?,
+            },
+            application: self
+                .application
+                .map(name)
+                .map_or(Some(None), |n| n.map(Some))?,
+            project_id: self
+                .project_id
+                .map(opaque)
+                .map_or(Some(None), |n| n.map(Some))?,
+        })
+    }
 }

@@ -5,7 +5,7 @@
 mod event;
 mod wire;
 
-pub use event::parse_event;
+pub use event::{parse_event, FastEvent};
 pub use wire::to_wire;
 
 use crate::domain::Event;
@@ -26,8 +26,30 @@ pub enum BatchError {
     Invalid(Vec<ErrorDetail>),
 }
 
-/// Parses `{"events":[...]}`.
+/// The JSON body as the fast path reads it.
+#[derive(serde::Deserialize)]
+struct FastBatch<'a> {
+    #[serde(borrow)]
+    events: Vec<FastEvent<'a>>,
+}
+
+/// Parses `{"events":[...]}`: typed and borrowing when the body is well
+/// formed (the common case), through `serde_json::Value` with a detail per
+/// problem otherwise.
 pub fn parse_json(body: &[u8]) -> Result<Vec<Event>, BatchError> {
+    if let Ok(batch) = serde_json::from_slice::<FastBatch<'_>>(body) {
+        if batch.events.len() > MAX_EVENTS {
+            return Err(BatchError::TooManyEvents(batch.events.len()));
+        }
+        let events: Option<Vec<Event>> = batch
+            .events
+            .into_iter()
+            .map(FastEvent::into_event)
+            .collect();
+        if let Some(events) = events {
+            return Ok(events);
+        }
+    }
     let doc: Value = serde_json::from_slice(body).map_err(|e| {
         BatchError::Invalid(vec![malformed(
             "body",
@@ -60,6 +82,13 @@ pub fn parse_ndjson(body: &[u8]) -> Result<Vec<Event>, BatchError> {
     if lines.len() > MAX_EVENTS {
         return Err(BatchError::TooManyEvents(lines.len()));
     }
+    let fast: Option<Vec<Event>> = lines
+        .iter()
+        .map(|(_, line)| parse_line_fast(line))
+        .collect();
+    if let Some(events) = fast {
+        return Ok(events);
+    }
     let values: Vec<(usize, Result<Value, String>)> = lines
         .into_iter()
         .map(|(i, line)| {
@@ -74,6 +103,13 @@ pub fn parse_ndjson(body: &[u8]) -> Result<Vec<Event>, BatchError> {
             .iter()
             .map(|(i, v)| (*i, v.as_ref().map_err(String::as_str))),
     )
+}
+
+/// One NDJSON line through the fast path; `None` means "take the slow path".
+pub fn parse_line_fast(line: &[u8]) -> Option<Event> {
+    serde_json::from_slice::<FastEvent<'_>>(line)
+        .ok()?
+        .into_event()
 }
 
 fn collect<'a>(
@@ -146,5 +182,28 @@ mod tests {
             parse_ndjson(body.as_bytes()),
             Err(BatchError::TooManyEvents(MAX_EVENTS + 1))
         );
+    }
+}
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+    use crate::demo::DemoLibrary;
+    use crate::domain::Timestamp;
+
+    #[test]
+    fn well_formed_events_take_the_fast_path_and_agree_with_the_slow_one() {
+        let library = DemoLibrary::generate(3, 20, 5);
+        for e in library.events(3, 200, 10, Timestamp::now()).flatten() {
+            let line = serde_json::to_vec(&to_wire(&e)).unwrap();
+            let fast = serde_json::from_slice::<FastEvent<'_>>(&line).map(FastEvent::into_event);
+            assert_eq!(
+                fast.as_ref().ok().cloned().flatten().as_ref(),
+                Some(&e),
+                "{fast:?}"
+            );
+            let slow = parse_event(&serde_json::from_slice(&line).unwrap(), "events[0]").unwrap();
+            assert_eq!(slow, e);
+        }
     }
 }

@@ -45,8 +45,9 @@ fn keep_latest<K: Ord, V>(map: &mut BTreeMap<K, (Timestamp, V)>, key: K, ts: Tim
 }
 
 impl<'a> BatchPlan<'a> {
-    /// Collects the dimension rows of `events`.
-    pub fn new(events: &'a [Event]) -> Self {
+    /// Collects the dimension rows of `events` (one batch, or several
+    /// committed together).
+    pub fn new(events: impl IntoIterator<Item = &'a Event>) -> Self {
         let mut plan = Self::default();
         for e in events {
             let org = &e.organization;

@@ -4,7 +4,8 @@ use crate::domain::{Event, Name, OpaqueId, OrgId, Timestamp, UserId};
 use crate::store::batch::{catalog_signature, BatchPlan};
 use crate::store::{IngestOutcome, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
-use std::collections::{BTreeSet, HashMap};
+use rustc_hash::FxHashMap as HashMap;
+use std::collections::BTreeSet;
 
 /// A component row as stored: key, name, category, manufacturer, catalog
 /// signature, name timestamp.
@@ -36,10 +37,14 @@ fn missing(what: &str) -> StoreError {
     StoreError::Corrupt(format!("{what} key was not resolved during ingestion"))
 }
 
-/// Stores `events` in one immediate transaction and commits it (durably,
-/// given `synchronous=FULL`) before returning.
-pub fn ingest(conn: &mut Connection, events: &[Event]) -> Result<IngestOutcome, StoreError> {
-    let plan = BatchPlan::new(events);
+/// Stores `batches` in one immediate transaction and commits it (durably,
+/// given `synchronous=FULL`) before returning each batch's outcome. Batches
+/// are applied in order, so an id repeated in a later batch is its duplicate.
+pub fn ingest(
+    conn: &mut Connection,
+    batches: &[Vec<Event>],
+) -> Result<Vec<IngestOutcome>, StoreError> {
+    let plan = BatchPlan::new(batches.iter().flatten());
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut keys = Keys::default();
 
@@ -198,51 +203,55 @@ pub fn ingest(conn: &mut Connection, events: &[Event]) -> Result<IngestOutcome, 
         }
     }
 
-    let mut outcome = IngestOutcome::default();
+    let mut outcomes = Vec::with_capacity(batches.len());
     {
         let mut insert = tx.prepare_cached(
             "INSERT INTO events (org_key, ts, id, kind, component_key, user_key, application_key, project_key)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
         )?;
-        for e in events {
-            let org = &e.organization;
-            let component = keys
-                .components
-                .get(&(org, &e.component.id))
-                .copied()
-                .ok_or_else(|| missing("component"))?;
-            let user = keys
-                .users
-                .get(&(org, &e.user.id))
-                .copied()
-                .ok_or_else(|| missing("user"))?;
-            let application = e
-                .application
-                .as_ref()
-                .and_then(|a| keys.applications.get(&(org, a)).copied());
-            let project = e
-                .project_id
-                .as_ref()
-                .and_then(|p| keys.projects.get(&(org, p)).copied());
-            let n = insert.execute(params![
-                keys.org(org)?,
-                e.timestamp.millis(),
-                e.id.as_uuid().as_bytes().as_slice(),
-                e.kind.code(),
-                component,
-                user,
-                application,
-                project
-            ])?;
-            if n == 1 {
-                outcome.accepted += 1;
-            } else {
-                outcome.duplicates += 1;
+        for events in batches {
+            let mut outcome = IngestOutcome::default();
+            for e in events {
+                let org = &e.organization;
+                let component = keys
+                    .components
+                    .get(&(org, &e.component.id))
+                    .copied()
+                    .ok_or_else(|| missing("component"))?;
+                let user = keys
+                    .users
+                    .get(&(org, &e.user.id))
+                    .copied()
+                    .ok_or_else(|| missing("user"))?;
+                let application = e
+                    .application
+                    .as_ref()
+                    .and_then(|a| keys.applications.get(&(org, a)).copied());
+                let project = e
+                    .project_id
+                    .as_ref()
+                    .and_then(|p| keys.projects.get(&(org, p)).copied());
+                let n = insert.execute(params![
+                    keys.org(org)?,
+                    e.timestamp.millis(),
+                    e.id.as_uuid().as_bytes().as_slice(),
+                    e.kind.code(),
+                    component,
+                    user,
+                    application,
+                    project
+                ])?;
+                if n == 1 {
+                    outcome.accepted += 1;
+                } else {
+                    outcome.duplicates += 1;
+                }
             }
+            outcomes.push(outcome);
         }
     }
     tx.commit()?;
-    Ok(outcome)
+    Ok(outcomes)
 }
 
 fn org_key(tx: &Transaction<'_>, org: &OrgId) -> Result<i64, StoreError> {

@@ -1,15 +1,18 @@
 //! The embedded SQLite store: one file in the data directory, WAL mode,
 //! `synchronous=FULL` so an acknowledged batch survives a crash or power cut.
 //!
-//! One writer connection (SQLite has one writer at a time anyway) behind a
-//! mutex, and a pool of read-only connections for exports and access checks,
+//! One writer connection (SQLite has one writer at a time anyway) on its own
+//! thread with group commit (see `writer`), and a pool of read-only
+//! connections for exports and access checks,
 //! which WAL lets run alongside the writer. All SQLite calls happen on
 //! blocking threads, never on the async runtime.
 
+mod checkpoint;
 mod export;
 mod ingest;
 mod migrations;
 mod pool;
+mod writer;
 
 use super::{IngestOutcome, RowStream, Store, StoreError};
 use crate::domain::{AccessGrant, DateRange, Event, Grant, OrgId, UserId};
@@ -17,14 +20,14 @@ use async_trait::async_trait;
 use pool::ReadPool;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The SQLite backend.
 #[derive(Clone)]
 pub struct SqliteStore {
     path: PathBuf,
-    writer: Arc<Mutex<Connection>>,
+    writer: writer::Writer,
+    _checkpointer: checkpoint::Checkpointer,
     readers: ReadPool,
 }
 
@@ -49,10 +52,14 @@ impl SqliteStore {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "cache_size", -64_000)?;
         migrations::apply(&mut conn)?;
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let checkpointer = checkpoint::Checkpointer::spawn(path.clone())
+            .map_err(|e| StoreError::Backend(format!("cannot start the checkpoint thread: {e}")))?;
         Ok(Self {
             readers: ReadPool::new(&path),
             path,
-            writer: Arc::new(Mutex::new(conn)),
+            writer: writer::Writer::spawn(conn)?,
+            _checkpointer: checkpointer,
         })
     }
 
@@ -61,20 +68,13 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Runs `f` with the writer connection on a blocking thread.
+    /// Runs `f` on the writer thread.
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let writer = Arc::clone(&self.writer);
-        tokio::task::spawn_blocking(move || {
-            let mut conn = writer.lock().map_err(|_| {
-                StoreError::Backend("writer connection poisoned by an earlier panic".into())
-            })?;
-            f(&mut conn)
-        })
-        .await?
+        self.writer.run(f).await
     }
 
     /// Runs `f` with a pooled reader on a blocking thread.
@@ -98,7 +98,7 @@ impl Store for SqliteStore {
         if events.is_empty() {
             return Ok(IngestOutcome::default());
         }
-        self.write(move |conn| ingest::ingest(conn, &events)).await
+        self.writer.ingest(events).await
     }
 
     async fn export(&self, org: &OrgId, range: DateRange) -> Result<RowStream, StoreError> {
