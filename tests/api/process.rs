@@ -85,6 +85,30 @@ async fn an_acknowledged_batch_survives_sigkill() {
     assert_eq!(stored_count(data.path(), "org-d").await, 1000);
 }
 
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let data = tempfile::tempdir().unwrap();
+    let (mut child, addr) = serve(data.path());
+    assert!(std::net::TcpStream::connect(&addr).is_ok());
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "still running after SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 fn write_ndjson(path: &Path, n: usize, bad_line: Option<usize>) {
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     for i in 0..n {

@@ -133,3 +133,46 @@ async fn a_healthy_large_export_is_whole() {
     let (_, rows) = parse_csv(&response.bytes().await.unwrap());
     assert_eq!(rows.len(), 5000);
 }
+
+#[tokio::test]
+async fn downloads_over_the_concurrency_limit_get_429() {
+    let app = spawn_app_with(AppOptions {
+        settings: Box::new(|s| s.limits.max_concurrent_downloads = 1),
+        wrap_store: Box::new(|inner| {
+            Arc::new(FaultyStore {
+                inner,
+                after: 1,
+                fault: Fault::Stall,
+            })
+        }),
+    })
+    .await;
+    let bearer = app.admin_bearer("org-a").await;
+    many_events(&app, 100).await;
+    let first = app.get_download(Some(&bearer), &wide()).await; // holds the only slot
+    assert_eq!(first.status(), 200);
+    let second = app.get_download(Some(&bearer), &wide()).await;
+    assert_eq!(second.status(), 429);
+    assert_eq!(second.headers()["retry-after"], "1");
+    assert_eq!(
+        json_of(second).await,
+        error_body(
+            "TooManyRequests",
+            "More requests were received than the subscription rate-limit allows."
+        )
+    );
+    drop(first); // the client goes away: the slot is freed
+    let mut third = None;
+    for _ in 0..50 {
+        let r = app.get_download(Some(&bearer), &wide()).await;
+        if r.status() == 200 {
+            third = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        third.is_some(),
+        "the slot comes back when the first download ends"
+    );
+}
