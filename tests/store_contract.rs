@@ -220,6 +220,17 @@ async fn newest_event_timestamp_wins_names(store: DynStore) {
     older.component.manufacturer = None;
     older.component.catalogs = vec![catalog("k1", "Old catalog"), catalog("k2", "Other")];
     older.user.email = name("old@example.com");
+    store.ingest(vec![older]).await.expect("ingest");
+    let rows = export_all(&store, "org-1", everything()).await;
+    assert_eq!(rows.len(), 2);
+    for r in &rows {
+        assert_eq!(r.component_name, "New name");
+        assert_eq!(r.category.as_deref(), Some("New category"));
+        assert_eq!(r.manufacturer.as_deref(), Some("New maker"));
+        assert_eq!(r.catalogs.as_deref(), Some("New catalog"));
+        assert_eq!(r.user_email, "new@example.com");
+    }
+
     // Within one batch too: the newest event wins, whatever its position.
     let mut newest = event("org-1", 3000);
     newest.component.display_name = name("Newest name");
@@ -230,10 +241,7 @@ async fn newest_event_timestamp_wins_names(store: DynStore) {
     let mut stale = event("org-1", 2500);
     stale.component.display_name = name("Stale name");
     stale.user.email = name("stale@example.com");
-    store
-        .ingest(vec![older, newest, stale])
-        .await
-        .expect("ingest");
+    store.ingest(vec![newest, stale]).await.expect("ingest");
 
     let rows = export_all(&store, "org-1", everything()).await;
     assert_eq!(rows.len(), 4);
@@ -401,7 +409,9 @@ async fn organizations_are_isolated(store: DynStore) {
     assert_eq!(rows_a[0].catalogs.as_deref(), Some("A catalog"));
     assert_eq!(rows_b.len(), 2);
     assert!(rows_b.iter().all(|r| r.component_name == "B's name"));
-    assert!(rows_b.iter().all(|r| r.catalogs.as_deref() == Some("B catalog")));
+    assert!(rows_b
+        .iter()
+        .all(|r| r.catalogs.as_deref() == Some("B catalog")));
 }
 
 /// A second event like `e`, a second later.
@@ -413,7 +423,10 @@ fn later(e: &Event) -> Event {
 }
 
 async fn unknown_organization_exports_nothing(store: DynStore) {
-    store.ingest(vec![event("org-1", 1000)]).await.expect("ingest");
+    store
+        .ingest(vec![event("org-1", 1000)])
+        .await
+        .expect("ingest");
     assert!(export_all(&store, "nobody", everything()).await.is_empty());
 }
 
@@ -510,7 +523,10 @@ mod parity {
             }
             for (org_id, window) in [
                 (demo_org.as_str(), everything()),
-                (demo_org.as_str(), range(1_734_000_000_000, 1_735_000_000_000)),
+                (
+                    demo_org.as_str(),
+                    range(1_734_000_000_000, 1_735_000_000_000),
+                ),
                 ("org-awkward", everything()),
             ] {
                 let expected = csv(&lite, org_id, window).await;
@@ -552,7 +568,10 @@ mod parity {
             }
             let total: usize = batches.iter().map(Vec::len).sum();
             assert_eq!(accepted, total as u64);
-            assert!(csv(&lite, &demo_org, everything()).await == csv(&pg, &demo_org, everything()).await);
+            assert!(
+                csv(&lite, &demo_org, everything()).await
+                    == csv(&pg, &demo_org, everything()).await
+            );
         })
         .await;
     }
@@ -594,10 +613,11 @@ mod pg_operations {
 
     #[tokio::test]
     async fn a_bad_url_is_a_configuration_error() {
-        let err = catalytics::store::open(Some("postgres://x:secret@host:notaport/db"), ".".as_ref())
-            .await
-            .err()
-            .expect("bad URL");
+        let err =
+            catalytics::store::open(Some("postgres://x:secret@host:notaport/db"), ".".as_ref())
+                .await
+                .err()
+                .expect("bad URL");
         assert!(matches!(err, StoreError::Config(_)), "{err}");
         assert!(!err.to_string().contains("secret"));
     }
@@ -636,12 +656,18 @@ mod pg_operations {
             let (base, name, url) = (db.base.clone(), db.name.clone(), db.url.clone());
             async move {
                 let store = PgStore::open(&url).await.expect("open");
-                store.ingest(vec![event("org-1", 1000)]).await.expect("ingest");
+                store
+                    .ingest(vec![event("org-1", 1000)])
+                    .await
+                    .expect("ingest");
                 assert!(terminate_connections(&base, &name).await >= 1);
                 // Give the driver a moment to notice the closed sockets.
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 store.ping().await.expect("ping after the outage");
-                store.ingest(vec![event("org-1", 2000)]).await.expect("ingest after the outage");
+                store
+                    .ingest(vec![event("org-1", 2000)])
+                    .await
+                    .expect("ingest after the outage");
                 let store: DynStore = std::sync::Arc::new(store);
                 assert_eq!(export_all(&store, "org-1", everything()).await.len(), 2);
             }

@@ -84,11 +84,20 @@ impl PgDatabase {
     pub async fn create() -> Option<Self> {
         let base = pg_base_url()?;
         let name = format!("catalytics_test_{:016x}", rand::random::<u64>());
-        admin(&base)
-            .await
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create test database");
+        // A linguistic default collation (as production databases often
+        // have) so that any ordering that forgets COLLATE "C" shows up;
+        // plain CREATE DATABASE where the server has no ICU.
+        let client = admin(&base).await;
+        let icu = format!(
+            "CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8'
+             LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+        );
+        if client.batch_execute(&icu).await.is_err() {
+            client
+                .batch_execute(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create test database");
+        }
         let url = with_database(&base, &name);
         Some(Self { base, name, url })
     }
