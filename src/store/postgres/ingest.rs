@@ -5,8 +5,10 @@
 //!
 //! 1. organizations;
 //! 2. name-only dimensions, catalogs (read and locked), users;
-//! 3. winning catalog names, components (read and locked);
-//! 4. winning component versions, catalog membership and labels, events.
+//! 3. winning catalog names, components (read and locked), event ids
+//!    (which of them are new);
+//! 4. winning component versions, catalog membership and labels, the new
+//!    events.
 //!
 //! Concurrent batches from several replicas are safe: conflicting inserts
 //! wait for each other and then skip (`ON CONFLICT DO NOTHING`), rows are
@@ -20,6 +22,7 @@ use crate::domain::{Component, Event, OrgId};
 use crate::store::batch::{catalog_signature, BatchPlan};
 use crate::store::{IngestOutcome, StoreError};
 use deadpool_postgres::{Pool, Transaction};
+use std::collections::HashSet;
 use std::time::Duration;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Row, Statement};
@@ -112,9 +115,10 @@ async fn rows<const N: usize>(
 async fn run(tx: &Transaction<'_>, events: &[Event], plan: &BatchPlan<'_>) -> Result<u64, Failure> {
     let s = Prepared::new(tx).await?;
     let orgs = organizations(tx, &s, plan).await?;
+    let distinct = distinct_events(events, &orgs)?;
     let dims = dimensions(tx, &s, plan, &orgs).await?;
-    let comps = components(tx, &s, plan, &orgs, &dims).await?;
-    finish(tx, &s, events, &orgs, &dims, &comps).await
+    let comps = components(tx, &s, plan, &orgs, &dims, &distinct).await?;
+    finish(tx, &s, &distinct, &dims, &comps).await
 }
 
 /// Wave 1: creates missing organizations and resolves every key.
@@ -282,6 +286,8 @@ struct Components<'a> {
     updates: ComponentColumns,
     /// Components whose catalog membership must be rewritten.
     membership: Vec<(i64, i64, &'a Component)>,
+    /// The (org_key, event id) pairs stored for the first time.
+    new_events: HashSet<(i64, Uuid)>,
 }
 
 /// Component versions as array parameters.
@@ -331,6 +337,7 @@ async fn components<'a>(
     plan: &BatchPlan<'a>,
     orgs: &OrgKeys,
     dims: &Dimensions,
+    distinct: &DistinctEvents<'_>,
 ) -> Result<Components<'a>, Failure> {
     let mut new = ComponentColumns::default();
     let mut versions = Vec::with_capacity(plan.components.len());
@@ -347,7 +354,7 @@ async fn components<'a>(
         versions.push((org, id, ts, component, v));
     }
     let u = &dims.catalog_updates;
-    let (_, created, locked) = tokio::try_join!(
+    let (_, created, locked, fresh) = tokio::try_join!(
         exec(
             tx,
             &s.catalog_update,
@@ -367,7 +374,12 @@ async fn components<'a>(
             ]
         ),
         rows(tx, &s.component_lock, [&new.orgs, &new.ids]),
+        rows(tx, &s.event_ids_insert, [&distinct.orgs, &distinct.ids]),
     )?;
+    let mut new_events = HashSet::with_capacity(fresh.len());
+    for row in &fresh {
+        new_events.insert((row.try_get::<_, i64>(0)?, row.try_get::<_, Uuid>(1)?));
+    }
 
     let created = ByOrg::set_from_rows(&created)?;
     type Stored = (i64, String, Option<i64>, Option<i64>, String, i64);
@@ -428,10 +440,44 @@ async fn components<'a>(
         keys,
         updates,
         membership,
+        new_events,
     })
 }
 
-/// Event rows as array parameters, one entry per distinct (org, id).
+/// The batch's events without repeats (the first occurrence of an id
+/// wins, as in SQLite), sorted by (org, id) so that concurrent batches
+/// claim ids in the same order.
+struct DistinctEvents<'a> {
+    orgs: Vec<i64>,
+    ids: Vec<Uuid>,
+    events: Vec<&'a Event>,
+}
+
+fn distinct_events<'a>(
+    events: &'a [Event],
+    orgs: &OrgKeys,
+) -> Result<DistinctEvents<'a>, StoreError> {
+    let mut rows = Vec::with_capacity(events.len());
+    for e in events {
+        rows.push((orgs.key(&e.organization)?, *e.id.as_uuid(), e));
+    }
+    // Stable sort, so `dedup_by` keeps the first occurrence in the batch.
+    rows.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    rows.dedup_by(|b, a| (a.0, a.1) == (b.0, b.1));
+    let mut out = DistinctEvents {
+        orgs: Vec::with_capacity(rows.len()),
+        ids: Vec::with_capacity(rows.len()),
+        events: Vec::with_capacity(rows.len()),
+    };
+    for (org, id, e) in rows {
+        out.orgs.push(org);
+        out.ids.push(id);
+        out.events.push(e);
+    }
+    Ok(out)
+}
+
+/// Event rows as array parameters.
 #[derive(Default)]
 struct EventColumns {
     orgs: Vec<i64>,
@@ -444,25 +490,22 @@ struct EventColumns {
     projects: Vec<Option<i64>>,
 }
 
-/// The batch's events resolved to keys, without repeats (the first
-/// occurrence of an id wins, as in SQLite) and sorted by (org, id) so
-/// concurrent batches insert ids in the same order.
+/// The new events of the batch, resolved to keys.
 fn event_columns(
-    events: &[Event],
-    orgs: &OrgKeys,
+    distinct: &DistinctEvents<'_>,
     dims: &Dimensions,
     comps: &Components<'_>,
 ) -> Result<EventColumns, StoreError> {
-    let mut rows = Vec::with_capacity(events.len());
-    for e in events {
-        let org = orgs.key(&e.organization)?;
-        rows.push((org, *e.id.as_uuid(), e));
-    }
-    // Stable sort, so `dedup_by` keeps the first occurrence in the batch.
-    rows.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-    rows.dedup_by(|b, a| (a.0, a.1) == (b.0, b.1));
     let mut cols = EventColumns::default();
-    for (org, id, e) in rows {
+    let all = distinct
+        .orgs
+        .iter()
+        .zip(&distinct.ids)
+        .zip(&distinct.events);
+    for ((&org, &id), e) in all {
+        if !comps.new_events.contains(&(org, id)) {
+            continue;
+        }
         cols.orgs.push(org);
         cols.ts.push(e.timestamp.millis());
         cols.ids.push(id);
@@ -492,8 +535,7 @@ fn event_columns(
 async fn finish(
     tx: &Transaction<'_>,
     s: &Prepared,
-    events: &[Event],
-    orgs: &OrgKeys,
+    distinct: &DistinctEvents<'_>,
     dims: &Dimensions,
     comps: &Components<'_>,
 ) -> Result<u64, Failure> {
@@ -507,7 +549,7 @@ async fn finish(
             mem_c.push(dims.catalogs.key(org, catalog.id.as_str(), "catalog")?);
         }
     }
-    let ev = event_columns(events, orgs, dims, comps)?;
+    let ev = event_columns(distinct, dims, comps)?;
     let u = &comps.updates;
     let r = &dims.renamed;
     let relabel: [Param<'_>; 4] = [&changed.orgs, &changed.keys, &r.orgs, &r.keys];

@@ -182,22 +182,21 @@ fn relabel() -> String {
     )
 }
 
-/// Inserts the batch's new event ids and, for exactly those, the events:
-/// the number of rows affected is the number accepted.
+/// Records the batch's event ids, returning those that were new: the
+/// idempotency check, kept apart from `events` so that table can be
+/// partitioned by time.
+const EVENT_IDS_INSERT: &str = "
+INSERT INTO event_ids (org_key, id)
+SELECT * FROM UNNEST($1::bigint[], $2::uuid[]) AS u(o, id)
+ORDER BY o, id
+ON CONFLICT DO NOTHING
+RETURNING org_key, id";
+
+/// Stores the new events (only those whose id `EVENT_IDS_INSERT` returned).
 const EVENTS_INSERT: &str = "
-WITH batch AS (
-    SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::uuid[], $4::smallint[], $5::bigint[],
-                         $6::bigint[], $7::bigint[], $8::bigint[])
-        AS b(org_key, ts, id, kind, component_key, user_key, application_key, project_key)
-), fresh AS (
-    INSERT INTO event_ids (org_key, id)
-    SELECT org_key, id FROM batch ORDER BY org_key, id
-    ON CONFLICT DO NOTHING
-    RETURNING org_key, id
-)
 INSERT INTO events (org_key, ts, id, kind, component_key, user_key, application_key, project_key)
-SELECT b.org_key, b.ts, b.id, b.kind, b.component_key, b.user_key, b.application_key, b.project_key
-FROM batch b JOIN fresh f ON f.org_key = b.org_key AND f.id = b.id";
+SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::uuid[], $4::smallint[], $5::bigint[],
+                     $6::bigint[], $7::bigint[], $8::bigint[])";
 
 /// Every statement of the transaction, prepared (from the connection's
 /// cache) before any is sent, so that pipelined statements go out in a
@@ -234,6 +233,8 @@ pub struct Prepared {
     pub relabel_lock: Statement,
     /// Rebuilds catalogs labels.
     pub relabel: Statement,
+    /// Records event ids, returning the new ones.
+    pub event_ids_insert: Statement,
     /// Stores the new events.
     pub events_insert: Statement,
 }
@@ -262,6 +263,7 @@ impl Prepared {
             membership_insert: tx.prepare_cached(MEMBERSHIP_INSERT).await?,
             relabel_lock: tx.prepare_cached(&relabel_lock()).await?,
             relabel: tx.prepare_cached(&relabel()).await?,
+            event_ids_insert: tx.prepare_cached(EVENT_IDS_INSERT).await?,
             events_insert: tx.prepare_cached(EVENTS_INSERT).await?,
         })
     }
