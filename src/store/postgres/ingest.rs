@@ -24,6 +24,7 @@ use crate::store::{IngestOutcome, StoreError};
 use deadpool_postgres::{Pool, Transaction};
 use std::collections::HashSet;
 use std::time::Duration;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Row, Statement};
 use uuid::Uuid;
@@ -354,7 +355,7 @@ async fn components<'a>(
         versions.push((org, id, ts, component, v));
     }
     let u = &dims.catalog_updates;
-    let (_, created, locked, fresh) = tokio::try_join!(
+    let (updated, created, locked, savepoint, claimed) = tokio::join!(
         exec(
             tx,
             &s.catalog_update,
@@ -374,12 +375,11 @@ async fn components<'a>(
             ]
         ),
         rows(tx, &s.component_lock, [&new.orgs, &new.ids]),
-        rows(tx, &s.event_ids_insert, [&distinct.orgs, &distinct.ids]),
-    )?;
-    let mut new_events = HashSet::with_capacity(fresh.len());
-    for row in &fresh {
-        new_events.insert((row.try_get::<_, i64>(0)?, row.try_get::<_, Uuid>(1)?));
-    }
+        exec(tx, &s.savepoint, []),
+        exec(tx, &s.event_ids_claim, [&distinct.orgs, &distinct.ids]),
+    );
+    let (_, created, locked, _) = (updated?, created?, locked?, savepoint?);
+    let new_events = new_event_ids(tx, s, distinct, claimed).await?;
 
     let created = ByOrg::set_from_rows(&created)?;
     type Stored = (i64, String, Option<i64>, Option<i64>, String, i64);
@@ -475,6 +475,37 @@ fn distinct_events<'a>(
         out.events.push(e);
     }
     Ok(out)
+}
+
+/// Which of the batch's events are new: all of them when claiming their
+/// ids succeeded, else (some were stored before) those that
+/// `ON CONFLICT DO NOTHING` could insert.
+async fn new_event_ids(
+    tx: &Transaction<'_>,
+    s: &Prepared,
+    distinct: &DistinctEvents<'_>,
+    claimed: Result<u64, tokio_postgres::Error>,
+) -> Result<HashSet<(i64, Uuid)>, Failure> {
+    match claimed {
+        Ok(_) => Ok(distinct
+            .orgs
+            .iter()
+            .copied()
+            .zip(distinct.ids.iter().copied())
+            .collect()),
+        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+            let (_, fresh) = tokio::try_join!(
+                exec(tx, &s.rollback_to_savepoint, []),
+                rows(tx, &s.event_ids_insert, [&distinct.orgs, &distinct.ids]),
+            )?;
+            let mut new = HashSet::with_capacity(fresh.len());
+            for row in &fresh {
+                new.insert((row.try_get(0)?, row.try_get(1)?));
+            }
+            Ok(new)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Event rows as array parameters.

@@ -182,9 +182,21 @@ fn relabel() -> String {
     )
 }
 
-/// Records the batch's event ids, returning those that were new: the
-/// idempotency check, kept apart from `events` so that table can be
-/// partitioned by time.
+/// Claims the batch's event ids, all assumed new: the idempotency check,
+/// kept apart from `events` so that table can be partitioned by time. A
+/// plain insert costs about half of `ON CONFLICT DO NOTHING`, and batches
+/// are nearly always all new; if one id is not, this fails with a unique
+/// violation, the transaction rolls back to `SAVEPOINT` and uses
+/// `EVENT_IDS_INSERT` instead.
+const EVENT_IDS_CLAIM: &str = "
+INSERT INTO event_ids (org_key, id)
+SELECT * FROM UNNEST($1::bigint[], $2::uuid[]) AS u(o, id)
+ORDER BY o, id";
+
+const SAVEPOINT: &str = "SAVEPOINT event_ids";
+const ROLLBACK_TO_SAVEPOINT: &str = "ROLLBACK TO SAVEPOINT event_ids";
+
+/// Records the batch's event ids, returning those that were new.
 const EVENT_IDS_INSERT: &str = "
 INSERT INTO event_ids (org_key, id)
 SELECT * FROM UNNEST($1::bigint[], $2::uuid[]) AS u(o, id)
@@ -233,6 +245,12 @@ pub struct Prepared {
     pub relabel_lock: Statement,
     /// Rebuilds catalogs labels.
     pub relabel: Statement,
+    /// Marks where to return if claiming event ids fails.
+    pub savepoint: Statement,
+    /// Records event ids, failing if any was already stored.
+    pub event_ids_claim: Statement,
+    /// Returns to the savepoint after a failed claim.
+    pub rollback_to_savepoint: Statement,
     /// Records event ids, returning the new ones.
     pub event_ids_insert: Statement,
     /// Stores the new events.
@@ -263,6 +281,9 @@ impl Prepared {
             membership_insert: tx.prepare_cached(MEMBERSHIP_INSERT).await?,
             relabel_lock: tx.prepare_cached(&relabel_lock()).await?,
             relabel: tx.prepare_cached(&relabel()).await?,
+            savepoint: tx.prepare_cached(SAVEPOINT).await?,
+            event_ids_claim: tx.prepare_cached(EVENT_IDS_CLAIM).await?,
+            rollback_to_savepoint: tx.prepare_cached(ROLLBACK_TO_SAVEPOINT).await?,
             event_ids_insert: tx.prepare_cached(EVENT_IDS_INSERT).await?,
             events_insert: tx.prepare_cached(EVENTS_INSERT).await?,
         })
