@@ -2,6 +2,9 @@
 //! (`sqlite::*` and `postgres::*`). The PostgreSQL half needs
 //! `CATALYTICS_TEST_DATABASE_URL`; see `tests/common/mod.rs`.
 
+// Test code states its expectations with `expect`.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 #[macro_use]
 mod common;
 

@@ -15,6 +15,7 @@ use catalytics::domain::{
 use catalytics::store::{ExportRow, Store};
 use futures_util::{FutureExt, StreamExt};
 use std::future::Future;
+use std::io::Write;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -63,7 +64,15 @@ pub fn pg_base_url() -> Option<String> {
     match std::env::var(PG_URL_VAR) {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
-            eprintln!("SKIPPED: {PG_URL_VAR} not set; PostgreSQL store tests did not run");
+            // Straight to the process's stderr, past the test harness's
+            // output capture, so the skip shows in a normal `cargo test`.
+            static LOUD: std::sync::Once = std::sync::Once::new();
+            LOUD.call_once(|| {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\n*** SKIPPED: {PG_URL_VAR} not set; the PostgreSQL store tests did not run ***\n"
+                );
+            });
             None
         }
     }

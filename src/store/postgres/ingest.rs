@@ -462,7 +462,7 @@ fn distinct_events<'a>(
         rows.push((orgs.key(&e.organization)?, *e.id.as_uuid(), e));
     }
     // Stable sort, so `dedup_by` keeps the first occurrence in the batch.
-    rows.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    rows.sort_by_key(|&(org, id, _)| (org, id));
     rows.dedup_by(|b, a| (a.0, a.1) == (b.0, b.1));
     let mut out = DistinctEvents {
         orgs: Vec::with_capacity(rows.len()),
