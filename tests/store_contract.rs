@@ -625,6 +625,34 @@ mod pg_operations {
         assert!(!err.to_string().contains("secret"));
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replicas_starting_together_migrate_once() {
+        let Some(db) = PgDatabase::create().await else {
+            return;
+        };
+        let opens: Vec<_> = (0..4)
+            .map(|_| {
+                let url = db.url.clone();
+                tokio::spawn(async move { PgStore::open(&url).await.map(|_| ()) })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for open in opens {
+            results.push(open.await);
+        }
+        let versions: Vec<i64> = admin(&db.url)
+            .await
+            .query("SELECT version FROM schema_migrations", &[])
+            .await
+            .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+            .unwrap_or_default();
+        db.drop_database().await;
+        for r in results {
+            r.expect("task").expect("open");
+        }
+        assert_eq!(versions, vec![1]);
+    }
+
     async fn terminate_connections(base: &str, db: &str) -> i64 {
         admin(base)
             .await

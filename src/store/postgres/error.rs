@@ -46,12 +46,27 @@ pub(super) fn is_retryable(e: &tokio_postgres::Error) -> bool {
     )
 }
 
+/// The error and its causes, for the log: the driver's own message is only
+/// its category ("db error", "error connecting to server"), the server's
+/// message or the OS error is in the cause.
+pub(super) fn describe(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
+        let text = format!("PostgreSQL: {}", describe(&e));
         if is_unavailable(&e) {
-            StoreError::Unavailable(format!("PostgreSQL: {e}"))
+            StoreError::Unavailable(text)
         } else {
-            StoreError::Backend(format!("PostgreSQL: {e}"))
+            StoreError::Backend(text)
         }
     }
 }

@@ -22,8 +22,10 @@ pub async fn apply(client: &mut Client) -> Result<(), StoreError> {
         let tx = client.transaction().await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
             .await?;
+        // Quiet: "already exists, skipping" would be logged at every start.
         tx.batch_execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (
+            "SET LOCAL client_min_messages = warning;
+             CREATE TABLE IF NOT EXISTS schema_migrations (
                  version    bigint PRIMARY KEY,
                  applied_at timestamptz NOT NULL DEFAULT now()
              )",

@@ -54,9 +54,9 @@ impl PgStore {
     /// [`PgStore::open`] with a chosen start-up wait: zero fails at the
     /// first unreachable attempt.
     pub async fn open_with_startup_wait(url: &str, max_wait: Duration) -> Result<Self, StoreError> {
-        let config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL: {e}")))?;
+        let config: tokio_postgres::Config = url.parse().map_err(|e| {
+            StoreError::Config(format!("invalid PostgreSQL URL: {}", error::describe(&e)))
+        })?;
         let target = describe(&config);
         let store = Self {
             pool: build_pool(config)?,
