@@ -85,6 +85,14 @@ pub async fn ingest(pool: &Pool, events: &[Event]) -> Result<IngestOutcome, Stor
                 tokio::time::sleep(Duration::from_millis(jitter)).await;
                 attempt += 1;
             }
+            // Still losing after every attempt: transient contention, so
+            // "try again later" (503) rather than a failure (500).
+            Err(Failure::Db(e)) if is_retryable(&e) => {
+                return Err(StoreError::Unavailable(format!(
+                    "ingestion lost {MAX_ATTEMPTS} conflicts with concurrent batches: {}",
+                    super::error::describe(&e)
+                )))
+            }
             Err(failure) => return Err(failure.into()),
         }
     }
@@ -129,11 +137,11 @@ async fn organizations(
     plan: &BatchPlan<'_>,
 ) -> Result<OrgKeys, Failure> {
     let ids: Vec<&str> = plan.orgs.iter().map(|o| o.as_str()).collect();
-    let (_, rows) = tokio::try_join!(
+    let (_, found) = tokio::try_join!(
         exec(tx, &s.org_insert, [&ids]),
         rows(tx, &s.org_select, [&ids]),
     )?;
-    Ok(OrgKeys::from_rows(&rows)?)
+    Ok(OrgKeys::from_rows(&found)?)
 }
 
 /// What wave 2 resolved.
