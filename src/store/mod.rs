@@ -7,13 +7,14 @@
 
 mod batch;
 mod error;
+pub mod postgres;
 mod row;
 pub mod sqlite;
 
 pub use error::StoreError;
 pub use row::{ExportRow, RowBatch, RowStream};
 
-use crate::domain::{AccessGrant, DateRange, Event, OrgId, UserId};
+use crate::domain::{AccessGrant, DateRange, Event, Grant, OrgId, UserId};
 use async_trait::async_trait;
 use std::path::Path;
 use std::sync::Arc;
@@ -66,7 +67,9 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Opens (and migrates) the store a database URL names: empty means the
-/// SQLite file in `data_dir`; `sqlite://PATH` a given SQLite file.
+/// SQLite file in `data_dir`; `sqlite://PATH` a given SQLite file;
+/// `postgres://…` or `postgresql://…` a PostgreSQL database (waiting for it
+/// to become reachable, see [`postgres::STARTUP_WAIT`]).
 pub async fn open(
     database_url: Option<&str>,
     data_dir: &Path,
@@ -80,11 +83,26 @@ pub async fn open(
             let path = Path::new(url.trim_start_matches("sqlite://"));
             Ok(Arc::new(sqlite::SqliteStore::open(path).await?))
         }
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Err(
-            StoreError::Config("PostgreSQL support is not built into this version".into()),
-        ),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(Arc::new(postgres::PgStore::open(url).await?))
+        }
         Some(_) => Err(StoreError::Config(
             "database URL must start with sqlite:// or postgres://".into(),
         )),
     }
+}
+
+/// Rebuilds a grant from its stored columns; rows this version does not
+/// understand are skipped rather than failing the whole listing.
+pub(crate) fn access_grant_from_stored(
+    org: String,
+    user: String,
+    kind: &str,
+    name: &str,
+) -> Option<AccessGrant> {
+    Some(AccessGrant {
+        org: OrgId::parse(org).ok()?,
+        user: UserId::parse(user).ok()?,
+        grant: Grant::from_stored(kind, name)?,
+    })
 }

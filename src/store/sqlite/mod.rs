@@ -14,7 +14,7 @@ mod migrations;
 mod pool;
 mod writer;
 
-use super::{IngestOutcome, RowStream, Store, StoreError};
+use super::{access_grant_from_stored, IngestOutcome, RowStream, Store, StoreError};
 use crate::domain::{AccessGrant, DateRange, Event, Grant, OrgId, UserId};
 use async_trait::async_trait;
 use pool::ReadPool;
@@ -191,19 +191,4 @@ impl Store for SqliteStore {
         })
         .await
     }
-}
-
-/// Rebuilds a grant from its stored columns; rows this version does not
-/// understand are skipped rather than failing the whole listing.
-pub(crate) fn access_grant_from_stored(
-    org: String,
-    user: String,
-    kind: &str,
-    name: &str,
-) -> Option<AccessGrant> {
-    Some(AccessGrant {
-        org: OrgId::parse(org).ok()?,
-        user: UserId::parse(user).ok()?,
-        grant: Grant::from_stored(kind, name)?,
-    })
 }

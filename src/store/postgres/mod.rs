@@ -1,0 +1,224 @@
+//! The PostgreSQL store, for deployments where several replicas share one
+//! database (see `docs/operations.md`).
+//!
+//! A pool of `tokio-postgres` connections (deadpool) with short connect
+//! and wait timeouts, so an outage answers 503 at once instead of hanging,
+//! and connections verified on checkout, so the pool heals by itself when
+//! the server comes back. Behaviour matches the SQLite store exactly; the
+//! shared contract suite (`tests/store_contract.rs`) proves it.
+
+mod error;
+mod export;
+mod ingest;
+mod keys;
+mod migrations;
+mod sql;
+
+use super::{IngestOutcome, RowStream, Store, StoreError};
+use crate::domain::{AccessGrant, DateRange, Event, Grant, OrgId, Timestamp, UserId};
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use std::time::{Duration, Instant};
+use tokio_postgres::config::Host;
+use tokio_postgres::NoTls;
+
+/// Connections per process. Each replica opens at most this many, so the
+/// server needs `replicas × POOL_SIZE` connection slots plus headroom.
+pub const POOL_SIZE: usize = 16;
+/// How long to wait for a TCP connection and the server's handshake.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a request waits for a free pooled connection before the store
+/// reports itself unavailable.
+const WAIT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long `open` keeps retrying a database that is not reachable yet
+/// (it may be starting alongside the service) before giving up.
+pub const STARTUP_WAIT: Duration = Duration::from_secs(60);
+/// First and largest pause between start-up attempts.
+const FIRST_RETRY: Duration = Duration::from_millis(250);
+const MAX_RETRY: Duration = Duration::from_secs(5);
+
+/// The PostgreSQL backend.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+}
+
+impl PgStore {
+    /// Connects to the database `url` names (`postgres://` or
+    /// `postgresql://`), waiting up to [`STARTUP_WAIT`] for it to become
+    /// reachable, and applies pending migrations.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with_startup_wait(url, STARTUP_WAIT).await
+    }
+
+    /// [`PgStore::open`] with a chosen start-up wait: zero fails at the
+    /// first unreachable attempt.
+    pub async fn open_with_startup_wait(url: &str, max_wait: Duration) -> Result<Self, StoreError> {
+        let config: tokio_postgres::Config = url.parse().map_err(|e| {
+            StoreError::Config(format!("invalid PostgreSQL URL: {}", error::describe(&e)))
+        })?;
+        let target = describe(&config);
+        let store = Self {
+            pool: build_pool(config)?,
+        };
+        let started = Instant::now();
+        let mut delay = FIRST_RETRY;
+        loop {
+            match store.migrate().await {
+                Ok(()) => return Ok(store),
+                Err(StoreError::Unavailable(cause)) if started.elapsed() + delay <= max_wait => {
+                    tracing::warn!(%target, %cause, retry_in = ?delay, "waiting for PostgreSQL");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(MAX_RETRY);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Applies pending migrations (also done by `open`).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let mut client = self.pool.get().await?;
+        migrations::apply(&mut client).await
+    }
+}
+
+/// Where the URL points, for log lines: `host:port/database`, never the
+/// user's password.
+fn describe(config: &tokio_postgres::Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(h)) => h.clone(),
+        #[cfg(unix)]
+        Some(Host::Unix(path)) => path.display().to_string(),
+        None => "localhost".to_owned(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let db = config
+        .get_dbname()
+        .or(config.get_user())
+        .unwrap_or("postgres");
+    format!("{host}:{port}/{db}")
+}
+
+fn build_pool(mut config: tokio_postgres::Config) -> Result<Pool, StoreError> {
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("catalytics");
+    }
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            // One empty query per checkout: a connection the server closed
+            // is replaced before a request sees it.
+            recycling_method: RecyclingMethod::Verified,
+        },
+    );
+    Ok(Pool::builder(manager)
+        .max_size(POOL_SIZE)
+        .wait_timeout(Some(WAIT_TIMEOUT))
+        .create_timeout(Some(CONNECT_TIMEOUT))
+        .recycle_timeout(Some(CONNECT_TIMEOUT))
+        .runtime(Runtime::Tokio1)
+        .build()?)
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn ingest(&self, events: Vec<Event>) -> Result<IngestOutcome, StoreError> {
+        if events.is_empty() {
+            return Ok(IngestOutcome::default());
+        }
+        ingest::ingest(&self.pool, &events).await
+    }
+
+    async fn export(&self, org: &OrgId, range: DateRange) -> Result<RowStream, StoreError> {
+        export::export(self.pool.clone(), org.clone(), range).await
+    }
+
+    async fn may_view_analytics(&self, org: &OrgId, user: &UserId) -> Result<bool, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT kind, name FROM access_grants WHERE org_id = $1 AND user_id = $2",
+            )
+            .await?;
+        for row in client
+            .query(&stmt, &[&org.as_str(), &user.as_str()])
+            .await?
+        {
+            let (kind, name): (&str, &str) = (row.try_get(0)?, row.try_get(1)?);
+            // Every known role and permission allows downloads; unknown
+            // rows (from a newer version) grant nothing.
+            if Grant::from_stored(kind, name).is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn grant(&self, grant: &AccessGrant) -> Result<bool, StoreError> {
+        let client = self.pool.get().await?;
+        let n = client
+            .execute(
+                "INSERT INTO access_grants (org_id, user_id, kind, name, granted_at)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                &[
+                    &grant.org.as_str(),
+                    &grant.user.as_str(),
+                    &grant.grant.kind(),
+                    &grant.grant.name(),
+                    &Timestamp::now().millis(),
+                ],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn revoke(&self, grant: &AccessGrant) -> Result<bool, StoreError> {
+        let client = self.pool.get().await?;
+        let n = client
+            .execute(
+                "DELETE FROM access_grants WHERE org_id = $1 AND user_id = $2 AND kind = $3 AND name = $4",
+                &[
+                    &grant.org.as_str(),
+                    &grant.user.as_str(),
+                    &grant.grant.kind(),
+                    &grant.grant.name(),
+                ],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn list_access(&self, org: Option<&OrgId>) -> Result<Vec<AccessGrant>, StoreError> {
+        let client = self.pool.get().await?;
+        // Byte order, like SQLite's BINARY collation, so both list alike.
+        let rows = client
+            .query(
+                "SELECT org_id, user_id, kind, name FROM access_grants
+                 WHERE $1::text IS NULL OR org_id = $1
+                 ORDER BY org_id COLLATE \"C\", user_id COLLATE \"C\", kind COLLATE \"C\", name COLLATE \"C\"",
+                &[&org.map(OrgId::as_str)],
+            )
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let (kind, name): (&str, &str) = (row.try_get(2)?, row.try_get(3)?);
+            if let Some(grant) =
+                super::access_grant_from_stored(row.try_get(0)?, row.try_get(1)?, kind, name)
+            {
+                out.push(grant);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        client.simple_query("SELECT 1").await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,743 @@
+//! The storage contract: one set of test bodies, run against every backend
+//! (`sqlite::*` and `postgres::*`). The PostgreSQL half needs
+//! `CATALYTICS_TEST_DATABASE_URL`; see `tests/common/mod.rs`.
+
+// Test code states its expectations with `expect`.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+#[macro_use]
+mod common;
+
+use catalytics::domain::{AccessGrant, Event, EventKind, Grant, Permission, Role, Timestamp};
+use catalytics::store::{ExportRow, IngestOutcome};
+use common::*;
+
+contract_tests!(
+    round_trip_keeps_every_column,
+    empty_batch_is_a_no_op,
+    window_is_half_open,
+    rows_are_ordered_by_timestamp_then_id,
+    duplicates_within_and_across_batches_are_stored_once,
+    concurrent_identical_batches_are_stored_once,
+    newest_event_timestamp_wins_names,
+    ties_go_to_the_later_event,
+    catalogs_label_is_sorted_by_bytes_and_joined,
+    catalog_rename_relabels_components_outside_the_batch,
+    membership_changes_follow_the_newest_version,
+    grants_can_be_given_listed_and_revoked,
+    organizations_are_isolated,
+    unknown_organization_exports_nothing,
+);
+
+fn outcome(accepted: u64, duplicates: u64) -> IngestOutcome {
+    IngestOutcome {
+        accepted,
+        duplicates,
+    }
+}
+
+async fn round_trip_keeps_every_column(store: DynStore) {
+    let mut full = event_with_id("org-1", 1_700_000_000_123, 1);
+    full.kind = EventKind::Place;
+    full.component.id = oid("comp-A");
+    full.component.display_name = name("Pump, \"centrifugal\" 50 mm");
+    full.component.catalogs = vec![catalog("cat-2", "Plant"), catalog("cat-1", "HVAC")];
+    full.component.category = Some(name("Pumps"));
+    full.component.manufacturer = Some(name("Grundfos"));
+    full.user.id = uid("user-9");
+    full.user.email = name("=cmd@example.com");
+    full.application = Some(name("OpenBuildings Designer 10.12"));
+    full.project_id = Some(oid("proj-7"));
+    let mut bare = event_with_id("org-1", 1_700_000_000_124, 2);
+    bare.kind = EventKind::Download;
+    bare.component.id = oid("comp-B");
+    bare.component.display_name = name("Valve ü 漢字");
+
+    let got = store.ingest(vec![full, bare]).await.expect("ingest");
+    assert_eq!(got, outcome(2, 0));
+    let rows = export_all(&store, "org-1", everything()).await;
+    assert_eq!(
+        rows,
+        vec![
+            ExportRow {
+                timestamp: Timestamp::from_millis(1_700_000_000_123),
+                kind: EventKind::Place,
+                component_id: "comp-A".into(),
+                component_name: "Pump, \"centrifugal\" 50 mm".into(),
+                catalogs: Some("HVAC; Plant".into()),
+                category: Some("Pumps".into()),
+                manufacturer: Some("Grundfos".into()),
+                application: Some("OpenBuildings Designer 10.12".into()),
+                project_id: Some("proj-7".into()),
+                user_id: "user-9".into(),
+                user_email: "=cmd@example.com".into(),
+            },
+            ExportRow {
+                timestamp: Timestamp::from_millis(1_700_000_000_124),
+                kind: EventKind::Download,
+                component_id: "comp-B".into(),
+                component_name: "Valve ü 漢字".into(),
+                catalogs: None,
+                category: None,
+                manufacturer: None,
+                application: None,
+                project_id: None,
+                user_id: "u1".into(),
+                user_email: "u1@example.com".into(),
+            },
+        ]
+    );
+}
+
+async fn empty_batch_is_a_no_op(store: DynStore) {
+    assert_eq!(store.ingest(vec![]).await.expect("ingest"), outcome(0, 0));
+    assert!(export_all(&store, "org-1", everything()).await.is_empty());
+}
+
+async fn window_is_half_open(store: DynStore) {
+    let events = [999, 1000, 1500, 1999, 2000]
+        .map(|ts| event("org-1", ts))
+        .to_vec();
+    store.ingest(events).await.expect("ingest");
+    let ts: Vec<i64> = export_all(&store, "org-1", range(1000, 2000))
+        .await
+        .iter()
+        .map(|r| r.timestamp.millis())
+        .collect();
+    assert_eq!(ts, vec![1000, 1500, 1999]);
+    // Consecutive windows never count an event twice.
+    let before = export_all(&store, "org-1", range(0, 1500)).await.len();
+    let after = export_all(&store, "org-1", range(1500, 3000)).await.len();
+    assert_eq!(before + after, 5);
+}
+
+async fn rows_are_ordered_by_timestamp_then_id(store: DynStore) {
+    // Ids chosen so that byte order differs from insertion order and from
+    // signed comparisons of their halves.
+    let ids: [u128; 4] = [
+        0xff00_0000_0000_0000_0000_0000_0000_0000,
+        0x0000_0000_0000_0000_ff00_0000_0000_0001,
+        0x8000_0000_0000_0000_0000_0000_0000_0000,
+        0x0000_0000_0000_0000_0000_0000_0000_0002,
+    ];
+    let mut events = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        events.push(event_with_id("org-1", 5000, *id));
+        events.push(event_with_id("org-1", 4000 + i as i64, id + 1));
+    }
+    events.reverse();
+    store.ingest(events.clone()).await.expect("ingest");
+    let mut expected: Vec<(i64, uuid::Uuid)> = events
+        .iter()
+        .map(|e| (e.timestamp.millis(), *e.id.as_uuid()))
+        .collect();
+    expected.sort_by(|a, b| (a.0, a.1.as_bytes()).cmp(&(b.0, b.1.as_bytes())));
+    let expected_ts: Vec<i64> = expected.iter().map(|e| e.0).collect();
+    let rows = export_all(&store, "org-1", everything()).await;
+    let ts: Vec<i64> = rows.iter().map(|r| r.timestamp.millis()).collect();
+    assert_eq!(ts, expected_ts);
+    // The ids are not exported; tell same-timestamp rows apart by user.
+    let mut tagged = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let mut e = event_with_id("org-2", 5000, *id);
+        e.user.id = uid(&format!("user-{i}"));
+        tagged.push(e);
+    }
+    tagged.reverse();
+    store.ingest(tagged).await.expect("ingest");
+    let users: Vec<String> = export_all(&store, "org-2", everything())
+        .await
+        .into_iter()
+        .map(|r| r.user_id)
+        .collect();
+    // Byte order of the ids: 0x00..02, 0x00..ff.., 0x80.., 0xff..
+    assert_eq!(users, vec!["user-3", "user-1", "user-2", "user-0"]);
+}
+
+async fn duplicates_within_and_across_batches_are_stored_once(store: DynStore) {
+    let first = event_with_id("org-1", 1000, 7);
+    let mut repeat = event_with_id("org-1", 3000, 7);
+    repeat.component.display_name = name("Ignored? no: names still upsert");
+    let other = event_with_id("org-1", 2000, 8);
+    let got = store
+        .ingest(vec![first.clone(), repeat, other.clone()])
+        .await
+        .expect("ingest");
+    assert_eq!(got, outcome(2, 1));
+    let got = store
+        .ingest(vec![other, first, event_with_id("org-1", 4000, 9)])
+        .await
+        .expect("ingest");
+    assert_eq!(got, outcome(1, 2));
+    let rows = export_all(&store, "org-1", everything()).await;
+    let ts: Vec<i64> = rows.iter().map(|r| r.timestamp.millis()).collect();
+    // The first occurrence of id 7 (at 1000) is the stored one.
+    assert_eq!(ts, vec![1000, 2000, 4000]);
+    // The same id in another organization is a different event.
+    let got = store
+        .ingest(vec![event_with_id("org-2", 1000, 7)])
+        .await
+        .expect("ingest");
+    assert_eq!(got, outcome(1, 0));
+}
+
+async fn concurrent_identical_batches_are_stored_once(store: DynStore) {
+    let batch: Vec<_> = (0..300)
+        .map(|i| {
+            let mut e = event("org-1", 10_000 + i);
+            e.component.id = oid(&format!("c{}", i % 17));
+            e.component.catalogs = vec![catalog(&format!("k{}", i % 5), "Catalog")];
+            e.user.id = uid(&format!("u{}", i % 7));
+            e.application = Some(name(&format!("App {}", i % 3)));
+            e
+        })
+        .collect();
+    let tasks: Vec<_> = (0..6)
+        .map(|_| {
+            let store = store.clone();
+            let batch = batch.clone();
+            tokio::spawn(async move { store.ingest(batch).await })
+        })
+        .collect();
+    let mut total = IngestOutcome::default();
+    for t in tasks {
+        total += t.await.expect("task").expect("ingest");
+    }
+    assert_eq!(total, outcome(300, 1500));
+    assert_eq!(export_all(&store, "org-1", everything()).await.len(), 300);
+}
+
+async fn newest_event_timestamp_wins_names(store: DynStore) {
+    let mut newer = event("org-1", 2000);
+    newer.component.display_name = name("New name");
+    newer.component.category = Some(name("New category"));
+    newer.component.manufacturer = Some(name("New maker"));
+    newer.component.catalogs = vec![catalog("k1", "New catalog")];
+    newer.user.email = name("new@example.com");
+    store.ingest(vec![newer]).await.expect("ingest");
+
+    // An older event arriving later never overwrites names.
+    let mut older = event("org-1", 1000);
+    older.component.display_name = name("Old name");
+    older.component.category = Some(name("Old category"));
+    older.component.manufacturer = None;
+    older.component.catalogs = vec![catalog("k1", "Old catalog"), catalog("k2", "Other")];
+    older.user.email = name("old@example.com");
+    store.ingest(vec![older]).await.expect("ingest");
+    let rows = export_all(&store, "org-1", everything()).await;
+    assert_eq!(rows.len(), 2);
+    for r in &rows {
+        assert_eq!(r.component_name, "New name");
+        assert_eq!(r.category.as_deref(), Some("New category"));
+        assert_eq!(r.manufacturer.as_deref(), Some("New maker"));
+        assert_eq!(r.catalogs.as_deref(), Some("New catalog"));
+        assert_eq!(r.user_email, "new@example.com");
+    }
+
+    // Within one batch too: the newest event wins, whatever its position.
+    let mut newest = event("org-1", 3000);
+    newest.component.display_name = name("Newest name");
+    newest.component.category = Some(name("New category"));
+    newest.component.manufacturer = Some(name("New maker"));
+    newest.component.catalogs = vec![catalog("k1", "New catalog")];
+    newest.user.email = name("newest@example.com");
+    let mut stale = event("org-1", 2500);
+    stale.component.display_name = name("Stale name");
+    stale.user.email = name("stale@example.com");
+    store.ingest(vec![newest, stale]).await.expect("ingest");
+
+    let rows = export_all(&store, "org-1", everything()).await;
+    assert_eq!(rows.len(), 4);
+    for r in &rows {
+        assert_eq!(r.component_name, "Newest name");
+        assert_eq!(r.category.as_deref(), Some("New category"));
+        assert_eq!(r.manufacturer.as_deref(), Some("New maker"));
+        assert_eq!(r.catalogs.as_deref(), Some("New catalog"));
+        assert_eq!(r.user_email, "newest@example.com");
+    }
+}
+
+async fn ties_go_to_the_later_event(store: DynStore) {
+    let mut a = event("org-1", 1000);
+    a.component.display_name = name("First");
+    a.user.email = name("first@example.com");
+    let mut b = event("org-1", 1000);
+    b.component.display_name = name("Second");
+    b.user.email = name("second@example.com");
+    store.ingest(vec![a, b]).await.expect("ingest");
+    let rows = export_all(&store, "org-1", everything()).await;
+    assert!(rows.iter().all(|r| r.component_name == "Second"));
+    assert!(rows.iter().all(|r| r.user_email == "second@example.com"));
+    // Across batches, an event with the same timestamp arriving later wins.
+    let mut c = event("org-1", 1000);
+    c.component.display_name = name("Third");
+    store.ingest(vec![c]).await.expect("ingest");
+    let rows = export_all(&store, "org-1", everything()).await;
+    assert!(rows.iter().all(|r| r.component_name == "Third"));
+}
+
+async fn catalogs_label_is_sorted_by_bytes_and_joined(store: DynStore) {
+    let mut e = event("org-1", 1000);
+    e.component.catalogs = vec![
+        catalog("k1", "b"),
+        catalog("k2", "Ä"),
+        catalog("k3", "B"),
+        catalog("k4", "a"),
+        catalog("k5", "a b"),
+        catalog("k1", "b"), // listed twice: one membership
+    ];
+    store.ingest(vec![e]).await.expect("ingest");
+    let rows = export_all(&store, "org-1", everything()).await;
+    assert_eq!(rows[0].catalogs.as_deref(), Some("B; a; a b; b; Ä"));
+}
+
+async fn catalog_rename_relabels_components_outside_the_batch(store: DynStore) {
+    let mut first = event("org-1", 1000);
+    first.component.id = oid("c1");
+    first.component.catalogs = vec![catalog("k1", "Doors"), catalog("k2", "Windows")];
+    store.ingest(vec![first]).await.expect("ingest");
+    let mut second = event("org-1", 2000);
+    second.component.id = oid("c2");
+    second.component.display_name = name("Component 2");
+    second.component.catalogs = vec![catalog("k1", "Zed doors")];
+    store.ingest(vec![second]).await.expect("ingest");
+    let labels: Vec<Option<String>> = export_all(&store, "org-1", everything())
+        .await
+        .into_iter()
+        .map(|r| r.catalogs)
+        .collect();
+    assert_eq!(
+        labels,
+        vec![
+            Some("Windows; Zed doors".to_owned()),
+            Some("Zed doors".to_owned())
+        ]
+    );
+}
+
+async fn membership_changes_follow_the_newest_version(store: DynStore) {
+    let mut e = event("org-1", 1000);
+    e.component.catalogs = vec![catalog("k1", "One"), catalog("k2", "Two")];
+    store.ingest(vec![e]).await.expect("ingest");
+    let mut e = event("org-1", 2000);
+    e.component.catalogs = vec![catalog("k2", "Two"), catalog("k3", "Three")];
+    store.ingest(vec![e]).await.expect("ingest");
+    let mut late = event("org-1", 1500);
+    late.component.catalogs = vec![catalog("k1", "One")];
+    store.ingest(vec![late]).await.expect("ingest");
+    let rows = export_all(&store, "org-1", everything()).await;
+    assert!(rows
+        .iter()
+        .all(|r| r.catalogs.as_deref() == Some("Three; Two")));
+    let mut none = event("org-1", 3000);
+    none.component.catalogs = vec![];
+    store.ingest(vec![none]).await.expect("ingest");
+    let rows = export_all(&store, "org-1", everything()).await;
+    assert!(rows.iter().all(|r| r.catalogs.is_none()));
+}
+
+async fn grants_can_be_given_listed_and_revoked(store: DynStore) {
+    let admin = AccessGrant {
+        org: org("org-1"),
+        user: uid("alice"),
+        grant: Grant::Role(Role::CoAdministrator),
+    };
+    let viewer = AccessGrant {
+        org: org("org-1"),
+        user: uid("bob"),
+        grant: Grant::Permission(Permission::ViewAnalytics),
+    };
+    let elsewhere = AccessGrant {
+        org: org("org-0"),
+        user: uid("alice"),
+        grant: Grant::Role(Role::AccountAdministrator),
+    };
+    assert!(!store
+        .may_view_analytics(&org("org-1"), &uid("alice"))
+        .await
+        .expect("check"));
+    for g in [&viewer, &admin, &elsewhere] {
+        assert!(store.grant(g).await.expect("grant"));
+    }
+    assert!(!store.grant(&admin).await.expect("grant again"));
+    assert!(store
+        .may_view_analytics(&org("org-1"), &uid("alice"))
+        .await
+        .expect("check"));
+    assert!(store
+        .may_view_analytics(&org("org-1"), &uid("bob"))
+        .await
+        .expect("check"));
+    assert!(!store
+        .may_view_analytics(&org("org-2"), &uid("alice"))
+        .await
+        .expect("check"));
+    assert_eq!(
+        store.list_access(None).await.expect("list"),
+        vec![elsewhere.clone(), admin.clone(), viewer.clone()]
+    );
+    assert_eq!(
+        store.list_access(Some(&org("org-1"))).await.expect("list"),
+        vec![admin.clone(), viewer.clone()]
+    );
+    assert!(store.revoke(&admin).await.expect("revoke"));
+    assert!(!store.revoke(&admin).await.expect("revoke again"));
+    assert!(!store
+        .may_view_analytics(&org("org-1"), &uid("alice"))
+        .await
+        .expect("check"));
+    assert_eq!(
+        store.list_access(Some(&org("org-1"))).await.expect("list"),
+        vec![viewer]
+    );
+    store.ping().await.expect("ping");
+}
+
+async fn organizations_are_isolated(store: DynStore) {
+    let mut a = event("org-a", 1000);
+    a.component.display_name = name("A's name");
+    a.user.email = name("a@example.com");
+    a.component.catalogs = vec![catalog("k1", "A catalog")];
+    let mut b = event("org-b", 1000);
+    b.component.display_name = name("B's name");
+    b.user.email = name("b@example.com");
+    b.component.catalogs = vec![catalog("k1", "B catalog")];
+    let b2 = later(&b);
+    store.ingest(vec![a, b, b2]).await.expect("ingest");
+    let rows_a = export_all(&store, "org-a", everything()).await;
+    let rows_b = export_all(&store, "org-b", everything()).await;
+    assert_eq!(rows_a.len(), 1);
+    assert_eq!(rows_a[0].component_name, "A's name");
+    assert_eq!(rows_a[0].user_email, "a@example.com");
+    assert_eq!(rows_a[0].catalogs.as_deref(), Some("A catalog"));
+    assert_eq!(rows_b.len(), 2);
+    assert!(rows_b.iter().all(|r| r.component_name == "B's name"));
+    assert!(rows_b
+        .iter()
+        .all(|r| r.catalogs.as_deref() == Some("B catalog")));
+}
+
+/// A second event like `e`, a second later.
+fn later(e: &Event) -> Event {
+    let mut next = event(e.organization.as_str(), e.timestamp.millis() + 1000);
+    next.component = e.component.clone();
+    next.user = e.user.clone();
+    next
+}
+
+async fn unknown_organization_exports_nothing(store: DynStore) {
+    store
+        .ingest(vec![event("org-1", 1000)])
+        .await
+        .expect("ingest");
+    assert!(export_all(&store, "nobody", everything()).await.is_empty());
+}
+
+// ---- backend parity ---------------------------------------------------------
+
+/// The same events give the same CSV bytes on both backends, including
+/// when PostgreSQL ingests them from many concurrent tasks.
+mod parity {
+    use crate::common::*;
+    use catalytics::demo::DemoLibrary;
+    use catalytics::domain::{DateRange, Event, EventKind, Timestamp};
+    use catalytics::export::CsvEncoder;
+    use futures_util::StreamExt;
+
+    async fn csv(store: &DynStore, org_id: &str, window: DateRange) -> Vec<u8> {
+        let mut enc = CsvEncoder::new();
+        let mut out = enc.header().to_vec();
+        let mut stream = store.export(&org(org_id), window).await.expect("export");
+        while let Some(batch) = stream.next().await {
+            out.extend_from_slice(&enc.rows(&batch.expect("batch")));
+        }
+        out
+    }
+
+    /// Names that stress quoting, the injection guard and byte ordering.
+    fn awkward_events() -> Vec<Event> {
+        let names = [
+            "=SUM(A1)",
+            "+1",
+            "-minus",
+            "@at",
+            "\ttab",
+            "comma, inside",
+            "quote \" inside",
+            "line\nbreak",
+            "crlf\r\nbreak",
+            "Ünïcødé 漢字 😀",
+            "Z",
+            "a",
+        ];
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let mut e = event("org-awkward", 1_000_000 + i as i64);
+                e.kind = EventKind::ALL[i % 3];
+                e.component.id = oid(&format!("c{}", i % 4));
+                e.component.display_name = name(n);
+                e.component.catalogs = vec![
+                    catalog(&format!("k{i}"), n),
+                    catalog("shared", names[(i + 5) % names.len()]),
+                ];
+                e.component.category = (i % 2 == 0).then(|| name(n));
+                e.component.manufacturer = (i % 3 == 0).then(|| name(n));
+                e.user.id = uid(&format!("user {i}"));
+                e.user.email = name(n);
+                e.application = (i % 4 != 1).then(|| name(n));
+                e.project_id = (i % 5 != 2).then(|| oid(&format!("p,{i}")));
+                e
+            })
+            .collect()
+    }
+
+    /// Demo batches with distinct timestamps, so "newest wins" has a single
+    /// answer whatever order concurrent batches commit in.
+    fn demo_batches() -> (String, Vec<Vec<Event>>) {
+        let lib = DemoLibrary::generate(11, 60, 15);
+        let now = Timestamp::from_millis(1_735_689_600_000);
+        let mut seen = std::collections::HashSet::new();
+        let batches = lib
+            .events(5, 6_000, 30, now)
+            .map(|batch| {
+                batch
+                    .into_iter()
+                    .filter(|e| seen.insert(e.timestamp))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        (lib.org.as_str().to_owned(), batches)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn csv_is_byte_identical_on_both_backends() {
+        run_postgres(|pg| async move {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let lite = catalytics::store::open(None, dir.path())
+                .await
+                .expect("open SQLite");
+            let (demo_org, batches) = demo_batches();
+            for batch in batches.iter().chain(std::iter::once(&awkward_events())) {
+                let a = lite.ingest(batch.clone()).await.expect("SQLite ingest");
+                let b = pg.ingest(batch.clone()).await.expect("PostgreSQL ingest");
+                assert_eq!(a, b);
+            }
+            for (org_id, window) in [
+                (demo_org.as_str(), everything()),
+                (
+                    demo_org.as_str(),
+                    range(1_734_000_000_000, 1_735_000_000_000),
+                ),
+                ("org-awkward", everything()),
+            ] {
+                let expected = csv(&lite, org_id, window).await;
+                assert!(expected.len() > 200, "the window should not be empty");
+                assert!(expected == csv(&pg, org_id, window).await);
+            }
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_postgres_ingestion_matches_sequential_sqlite() {
+        run_postgres(|pg| async move {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let lite = catalytics::store::open(None, dir.path())
+                .await
+                .expect("open SQLite");
+            let (demo_org, batches) = demo_batches();
+            // Sequential SQLite gives the reference answer.
+            for batch in &batches {
+                lite.ingest(batch.clone()).await.expect("SQLite ingest");
+            }
+            // PostgreSQL: every batch twice, from concurrent tasks, in two
+            // different orders, so the batches race on the same dimension rows.
+            let mut tasks = Vec::new();
+            for round in 0..2 {
+                for (i, batch) in batches.iter().enumerate() {
+                    let (pg, batch) = (pg.clone(), batch.clone());
+                    let delay = if round == 0 { i } else { batches.len() - i };
+                    tasks.push(tokio::spawn(async move {
+                        tokio::time::sleep(std::time::Duration::from_millis(delay as u64)).await;
+                        pg.ingest(batch).await
+                    }));
+                }
+            }
+            let mut accepted = 0;
+            for t in tasks {
+                accepted += t.await.expect("task").expect("PostgreSQL ingest").accepted;
+            }
+            let total: usize = batches.iter().map(Vec::len).sum();
+            assert_eq!(accepted, total as u64);
+            assert!(
+                csv(&lite, &demo_org, everything()).await
+                    == csv(&pg, &demo_org, everything()).await
+            );
+        })
+        .await;
+    }
+}
+
+// ---- PostgreSQL operations --------------------------------------------------
+
+/// Outage, recovery and connection release: PostgreSQL-only behaviour.
+mod pg_operations {
+    use crate::common::*;
+    use catalytics::store::postgres::{PgStore, POOL_SIZE};
+    use catalytics::store::{Store, StoreError};
+    use futures_util::StreamExt;
+    use std::time::{Duration, Instant};
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_unavailable_and_waited_for() {
+        // Port 1 on the loopback: nothing listens, connections are refused.
+        let url = "postgres://catalytics:secret@127.0.0.1:1/nothing";
+        let started = Instant::now();
+        let err = PgStore::open_with_startup_wait(url, Duration::ZERO)
+            .await
+            .err()
+            .expect("no server");
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(4));
+        assert!(!err.to_string().contains("secret"));
+
+        let started = Instant::now();
+        let err = PgStore::open_with_startup_wait(url, Duration::from_millis(1500))
+            .await
+            .err()
+            .expect("no server");
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(700), "{waited:?}");
+        assert!(waited < Duration::from_secs(6), "{waited:?}");
+    }
+
+    #[tokio::test]
+    async fn a_bad_url_is_a_configuration_error() {
+        let err =
+            catalytics::store::open(Some("postgres://x:secret@host:notaport/db"), ".".as_ref())
+                .await
+                .err()
+                .expect("bad URL");
+        assert!(matches!(err, StoreError::Config(_)), "{err}");
+        assert!(!err.to_string().contains("secret"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replicas_starting_together_migrate_once() {
+        let Some(db) = PgDatabase::create().await else {
+            return;
+        };
+        let opens: Vec<_> = (0..4)
+            .map(|_| {
+                let url = db.url.clone();
+                tokio::spawn(async move { PgStore::open(&url).await.map(|_| ()) })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for open in opens {
+            results.push(open.await);
+        }
+        let versions: Vec<i64> = admin(&db.url)
+            .await
+            .query("SELECT version FROM schema_migrations", &[])
+            .await
+            .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+            .unwrap_or_default();
+        db.drop_database().await;
+        for r in results {
+            r.expect("task").expect("open");
+        }
+        assert_eq!(versions, vec![1]);
+    }
+
+    async fn terminate_connections(base: &str, db: &str) -> i64 {
+        admin(base)
+            .await
+            .query_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                 WHERE datname = $1 AND pid <> pg_backend_pid()",
+                &[&db],
+            )
+            .await
+            .expect("terminate")
+            .get(0)
+    }
+
+    async fn connections(base: &str, db: &str) -> i64 {
+        admin(base)
+            .await
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
+                &[&db],
+            )
+            .await
+            .expect("count")
+            .get(0)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_pool_recovers_after_the_server_drops_its_connections() {
+        let Some(db) = PgDatabase::create().await else {
+            return;
+        };
+        let result = tokio::spawn({
+            let (base, name, url) = (db.base.clone(), db.name.clone(), db.url.clone());
+            async move {
+                let store = PgStore::open(&url).await.expect("open");
+                store
+                    .ingest(vec![event("org-1", 1000)])
+                    .await
+                    .expect("ingest");
+                assert!(terminate_connections(&base, &name).await >= 1);
+                // Give the driver a moment to notice the closed sockets.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                store.ping().await.expect("ping after the outage");
+                store
+                    .ingest(vec![event("org-1", 2000)])
+                    .await
+                    .expect("ingest after the outage");
+                let store: DynStore = std::sync::Arc::new(store);
+                assert_eq!(export_all(&store, "org-1", everything()).await.len(), 2);
+            }
+        })
+        .await;
+        db.drop_database().await;
+        result.expect("test body");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dropping_an_export_releases_its_connection() {
+        let Some(db) = PgDatabase::create().await else {
+            return;
+        };
+        let result = tokio::spawn({
+            let (base, name, url) = (db.base.clone(), db.name.clone(), db.url.clone());
+            async move {
+                let store: DynStore = std::sync::Arc::new(PgStore::open(&url).await.expect("open"));
+                let batch: Vec<_> = (0..3000).map(|i| event("org-1", 1000 + i)).collect();
+                store.ingest(batch).await.expect("ingest");
+                // Far more abandoned downloads than the pool has connections:
+                // a leak would make these wait and then fail as unavailable.
+                for _ in 0..(3 * POOL_SIZE) {
+                    let mut stream = store
+                        .export(&org("org-1"), everything())
+                        .await
+                        .expect("export");
+                    let first = stream.next().await.expect("a batch").expect("rows");
+                    assert!(!first.is_empty());
+                    drop(stream);
+                }
+                assert_eq!(export_all(&store, "org-1", everything()).await.len(), 3000);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let open = connections(&base, &name).await;
+                assert!(open <= POOL_SIZE as i64, "{open} connections open");
+            }
+        })
+        .await;
+        db.drop_database().await;
+        result.expect("test body");
+    }
+}
