@@ -5,7 +5,6 @@ use crate::helpers::*;
 use catalytics::domain::{Grant, Role};
 use serde_json::json;
 
-#[tokio::test]
 async fn refuses_users_without_a_grant_in_their_organization() {
     let app = spawn_app().await;
     app.make_admin("org-b", "bob").await; // admin elsewhere
@@ -44,7 +43,6 @@ async fn refuses_users_without_a_grant_in_their_organization() {
     }
 }
 
-#[tokio::test]
 async fn allows_each_administrator_role_and_view_analytics() {
     let app = spawn_app().await;
     let grants = [
@@ -64,7 +62,6 @@ async fn allows_each_administrator_role_and_view_analytics() {
     }
 }
 
-#[tokio::test]
 async fn a_revoked_grant_no_longer_allows() {
     let app = spawn_app().await;
     app.grant("org-a", "dave", view_analytics()).await;
@@ -78,3 +75,9 @@ async fn a_revoked_grant_no_longer_allows() {
     assert!(app.store.revoke(&g).await.unwrap());
     assert_eq!(app.get_download(Some(&bearer), &wide()).await.status(), 403);
 }
+
+crate::both_backends!(
+    refuses_users_without_a_grant_in_their_organization,
+    allows_each_administrator_role_and_view_analytics,
+    a_revoked_grant_no_longer_allows,
+);

@@ -129,7 +129,6 @@ async fn spawn_issuer_app(idp: &Idp, refresh_secs: u64) -> TestApp {
     .await
 }
 
-#[tokio::test]
 async fn accepts_rs256_es256_and_eddsa_from_the_published_jwks() {
     let idp = Idp::start().await;
     let keys = [rs256("rsa-1"), es256("ec-1"), ed25519("ed-1")];
@@ -155,7 +154,6 @@ async fn accepts_rs256_es256_and_eddsa_from_the_published_jwks() {
     );
 }
 
-#[tokio::test]
 async fn refuses_wrong_issuer_audience_and_unpublished_keys() {
     let idp = Idp::start().await;
     let key = es256("ec-1");
@@ -214,7 +212,6 @@ async fn refuses_wrong_issuer_audience_and_unpublished_keys() {
     assert_eq!(ok.status(), 200);
 }
 
-#[tokio::test]
 async fn picks_up_a_rotated_key_without_restart() {
     let idp = Idp::start().await;
     let old = ed25519("2024-01");
@@ -236,7 +233,6 @@ async fn picks_up_a_rotated_key_without_restart() {
     );
 }
 
-#[tokio::test]
 async fn unknown_kids_do_not_hammer_the_issuer() {
     let idp = Idp::start().await;
     let key = ed25519("k1");
@@ -256,7 +252,6 @@ async fn unknown_kids_do_not_hammer_the_issuer() {
     );
 }
 
-#[tokio::test]
 async fn claim_names_are_configurable() {
     let idp = Idp::start().await;
     let key = ed25519("k1");
@@ -280,3 +275,11 @@ async fn claim_names_are_configurable() {
         .await;
     assert_eq!(response.status(), 200);
 }
+
+crate::both_backends!(
+    accepts_rs256_es256_and_eddsa_from_the_published_jwks,
+    refuses_wrong_issuer_audience_and_unpublished_keys,
+    picks_up_a_rotated_key_without_restart,
+    unknown_kids_do_not_hammer_the_issuer,
+    claim_names_are_configurable,
+);

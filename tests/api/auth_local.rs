@@ -10,7 +10,6 @@ fn b64(v: &serde_json::Value) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
 }
 
-#[tokio::test]
 async fn missing_header_is_header_not_found_with_exact_body() {
     let app = spawn_app().await;
     let response = app.get_download(None, &wide()).await;
@@ -24,7 +23,6 @@ async fn missing_header_is_header_not_found_with_exact_body() {
     );
 }
 
-#[tokio::test]
 async fn every_bad_token_is_invalid_token() {
     let app = spawn_app().await;
     let org = "org-a";
@@ -177,7 +175,6 @@ async fn every_bad_token_is_invalid_token() {
     );
 }
 
-#[tokio::test]
 async fn local_mode_publishes_discovery_and_jwks() {
     let app = spawn_app().await;
     let jwks: serde_json::Value = app
@@ -210,3 +207,9 @@ async fn local_mode_publishes_discovery_and_jwks() {
         format!("http://{}/.well-known/jwks.json", app.addr)
     );
 }
+
+crate::both_backends!(
+    missing_header_is_header_not_found_with_exact_body,
+    every_bad_token_is_invalid_token,
+    local_mode_publishes_discovery_and_jwks,
+);

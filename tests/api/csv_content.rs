@@ -15,7 +15,6 @@ async fn download_csv(app: &TestApp, bearer: &str, query: &str) -> (Vec<String>,
     parse_csv(&body)
 }
 
-#[tokio::test]
 async fn an_empty_window_is_the_header_alone() {
     let app = spawn_app().await;
     let bearer = app.admin_bearer("org-a").await;
@@ -25,7 +24,6 @@ async fn an_empty_window_is_the_header_alone() {
     assert_eq!(&body[..], format!("{}\r\n", HEADER.join(",")).as_bytes());
 }
 
-#[tokio::test]
 async fn rows_carry_every_column_in_contract_order() {
     let app = spawn_app().await;
     let bearer = app.admin_bearer("org-a").await;
@@ -76,7 +74,6 @@ async fn rows_carry_every_column_in_contract_order() {
     );
 }
 
-#[tokio::test]
 async fn the_window_is_half_open() {
     let app = spawn_app().await;
     let bearer = app.admin_bearer("org-a").await;
@@ -120,7 +117,6 @@ async fn the_window_is_half_open() {
     assert_eq!(before.len() + rows.len() + after.len(), 5);
 }
 
-#[tokio::test]
 async fn rows_are_ordered_by_timestamp_then_event_id() {
     let app = spawn_app().await;
     let bearer = app.admin_bearer("org-a").await;
@@ -148,7 +144,6 @@ async fn rows_are_ordered_by_timestamp_then_event_id() {
     assert_eq!(got, expected);
 }
 
-#[tokio::test]
 async fn catalogs_are_sorted_and_joined() {
     let app = spawn_app().await;
     let bearer = app.admin_bearer("org-a").await;
@@ -168,7 +163,6 @@ async fn catalogs_are_sorted_and_joined() {
     );
 }
 
-#[tokio::test]
 async fn awkward_text_round_trips_and_formulas_are_defused() {
     let app = spawn_app().await;
     let bearer = app.admin_bearer("org-a").await;
@@ -215,7 +209,6 @@ async fn awkward_text_round_trips_and_formulas_are_defused() {
     assert_eq!(rows.last().unwrap()[9], "'-user");
 }
 
-#[tokio::test]
 async fn organizations_never_see_each_other() {
     let app = spawn_app().await;
     let bearer_a = app.admin_bearer("org-a").await;
@@ -235,7 +228,6 @@ async fn organizations_never_see_each_other() {
     assert!(rows_c.is_empty());
 }
 
-#[tokio::test]
 async fn any_accept_header_is_served() {
     let app = spawn_app().await;
     let bearer = app.admin_bearer("org-a").await;
@@ -256,3 +248,14 @@ async fn any_accept_header_is_served() {
         assert_eq!(response.status(), 200, "{accept}");
     }
 }
+
+crate::both_backends!(
+    an_empty_window_is_the_header_alone,
+    rows_carry_every_column_in_contract_order,
+    the_window_is_half_open,
+    rows_are_ordered_by_timestamp_then_event_id,
+    catalogs_are_sorted_and_joined,
+    awkward_text_round_trips_and_formulas_are_defused,
+    organizations_never_see_each_other,
+    any_accept_header_is_served,
+);

@@ -16,6 +16,40 @@ use tempfile::TempDir;
 
 pub const DOWNLOAD: &str = "/library/components/analytics/download";
 
+/// The store a test's app runs on.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Sqlite,
+    /// A fresh database, made and dropped by [`on_postgres`].
+    Postgres(String),
+}
+
+tokio::task_local! {
+    static BACKEND: Backend;
+}
+
+/// Runs a test body with SQLite apps.
+pub async fn on_sqlite(body: impl std::future::Future<Output = ()>) {
+    BACKEND.scope(Backend::Sqlite, body).await
+}
+
+/// Runs a test body with PostgreSQL apps on a fresh database, dropped
+/// afterwards even when the body panics; skips loudly without a server.
+pub async fn on_postgres(body: impl std::future::Future<Output = ()>) {
+    use futures_util::FutureExt;
+    let Some(db) = crate::common::PgDatabase::create().await else {
+        return;
+    };
+    let outcome =
+        std::panic::AssertUnwindSafe(BACKEND.scope(Backend::Postgres(db.url.clone()), body))
+            .catch_unwind()
+            .await;
+    db.drop_database().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
 /// A running application and what a test needs to talk to it.
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -54,6 +88,9 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         data_dir: data_dir.path().to_owned(),
         ..Settings::default()
     };
+    if let Ok(Backend::Postgres(url)) = BACKEND.try_with(Backend::clone) {
+        settings.database_url = Some(url);
+    }
     (options.settings)(&mut settings);
     let inner = store::open(settings.database_url.as_deref(), &settings.data_dir)
         .await

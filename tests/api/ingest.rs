@@ -59,7 +59,6 @@ async fn outcome(response: reqwest::Response) -> (u64, u64) {
     )
 }
 
-#[tokio::test]
 async fn accepts_json_and_ndjson() {
     let app = spawn_app().await;
     let batch = [
@@ -107,7 +106,6 @@ fn invalid(message: &str, target: &str) -> Value {
 const OPAQUE: &str =
     "must be a non-empty string of at most 256 characters without control characters";
 
-#[tokio::test]
 async fn reports_every_defect_with_its_path() {
     let app = spawn_app().await;
     let good = wire("2024-01-01T00:00:00.000Z");
@@ -182,7 +180,6 @@ trait Pipe: Sized {
 }
 impl Pipe for Value {}
 
-#[tokio::test]
 async fn malformed_bodies_give_positions() {
     let app = spawn_app().await;
     let response = app
@@ -220,7 +217,6 @@ async fn malformed_bodies_give_positions() {
     );
 }
 
-#[tokio::test]
 async fn a_bad_event_keeps_the_whole_batch_out() {
     let app = spawn_app().await;
     let mut bad = wire("2024-01-01T00:00:01.000Z");
@@ -235,7 +231,6 @@ async fn a_bad_event_keeps_the_whole_batch_out() {
     );
 }
 
-#[tokio::test]
 async fn duplicates_within_and_across_batches_are_stored_once() {
     let app = spawn_app().await;
     let a = wire("2024-01-01T00:00:00.000Z");
@@ -258,7 +253,6 @@ async fn duplicates_within_and_across_batches_are_stored_once() {
     assert_eq!(app.rows("org-a").await.len(), 2);
 }
 
-#[tokio::test]
 async fn concurrent_identical_batches_store_each_event_once() {
     let app = std::sync::Arc::new(spawn_app().await);
     let batch: Vec<Value> = (0..500)
@@ -281,7 +275,6 @@ async fn concurrent_identical_batches_store_each_event_once() {
     assert_eq!(app.rows("org-a").await.len(), 500);
 }
 
-#[tokio::test]
 async fn oversized_requests_are_413() {
     let app = spawn_app().await;
     let one = wire("2024-01-01T00:00:00.000Z");
@@ -324,7 +317,6 @@ async fn oversized_requests_are_413() {
     assert_eq!(outcome(app.post_json(&max).await).await, (10_000, 0));
 }
 
-#[tokio::test]
 async fn needs_the_ingest_scope_and_a_json_body() {
     let app = spawn_app().await;
     let body = serde_json::to_vec(&json!({"events": [wire("2024-01-01T00:00:00.000Z")]})).unwrap();
@@ -368,7 +360,6 @@ async fn needs_the_ingest_scope_and_a_json_body() {
     assert_eq!(response.headers()["allow"], "POST");
 }
 
-#[tokio::test]
 async fn ingested_events_come_back_in_the_download_with_current_names() {
     let app = spawn_app().await;
     let mut first = event("org-a", "2024-01-01T10:00:00.000Z");
@@ -423,3 +414,15 @@ async fn ingested_events_come_back_in_the_download_with_current_names() {
         vec![expect(&old_news), expect(&first), expect(&later)]
     );
 }
+
+crate::both_backends!(
+    accepts_json_and_ndjson,
+    reports_every_defect_with_its_path,
+    malformed_bodies_give_positions,
+    a_bad_event_keeps_the_whole_batch_out,
+    duplicates_within_and_across_batches_are_stored_once,
+    concurrent_identical_batches_store_each_event_once,
+    oversized_requests_are_413,
+    needs_the_ingest_scope_and_a_json_body,
+    ingested_events_come_back_in_the_download_with_current_names,
+);

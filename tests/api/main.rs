@@ -3,7 +3,29 @@
 // A failed unwrap is a failed test, which is what tests are for.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../common/mod.rs"]
+mod common;
 mod helpers;
+
+/// Defines each listed `async fn()` test twice: `NAME::sqlite` and
+/// `NAME::postgres` (which skips loudly without a PostgreSQL test server).
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    $crate::helpers::on_sqlite(super::$name()).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    $crate::helpers::on_postgres(super::$name()).await
+                }
+            }
+        )*
+    };
+}
 
 mod access;
 mod auth_issuer;
@@ -13,5 +35,6 @@ mod demo;
 mod ingest;
 mod params;
 mod process;
+mod replicas;
 mod routing;
 mod streaming;

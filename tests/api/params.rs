@@ -30,7 +30,6 @@ async fn assert_422(app: &TestApp, bearer: &str, query: &str, details: Vec<Value
     assert_eq!(json_of(response).await, body(details), "{query}");
 }
 
-#[tokio::test]
 async fn malformed_start_dates_are_invalid_values() {
     let app = spawn_app().await;
     let bearer = app.admin_bearer("org-a").await;
@@ -86,7 +85,6 @@ async fn malformed_start_dates_are_invalid_values() {
     }
 }
 
-#[tokio::test]
 async fn missing_empty_repeated_and_inverted_parameters() {
     let app = spawn_app().await;
     let bearer = app.admin_bearer("org-a").await;
@@ -140,7 +138,6 @@ async fn missing_empty_repeated_and_inverted_parameters() {
     }
 }
 
-#[tokio::test]
 async fn percent_encoded_colons_and_unknown_parameters_are_fine() {
     let app = spawn_app().await;
     let bearer = app.admin_bearer("org-a").await;
@@ -153,7 +150,6 @@ async fn percent_encoded_colons_and_unknown_parameters_are_fine() {
     );
 }
 
-#[tokio::test]
 async fn checks_run_in_order_401_then_403_then_422() {
     let app = spawn_app().await;
     let bad_query = "startDate=nope";
@@ -174,3 +170,10 @@ async fn checks_run_in_order_401_then_403_then_422() {
         422
     );
 }
+
+crate::both_backends!(
+    malformed_start_dates_are_invalid_values,
+    missing_empty_repeated_and_inverted_parameters,
+    percent_encoded_colons_and_unknown_parameters_are_fine,
+    checks_run_in_order_401_then_403_then_422,
+);

@@ -2,7 +2,6 @@
 
 use crate::helpers::*;
 
-#[tokio::test]
 async fn unknown_paths_are_json_404() {
     let app = spawn_app().await;
     for path in [
@@ -20,7 +19,6 @@ async fn unknown_paths_are_json_404() {
     }
 }
 
-#[tokio::test]
 async fn wrong_methods_are_json_405_with_allow() {
     let app = spawn_app().await;
     for method in [
@@ -47,7 +45,6 @@ async fn wrong_methods_are_json_405_with_allow() {
     }
 }
 
-#[tokio::test]
 async fn every_response_carries_a_request_id() {
     let app = spawn_app().await;
     let response = app
@@ -61,3 +58,9 @@ async fn every_response_carries_a_request_id() {
     let response = app.client.get(app.url("/nope")).send().await.unwrap();
     assert!(uuid::Uuid::parse_str(response.headers()["x-request-id"].to_str().unwrap()).is_ok());
 }
+
+crate::both_backends!(
+    unknown_paths_are_json_404,
+    wrong_methods_are_json_405_with_allow,
+    every_response_carries_a_request_id,
+);

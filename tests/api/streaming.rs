@@ -85,7 +85,6 @@ async fn many_events(app: &TestApp, n: usize) {
     }
 }
 
-#[tokio::test]
 async fn a_mid_stream_store_failure_aborts_the_response() {
     let app = faulty_app(Fault::Fail, 2).await;
     let bearer = app.admin_bearer("org-a").await;
@@ -104,7 +103,6 @@ async fn a_mid_stream_store_failure_aborts_the_response() {
     );
 }
 
-#[tokio::test]
 async fn the_first_bytes_leave_before_the_last_row_is_read() {
     let app = faulty_app(Fault::Stall, 1).await;
     let bearer = app.admin_bearer("org-a").await;
@@ -124,7 +122,6 @@ async fn the_first_bytes_leave_before_the_last_row_is_read() {
     assert!(first.starts_with(b"Timestamp,Event,"));
 }
 
-#[tokio::test]
 async fn a_healthy_large_export_is_whole() {
     let app = spawn_app().await;
     let bearer = app.admin_bearer("org-a").await;
@@ -134,7 +131,6 @@ async fn a_healthy_large_export_is_whole() {
     assert_eq!(rows.len(), 5000);
 }
 
-#[tokio::test]
 async fn downloads_over_the_concurrency_limit_get_429() {
     let app = spawn_app_with(AppOptions {
         settings: Box::new(|s| s.limits.max_concurrent_downloads = 1),
@@ -176,3 +172,10 @@ async fn downloads_over_the_concurrency_limit_get_429() {
         "the slot comes back when the first download ends"
     );
 }
+
+crate::both_backends!(
+    a_mid_stream_store_failure_aborts_the_response,
+    the_first_bytes_leave_before_the_last_row_is_read,
+    a_healthy_large_export_is_whole,
+    downloads_over_the_concurrency_limit_get_429,
+);

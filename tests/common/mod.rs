@@ -6,7 +6,7 @@
 //! database `catalytics_test_<random>` there and drops it afterwards. When
 //! the variable is unset they say so loudly on stderr and pass.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros)]
 
 use catalytics::domain::{
     Catalog, Component, DateRange, Event, EventId, EventKind, Name, OpaqueId, OrgId, Timestamp,
