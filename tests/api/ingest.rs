@@ -289,20 +289,30 @@ async fn oversized_requests_are_413() {
     let ndjson = format!("{one}\n").repeat(10_001);
     let response = app.post_events(&app.reporter(), NDJSON, ndjson).await;
     assert_eq!(response.status(), 413);
-    // 17 MiB: declared up front, and streamed without a length.
-    let big = vec![b' '; 17 * 1024 * 1024];
-    let response = app.post_events(&app.reporter(), JSON, big.clone()).await;
-    assert_eq!(response.status(), 413);
-    assert_eq!(json_of(response).await, expected);
-    let stream = futures_util::stream::iter(
-        big.chunks(1 << 20)
-            .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
-            .collect::<Vec<_>>(),
+    // 17 MiB declared up front: refused before a byte of the body is read.
+    let head = format!(
+        "POST {EVENTS} HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nContent-Type: {JSON}\r\nContent-Length: {}\r\n\r\n",
+        app.reporter(),
+        17 * 1024 * 1024
     );
-    let response = app
-        .post_events(&app.reporter(), JSON, reqwest::Body::wrap_stream(stream))
-        .await;
-    assert_eq!(response.status(), 413);
+    let (status, body) = raw_exchange(&app, head.as_bytes()).await;
+    assert_eq!(status, 413);
+    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap(), expected);
+    // Streamed without a length: refused once the reader passes 16 MiB.
+    let mut request = format!(
+        "POST {EVENTS} HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nContent-Type: {JSON}\r\nTransfer-Encoding: chunked\r\n\r\n",
+        app.reporter()
+    )
+    .into_bytes();
+    for _ in 0..16 {
+        request.extend_from_slice(format!("{:x}\r\n", 1 << 20).as_bytes());
+        request.extend(std::iter::repeat_n(b' ', 1 << 20));
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"1\r\n \r\n"); // the byte over the limit
+    let (status, body) = raw_exchange(&app, &request).await;
+    assert_eq!(status, 413);
+    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap(), expected);
     // Exactly 10,000 is fine.
     let max: Vec<Value> = (0..10_000)
         .map(|i| {
@@ -426,3 +436,27 @@ crate::both_backends!(
     needs_the_ingest_scope_and_a_json_body,
     ingested_events_come_back_in_the_download_with_current_names,
 );
+
+/// Writes `request` on a fresh connection, then reads one response (status
+/// and body). A raw socket, because an HTTP client that is still uploading
+/// when an early 413 arrives may report a broken pipe instead of the answer.
+async fn raw_exchange(app: &TestApp, request: &[u8]) -> (u16, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    socket.write_all(request).await.unwrap();
+    let mut response = Vec::new();
+    let _ = socket.read_to_end(&mut response).await; // the server closes after answering
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{head}"
+    );
+    (status, body.as_bytes().to_vec())
+}
