@@ -38,13 +38,23 @@ impl Application {
         store: Arc<dyn Store>,
     ) -> anyhow::Result<Self> {
         let (verifier, local_issuer) = authentication(settings).await?;
+        let mut downloads = settings.limits.max_concurrent_downloads.max(1);
+        if let Some(cap) = store
+            .max_concurrent_exports()
+            .filter(|cap| *cap < downloads)
+        {
+            tracing::info!(
+                configured = downloads,
+                cap,
+                "download limit capped at what the store's connection pool allows"
+            );
+            downloads = cap;
+        }
         let state = AppState {
             store,
             verifier,
             local_issuer,
-            download_slots: Arc::new(Semaphore::new(
-                settings.limits.max_concurrent_downloads.max(1),
-            )),
+            download_slots: Arc::new(Semaphore::new(downloads)),
         };
         let listener = TcpListener::bind(settings.bind)
             .await

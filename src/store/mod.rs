@@ -64,6 +64,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Cheap reachability probe for health checks.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// How many exports may stream at once without starving other requests
+    /// of connections; `None` when the backend has no such bound. The
+    /// service caps its download limit at this.
+    fn max_concurrent_exports(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Opens (and migrates) the store a database URL names: empty means the

@@ -221,4 +221,10 @@ impl Store for PgStore {
         client.simple_query("SELECT 1").await?;
         Ok(())
     }
+
+    fn max_concurrent_exports(&self) -> Option<usize> {
+        // Each streaming export holds a pooled connection; leave a few for
+        // ingestion and authorization checks.
+        Some(POOL_SIZE - 4)
+    }
 }
