@@ -12,7 +12,7 @@ mod row;
 pub mod sqlite;
 
 pub use error::StoreError;
-pub use row::{ExportRow, RowBatch, RowStream};
+pub use row::{stream_after_first, ExportRow, RowBatch, RowStream};
 
 use crate::domain::{AccessGrant, DateRange, Event, Grant, OrgId, UserId};
 use async_trait::async_trait;

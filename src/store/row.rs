@@ -3,6 +3,9 @@
 use super::StoreError;
 use crate::domain::{EventKind, Timestamp};
 use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 
 /// One CSV row, column for column (see `docs/api.md`). Optional columns are
 /// `None` when empty.
@@ -38,3 +41,19 @@ pub type RowBatch = Vec<ExportRow>;
 /// The export stream: batches in order, an `Err` item if the store fails
 /// part-way, and nothing after an error.
 pub type RowStream = BoxStream<'static, Result<RowBatch, StoreError>>;
+
+/// Turns the receiving end of a backend's export channel into a
+/// [`RowStream`], after waiting for its first item: a store that cannot run
+/// the query at all then answers with an error status instead of a 200
+/// followed by an aborted body.
+pub async fn stream_after_first(
+    mut rx: mpsc::Receiver<Result<RowBatch, StoreError>>,
+) -> Result<RowStream, StoreError> {
+    match rx.recv().await {
+        Some(Ok(first)) => Ok(futures_util::stream::once(async { Ok(first) })
+            .chain(ReceiverStream::new(rx))
+            .boxed()),
+        Some(Err(e)) => Err(e),
+        None => Err(StoreError::Backend("export ended without a result".into())),
+    }
+}

@@ -326,3 +326,28 @@ pub const HEADER: [&str; 11] = [
     "User Id",
     "User Email",
 ];
+
+/// Starts the real binary's `serve` on port 0 with `extra` flags and returns
+/// the child and the address it printed on its first line.
+pub fn spawn_serve(data_dir: &std::path::Path, extra: &[&str]) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_catalytics"))
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .args(extra)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line.trim().to_owned();
+    assert!(
+        addr.parse::<SocketAddr>().is_ok(),
+        "serve prints the bound address on its own line: {addr:?}"
+    );
+    (child, addr)
+}

@@ -8,9 +8,9 @@ use catalytics::ingest::to_wire;
 use catalytics::store;
 use futures_util::StreamExt;
 use serde_json::json;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_catalytics"))
@@ -18,23 +18,7 @@ fn bin() -> Command {
 
 /// Starts `serve` on port 0 and returns the child and its printed address.
 fn serve(data_dir: &Path) -> (Child, String) {
-    let mut child = bin()
-        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line.trim().to_owned();
-    assert!(
-        addr.parse::<std::net::SocketAddr>().is_ok(),
-        "serve prints the bound address on its own line: {addr:?}"
-    );
-    (child, addr)
+    spawn_serve(data_dir, &[])
 }
 
 async fn stored_count(data_dir: &Path, org: &str) -> usize {

@@ -7,8 +7,7 @@ use crate::helpers::*;
 use catalytics::auth::local::LocalIssuer;
 use catalytics::ingest::to_wire;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
@@ -29,28 +28,8 @@ impl Drop for Replica {
 }
 
 fn replica(database_url: &str, data_dir: &std::path::Path) -> Replica {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_catalytics"))
-        .args([
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--database-url",
-            database_url,
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    Replica {
-        child,
-        addr: line.trim().to_owned(),
-    }
+    let (child, addr) = spawn_serve(data_dir, &["--database-url", database_url]);
+    Replica { child, addr }
 }
 
 fn batch(org: &str, n: usize, minute: usize) -> Vec<Value> {

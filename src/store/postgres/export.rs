@@ -14,12 +14,11 @@
 //! seconds and spills to disk.
 
 use crate::domain::{DateRange, EventKind, OrgId, Timestamp};
+use crate::store::stream_after_first;
 use crate::store::{ExportRow, RowBatch, RowStream, StoreError};
 use deadpool_postgres::Pool;
-use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio_postgres::Row;
-use tokio_stream::wrappers::ReceiverStream;
 
 /// Rows per fetch once streaming; the first fetch is small so the first
 /// bytes leave quickly whatever the window.
@@ -54,25 +53,14 @@ const ORG_KEY_SQL: &str = "SELECT org_key FROM organizations WHERE org_id = $1";
 /// cannot run the query at all answers with an error status instead of a
 /// 200 followed by an aborted body.
 pub async fn export(pool: Pool, org: OrgId, range: DateRange) -> Result<RowStream, StoreError> {
-    let (tx, mut rx) = mpsc::channel(CHANNEL_BATCHES);
+    let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
     tokio::spawn(async move {
         if let Err(e) = run(&pool, &org, range, &tx).await {
             // The receiver may be gone (client disconnected); nothing to do then.
             let _ = tx.send(Err(e)).await;
         }
     });
-    match rx.recv().await {
-        Some(Ok(first)) => {
-            let rest = ReceiverStream::new(rx);
-            Ok(futures_util::stream::once(async { Ok(first) })
-                .chain(rest)
-                .boxed())
-        }
-        Some(Err(e)) => Err(e),
-        None => Err(StoreError::Backend(
-            "export task ended without a result".into(),
-        )),
-    }
+    stream_after_first(rx).await
 }
 
 async fn run(

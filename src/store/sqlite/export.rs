@@ -4,11 +4,10 @@
 
 use super::pool::ReadPool;
 use crate::domain::{DateRange, EventKind, OrgId, Timestamp};
+use crate::store::stream_after_first;
 use crate::store::{ExportRow, RowBatch, RowStream, StoreError};
-use futures_util::StreamExt;
 use rusqlite::{params, Row};
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 
 /// Rows per batch once streaming; the first batch is small so the first
 /// bytes leave quickly whatever the window.
@@ -39,25 +38,14 @@ pub async fn export(
     org: OrgId,
     range: DateRange,
 ) -> Result<RowStream, StoreError> {
-    let (tx, mut rx) = mpsc::channel(CHANNEL_BATCHES);
+    let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
     tokio::task::spawn_blocking(move || {
         if let Err(e) = run(&readers, &org, range, &tx) {
             // The receiver may be gone (client disconnected); nothing to do then.
             let _ = tx.blocking_send(Err(e));
         }
     });
-    match rx.recv().await {
-        Some(Ok(first)) => {
-            let rest = ReceiverStream::new(rx);
-            Ok(futures_util::stream::once(async { Ok(first) })
-                .chain(rest)
-                .boxed())
-        }
-        Some(Err(e)) => Err(e),
-        None => Err(StoreError::Backend(
-            "export thread ended without a result".into(),
-        )),
-    }
+    stream_after_first(rx).await
 }
 
 fn run(
