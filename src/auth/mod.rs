@@ -7,6 +7,7 @@
 //! - [`jwks::RemoteJwks`]: an external issuer's JWKS, found by OpenID
 //!   discovery or configured directly, cached and refreshed on unknown `kid`.
 
+mod cache;
 pub mod jwks;
 pub mod local;
 mod verify;

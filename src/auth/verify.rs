@@ -1,5 +1,6 @@
 //! Token verification, shared by local and issuer mode.
 
+use super::cache::TokenCache;
 use super::jwks::RemoteJwks;
 use super::local::LocalIssuer;
 use super::{AuthSettings, LEEWAY_SECS};
@@ -70,6 +71,7 @@ struct Inner {
     settings: AuthSettings,
     issuer: String,
     keys: Keys,
+    cache: TokenCache,
 }
 
 /// The algorithms a token may be signed with: asymmetric only.
@@ -105,6 +107,7 @@ impl Verifier {
             inner: Arc::new(Inner {
                 settings,
                 issuer,
+                cache: TokenCache::default(),
                 keys,
             }),
         }
@@ -117,6 +120,9 @@ impl Verifier {
 
     /// Verifies `token` and requires `scope`.
     pub async fn verify(&self, token: &str, scope: &str) -> Result<Identity, AuthError> {
+        if let Some(identity) = self.inner.cache.get(token, scope) {
+            return Ok(identity);
+        }
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| AuthError::Malformed(e.to_string()))?;
         if !ACCEPTED.contains(&header.alg) {
@@ -141,7 +147,18 @@ impl Verifier {
         }
         let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, &key, &validation)
             .map_err(|e| AuthError::Rejected(e.to_string()))?;
-        self.identity(&data.claims, scope)
+        let identity = self.identity(&data.claims, scope)?;
+        let exp = data.claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+        let remaining = exp + LEEWAY_SECS as i64 - time::OffsetDateTime::now_utc().unix_timestamp();
+        if let Ok(secs) = u64::try_from(remaining) {
+            self.inner.cache.put(
+                token,
+                scope,
+                &identity,
+                std::time::Duration::from_secs(secs),
+            );
+        }
+        Ok(identity)
     }
 
     fn identity(
