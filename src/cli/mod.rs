@@ -8,7 +8,7 @@ mod import;
 mod serve;
 mod token;
 
-use crate::config::{Settings, DEFAULT_DATA_DIR};
+use crate::config::Settings;
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -157,9 +157,4 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-/// The default data dir, for help texts.
-pub const fn default_data_dir() -> &'static str {
-    DEFAULT_DATA_DIR
 }

@@ -51,19 +51,27 @@ fn csv_response(
     let mut encoder = CsvEncoder::new();
     let header_row = encoder.header();
     let org = org.clone();
-    let body = futures_util::stream::once(async move { Ok(header_row) }).chain(rows.map(move |batch| {
-        // The permit lives as long as the body stream.
-        let _slot = &permit;
-        match batch {
-            Ok(rows) => Ok::<Bytes, std::io::Error>(encoder.rows(&rows)),
-            Err(e) => {
-                // After the 200 the only honest signal left is to abort the
-                // body, which every client reports as an error.
-                tracing::error!(org = %org, cause = %e, "export failed mid-stream; aborting response");
-                Err(std::io::Error::other("export aborted"))
-            }
+    let csv = rows.map(move |batch| match batch {
+        Ok(rows) => Ok::<Bytes, std::io::Error>(encoder.rows(&rows)),
+        Err(e) => {
+            // After the 200 the only honest signal left is to abort the
+            // body, which every client reports as an error.
+            tracing::error!(org = %org, cause = %e, "export failed mid-stream; aborting response");
+            Err(std::io::Error::other("export aborted"))
         }
-    }));
+    });
+    // The slot is freed as soon as the last row is encoded, before the
+    // terminating chunk reaches the client, so a client that sends its next
+    // request at once never finds its own finished download still counted.
+    // A body dropped early (client gone) frees it by dropping `permit`.
+    let release = futures_util::stream::once(async move {
+        drop(permit);
+        None
+    })
+    .filter_map(std::future::ready);
+    let body = futures_util::stream::once(async move { Ok(header_row) })
+        .chain(csv)
+        .chain(release);
     let filename = format!(
         "ComponentsAnalytics_{}_{}.csv",
         file_stamp(&range.start().to_wire()),

@@ -39,7 +39,16 @@ pub async fn report(
     let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
-        Err(e) => return Err(ApiError::Internal(format!("reading request body: {e}"))),
+        Err(e) => {
+            // The client stopped sending (or sent broken chunking): nothing
+            // was stored, and the answer may never arrive.
+            tracing::debug!(error = %e, "request body could not be read");
+            return Err(ApiError::InvalidEvents(vec![crate::error::ErrorDetail {
+                code: "InvalidBody",
+                message: "The request body could not be read.".into(),
+                target: "body".into(),
+            }]));
+        }
     };
     // Parsing up to 16 MiB is CPU work: keep it off the async workers.
     let events = tokio::task::spawn_blocking(move || match format {
