@@ -6,7 +6,7 @@
 //!
 //! # Layout
 //! - [`cli`] — the commands (`serve`, `demo`, `token`, `grant`, `revoke`,
-//!   `access list`, `migrate`); `main.rs` only parses and dispatches.
+//!   `access list`, `import`, `migrate`); `main.rs` only parses and dispatches.
 //! - [`config`] — typed settings: defaults, TOML file, `CATALYTICS_*` env, flags.
 //! - [`startup`] — [`startup::Application`]: store + verifier + bound listener,
 //!   run until a shutdown signal. Tests run it on port 0.
@@ -16,10 +16,21 @@
 //! - [`error`] — [`error::ApiError`], the only place errors become HTTP.
 //! - [`domain`] — types parsed once at the boundary: [`domain::Timestamp`],
 //!   [`domain::DateRange`], [`domain::OrgId`], [`domain::EventKind`], [`domain::Event`].
-//! - [`auth`] — JWT verification against a JWKS (local issuer or remote).
-//! - [`store`] — the [`store::Store`] trait and one module per backend.
+//! - [`ingest`] — request bodies (JSON, NDJSON) → validated events, shared by
+//!   the HTTP operation, `import` and the demo.
+//! - [`auth`] — JWT verification against a JWKS (local issuer or remote),
+//!   with a short cache of verified tokens.
+//! - [`store`] — the [`store::Store`] trait and one module per backend:
+//!   `store::sqlite` (writer thread with group commit, read pool, background
+//!   checkpoints) and `store::postgres` (pool, set-based ingestion, cursor
+//!   export).
 //! - [`export`] — rows → CSV bytes with the spreadsheet-injection guard.
-//! - [`demo`] — realistic generated data for `catalytics demo`.
+//! - [`demo`] — realistic generated data for `catalytics demo` and the benchmarks.
+//!
+//! Outside `src/`: `tests/api/` (HTTP contract tests, each run on SQLite and
+//! PostgreSQL), `tests/store_contract.rs` (the store contract on both
+//! backends), `benches/` and `scripts/bench` (figures in BENCHMARKS.md),
+//! `examples/` (event generator and HTTP load client), `docs/`.
 
 pub mod auth;
 pub mod cli;
