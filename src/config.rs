@@ -37,13 +37,17 @@ pub struct Limits {
     pub max_concurrent_downloads: usize,
     /// Seconds in-flight requests get to finish after SIGINT/SIGTERM.
     pub shutdown_grace_secs: u64,
+    /// Downloads one organization may start per minute (with a burst of the
+    /// same size); `None` means no rate limit, only the concurrency limit.
+    pub downloads_per_minute_per_org: Option<u32>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_concurrent_downloads: 32,
+            max_concurrent_downloads: 64,
             shutdown_grace_secs: 30,
+            downloads_per_minute_per_org: None,
         }
     }
 }

@@ -55,6 +55,11 @@ impl Application {
             verifier,
             local_issuer,
             download_slots: Arc::new(Semaphore::new(downloads)),
+            download_rate: settings
+                .limits
+                .downloads_per_minute_per_org
+                .and_then(std::num::NonZeroU32::new)
+                .map(|n| Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(n)))),
         };
         let listener = TcpListener::bind(settings.bind)
             .await

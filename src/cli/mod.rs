@@ -88,6 +88,13 @@ pub struct ServeArgs {
     /// Downloads allowed to stream at once.
     #[arg(long, env = "CATALYTICS_MAX_CONCURRENT_DOWNLOADS", value_name = "N")]
     pub max_concurrent_downloads: Option<usize>,
+    /// Downloads one organization may start per minute (default: unlimited).
+    #[arg(
+        long,
+        env = "CATALYTICS_DOWNLOADS_PER_MINUTE_PER_ORG",
+        value_name = "N"
+    )]
+    pub downloads_per_minute_per_org: Option<u32>,
 }
 
 /// Flags of `demo`.
@@ -136,6 +143,9 @@ impl ServeArgs {
         }
         if let Some(n) = self.max_concurrent_downloads {
             settings.limits.max_concurrent_downloads = n;
+        }
+        if let Some(n) = self.downloads_per_minute_per_org {
+            settings.limits.downloads_per_minute_per_org = Some(n);
         }
     }
 }

@@ -30,6 +30,14 @@ pub async fn download(
         return Err(ApiError::InsufficientPermissions);
     }
     let range = params::parse(query.as_deref()).map_err(ApiError::InvalidDownload)?;
+    if let Some(limiter) = &state.download_rate {
+        if let Err(not_until) = limiter.check_key(&org.as_str().to_owned()) {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(limiter.clock()));
+            return Err(ApiError::TooManyRequests {
+                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+            });
+        }
+    }
     let permit = state
         .download_slots
         .clone()

@@ -6,8 +6,11 @@ use crate::store::Store;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
+/// Per-organization download rate limiter (GCRA, from `governor`).
+pub type OrgRateLimiter = governor::DefaultKeyedRateLimiter<String>;
+
 /// What handlers share: the store, the token verifier, the local issuer (in
-/// local mode, to publish its keys) and the download slots.
+/// local mode, to publish its keys), the download slots and rate limit.
 #[derive(Clone)]
 pub struct AppState {
     /// The event store.
@@ -18,4 +21,6 @@ pub struct AppState {
     pub local_issuer: Option<Arc<LocalIssuer>>,
     /// One permit per concurrently streaming download.
     pub download_slots: Arc<Semaphore>,
+    /// Downloads per organization per minute, when configured.
+    pub download_rate: Option<Arc<OrgRateLimiter>>,
 }

@@ -173,7 +173,45 @@ async fn downloads_over_the_concurrency_limit_get_429() {
     );
 }
 
+async fn each_organization_has_its_own_download_rate() {
+    let app = spawn_app_with(AppOptions {
+        settings: Box::new(|s| s.limits.downloads_per_minute_per_org = Some(2)),
+        ..Default::default()
+    })
+    .await;
+    let (a, b) = (
+        app.admin_bearer("org-a").await,
+        app.admin_bearer("org-b").await,
+    );
+    for _ in 0..2 {
+        assert_eq!(app.get_download(Some(&a), &wide()).await.status(), 200);
+    }
+    let limited = app.get_download(Some(&a), &wide()).await;
+    assert_eq!(limited.status(), 429);
+    let retry: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    assert_eq!(
+        json_of(limited).await,
+        error_body(
+            "TooManyRequests",
+            "More requests were received than the subscription rate-limit allows."
+        )
+    );
+    assert_eq!(
+        app.get_download(Some(&b), &wide()).await.status(),
+        200,
+        "another organization is not limited"
+    );
+    let bad = app.get_download(Some(&a), "startDate=nope").await;
+    assert_eq!(bad.status(), 422, "parameters are checked before the rate");
+}
+
 crate::both_backends!(
+    each_organization_has_its_own_download_rate,
     a_mid_stream_store_failure_aborts_the_response,
     the_first_bytes_leave_before_the_last_row_is_read,
     a_healthy_large_export_is_whole,
