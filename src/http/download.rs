@@ -1,5 +1,6 @@
 //! `GET /library/components/analytics/download`: checks in contract order
-//! (401 by the extractor, then 403, then 422), then streams the CSV.
+//! (401 by the extractor, then 403, then 422), then the rate and concurrency
+//! limits (429), then streams the CSV.
 
 mod params;
 
