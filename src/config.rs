@@ -8,8 +8,6 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-/// Default address `serve` listens on.
-pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 /// Default data directory.
 pub const DEFAULT_DATA_DIR: &str = "./catalytics-data";
 

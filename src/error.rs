@@ -115,65 +115,62 @@ impl ApiError {
         }
     }
 
-    /// The wire body of the error.
-    pub fn body(&self) -> ErrorBody {
-        let (code, message, details): (&'static str, &str, Option<Vec<ErrorDetail>>) = match self {
+    /// The contract's code and message for the error.
+    pub fn code_and_message(&self) -> (&'static str, &'static str) {
+        match self {
             ApiError::HeaderNotFound => (
                 "HeaderNotFound",
                 "Header Authorization was not found in the request. Access denied.",
-                None,
             ),
             ApiError::InvalidToken(_) => (
                 "InvalidToken",
                 "Access token is invalid, expired or lacks the required scope.",
-                None,
             ),
             ApiError::InsufficientPermissions => (
                 "InsufficientPermissions",
                 "The user has insufficient permissions for the requested operation.",
-                None,
             ),
-            ApiError::NotFound => ("NotFound", "The requested resource was not found.", None),
+            ApiError::NotFound => ("NotFound", "The requested resource was not found."),
             ApiError::MethodNotAllowed(_) => (
                 "MethodNotAllowed",
                 "The HTTP method is not allowed for this resource.",
-                None,
             ),
             ApiError::PayloadTooLarge(_) => (
                 "PayloadTooLarge",
                 "The request body is too large: at most 10000 events and 16 MiB per request.",
-                None,
             ),
             ApiError::UnsupportedMediaType => (
                 "UnsupportedMediaType",
                 "The request body must be application/json or application/x-ndjson.",
-                None,
             ),
-            ApiError::InvalidDownload(d) => (
+            ApiError::InvalidDownload(_) => (
                 "InvalidDownloadAnalyticsRequest",
                 "Cannot perform operation.",
-                Some(d.clone()),
             ),
-            ApiError::InvalidEvents(d) => (
-                "InvalidAnalyticsEventsRequest",
-                "Cannot perform operation.",
-                Some(d.clone()),
-            ),
+            ApiError::InvalidEvents(_) => {
+                ("InvalidAnalyticsEventsRequest", "Cannot perform operation.")
+            }
             ApiError::TooManyRequests { .. } => (
                 "TooManyRequests",
                 "More requests were received than the subscription rate-limit allows.",
-                None,
             ),
             ApiError::Unavailable(_) => (
                 "ServiceUnavailable",
                 "The service is temporarily unavailable. Retry later.",
-                None,
             ),
             ApiError::Internal(_) => (
                 "InternalServerError",
                 "The server encountered an unexpected error.",
-                None,
             ),
+        }
+    }
+
+    /// The wire body of the error.
+    pub fn body(&self) -> ErrorBody {
+        let (code, message) = self.code_and_message();
+        let details = match self {
+            ApiError::InvalidDownload(d) | ApiError::InvalidEvents(d) => Some(d.clone()),
+            _ => None,
         };
         ErrorBody {
             code,
@@ -189,7 +186,7 @@ impl ApiError {
             ApiError::InvalidToken(reason) => tracing::info!(%reason, "token refused"),
             other => tracing::info!(
                 status = other.status().as_u16(),
-                code = other.body().code,
+                code = other.code_and_message().0,
                 "request refused"
             ),
         }

@@ -49,13 +49,6 @@ pub struct Identity {
     pub scopes: Vec<String>,
 }
 
-impl Identity {
-    /// Whether the token carries `scope`.
-    pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes.iter().any(|s| s == scope)
-    }
-}
-
 enum Keys {
     Local(JwkSet),
     Remote(RemoteJwks),

@@ -10,7 +10,7 @@
 use crate::config::Settings;
 use crate::domain::Event;
 use crate::error::ErrorDetail;
-use crate::ingest::{parse_event, parse_line_fast};
+use crate::ingest::parse_line;
 use crate::store::IngestOutcome;
 use anyhow::Context;
 use clap::Args;
@@ -142,27 +142,7 @@ fn read_lines(input: Box<dyn Read + Send>, tx: &mpsc::Sender<Chunk>) {
         if buf.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        if let Some(event) = parse_line_fast(&buf) {
-            batch.push(event);
-            if batch.len() >= IMPORT_BATCH
-                && tx
-                    .blocking_send(Chunk::Events(std::mem::take(&mut batch), bytes))
-                    .is_err()
-            {
-                return;
-            }
-            continue;
-        }
-        let path = format!("line {line_no}");
-        let parsed = serde_json::from_slice::<serde_json::Value>(&buf)
-            .map_err(|e| {
-                vec![ErrorDetail {
-                    code: "InvalidJson",
-                    message: format!("not valid JSON (column {})", e.column()),
-                    target: path.clone(),
-                }]
-            })
-            .and_then(|v| parse_event(&v, &path));
+        let parsed = parse_line(&buf, line_no, || format!("line {line_no}"));
         let sent = match parsed {
             Ok(event) => {
                 batch.push(event);

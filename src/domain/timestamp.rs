@@ -114,11 +114,6 @@ impl Timestamp {
         // write_wire only emits ASCII digits and separators.
         String::from_utf8_lossy(&v).into_owned()
     }
-
-    /// Shifts by a signed number of milliseconds (demo data, tests).
-    pub fn plus_millis(self, delta: i64) -> Self {
-        Self(self.0.saturating_add(delta))
-    }
 }
 
 impl fmt::Display for Timestamp {

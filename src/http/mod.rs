@@ -5,6 +5,7 @@ mod download;
 mod events;
 mod extract;
 mod fallback;
+mod health;
 mod middleware;
 mod state;
 mod well_known;
@@ -32,6 +33,8 @@ pub fn router(state: AppState) -> Router {
             )
             .route("/.well-known/jwks.json", get(well_known::jwks));
     }
-    router = router.route("/health", get(fallback::health));
+    router = router
+        .route("/health", get(health::live))
+        .route("/health/ready", get(health::ready));
     middleware::apply(router.fallback(fallback::not_found).with_state(state))
 }

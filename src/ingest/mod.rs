@@ -68,7 +68,12 @@ pub fn parse_json(body: &[u8]) -> Result<Vec<Event>, BatchError> {
     if items.len() > MAX_EVENTS {
         return Err(BatchError::TooManyEvents(items.len()));
     }
-    collect(items.iter().enumerate().map(|(i, v)| (i, Ok(v))))
+    gather(
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| parse_event(v, &format!("events[{i}]"))),
+    )
 }
 
 /// Parses one JSON event per line; blank lines are skipped, and `events[i]`
@@ -82,52 +87,48 @@ pub fn parse_ndjson(body: &[u8]) -> Result<Vec<Event>, BatchError> {
     if lines.len() > MAX_EVENTS {
         return Err(BatchError::TooManyEvents(lines.len()));
     }
-    let fast: Option<Vec<Event>> = lines
-        .iter()
-        .map(|(_, line)| parse_line_fast(line))
-        .collect();
-    if let Some(events) = fast {
-        return Ok(events);
-    }
-    let values: Vec<(usize, Result<Value, String>)> = lines
-        .into_iter()
-        .map(|(i, line)| {
-            (
-                i,
-                serde_json::from_slice::<Value>(line).map_err(|e| describe(&e)),
-            )
-        })
-        .collect();
-    collect(
-        values
-            .iter()
-            .map(|(i, v)| (*i, v.as_ref().map_err(String::as_str))),
+    gather(
+        lines
+            .into_iter()
+            .map(|(i, line)| parse_line(line, i + 1, || format!("events[{i}]"))),
     )
 }
 
-/// One NDJSON line through the fast path; `None` means "take the slow path".
-pub fn parse_line_fast(line: &[u8]) -> Option<Event> {
-    serde_json::from_slice::<FastEvent<'_>>(line)
-        .ok()?
-        .into_event()
+/// One NDJSON line (number `line_no`, 1-based) → an event: typed and
+/// borrowing when it is well formed, else through `serde_json::Value` with a
+/// detail per problem under `target()` (only built on that slow path).
+/// Shared by `POST …/events` and `catalytics import`.
+pub fn parse_line(
+    line: &[u8],
+    line_no: usize,
+    target: impl FnOnce() -> String,
+) -> Result<Event, Vec<ErrorDetail>> {
+    if let Some(event) = serde_json::from_slice::<FastEvent<'_>>(line)
+        .ok()
+        .and_then(FastEvent::into_event)
+    {
+        return Ok(event);
+    }
+    let target = target();
+    match serde_json::from_slice::<Value>(line) {
+        Ok(value) => parse_event(&value, &target),
+        Err(e) => Err(vec![malformed(
+            &target,
+            &format!("Line {line_no} is not valid JSON: {}.", describe(&e)),
+        )]),
+    }
 }
 
-fn collect<'a>(
-    items: impl Iterator<Item = (usize, Result<&'a Value, &'a str>)>,
+/// All events, or every detail of every invalid one.
+fn gather(
+    results: impl Iterator<Item = Result<Event, Vec<ErrorDetail>>>,
 ) -> Result<Vec<Event>, BatchError> {
     let mut events = Vec::new();
     let mut details = Vec::new();
-    for (i, item) in items {
-        let target = format!("events[{i}]");
-        match item {
-            Ok(value) => match parse_event(value, &target) {
-                Ok(e) => events.push(e),
-                Err(mut d) => details.append(&mut d),
-            },
-            Err(why) => details.push(malformed(
-                &target,
-                &format!("Line {} is not valid JSON: {why}.", i + 1),
-            )),
+    for result in results {
+        match result {
+            Ok(e) => events.push(e),
+            Err(mut d) => details.append(&mut d),
         }
     }
     if details.is_empty() {

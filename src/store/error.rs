@@ -2,7 +2,9 @@
 //! (unavailable → 503, everything else → 500) and the log can explain.
 
 /// A storage failure. The message is for logs only, never for response bodies.
-#[derive(Debug, thiserror::Error)]
+/// `Clone` so that one failed group commit can answer each of its callers
+/// with the same kind of error (503 stays 503).
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The database cannot be reached right now; retrying later may succeed.
     #[error("store unavailable: {0}")]

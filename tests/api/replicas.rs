@@ -207,6 +207,13 @@ async fn a_database_outage_is_503_and_heals_by_itself() {
             "The service is temporarily unavailable. Retry later."
         )
     );
+    let ready = app
+        .client
+        .get(app.url("/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503, "not ready while the database is away");
     let second = batch("org-a", 200, 2);
     let ingest = app.post_json(&second).await;
     assert_eq!(

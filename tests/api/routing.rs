@@ -59,7 +59,16 @@ async fn every_response_carries_a_request_id() {
     assert!(uuid::Uuid::parse_str(response.headers()["x-request-id"].to_str().unwrap()).is_ok());
 }
 
+async fn health_probes_answer() {
+    let app = spawn_app().await;
+    for path in ["/health", "/health/ready"] {
+        let response = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 204, "{path}");
+    }
+}
+
 crate::both_backends!(
+    health_probes_answer,
     unknown_paths_are_json_404,
     wrong_methods_are_json_405_with_allow,
     every_response_carries_a_request_id,

@@ -30,7 +30,6 @@ const PAGE_SIZE: i64 = 1024;
 /// The SQLite backend.
 #[derive(Clone)]
 pub struct SqliteStore {
-    path: PathBuf,
     writer: writer::Writer,
     _checkpointer: checkpoint::Checkpointer,
     readers: ReadPool,
@@ -67,15 +66,9 @@ impl SqliteStore {
             .map_err(|e| StoreError::Backend(format!("cannot start the checkpoint thread: {e}")))?;
         Ok(Self {
             readers: ReadPool::new(&path),
-            path,
             writer: writer::Writer::spawn(conn)?,
             _checkpointer: checkpointer,
         })
-    }
-
-    /// The database file, for messages.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Runs `f` on the writer thread.

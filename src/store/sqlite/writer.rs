@@ -118,9 +118,8 @@ fn commit_group(conn: &mut Connection, group: Vec<(Vec<Event>, Reply<IngestOutco
             }
         }
         Err(e) => {
-            let message = e.to_string();
             for reply in replies {
-                let _ = reply.send(Err(StoreError::Backend(message.clone())));
+                let _ = reply.send(Err(e.clone()));
             }
         }
     }
