@@ -3,6 +3,7 @@
 //! reads both; a flag wins over its variable).
 
 use crate::auth::AuthSettings;
+use crate::privacy::RetentionPolicy;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::SocketAddr;
@@ -25,6 +26,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// Protective limits.
     pub limits: Limits,
+    /// How long events and audit records are kept (`[retention]`).
+    pub retention: RetentionPolicy,
 }
 
 /// Limits that keep one client from starving the others.
@@ -58,6 +61,7 @@ impl Default for Settings {
             database_url: None,
             auth: AuthSettings::default(),
             limits: Limits::default(),
+            retention: RetentionPolicy::default(),
         }
     }
 }
@@ -74,6 +78,7 @@ impl fmt::Debug for Settings {
             )
             .field("auth", &self.auth)
             .field("limits", &self.limits)
+            .field("retention", &self.retention)
             .finish()
     }
 }

@@ -70,6 +70,9 @@ pub enum ApiError {
     /// Bad ingestion batch.
     #[error("invalid events request")]
     InvalidEvents(Vec<ErrorDetail>),
+    /// Bad erasure request body.
+    #[error("invalid erasure request")]
+    InvalidErasure(Vec<ErrorDetail>),
     /// Over a rate or concurrency limit.
     #[error("too many requests")]
     TooManyRequests {
@@ -106,9 +109,9 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::InvalidDownload(_) | ApiError::InvalidEvents(_) => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            ApiError::InvalidDownload(_)
+            | ApiError::InvalidEvents(_)
+            | ApiError::InvalidErasure(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -150,6 +153,7 @@ impl ApiError {
             ApiError::InvalidEvents(_) => {
                 ("InvalidAnalyticsEventsRequest", "Cannot perform operation.")
             }
+            ApiError::InvalidErasure(_) => ("InvalidErasureRequest", "Cannot perform operation."),
             ApiError::TooManyRequests { .. } => (
                 "TooManyRequests",
                 "More requests were received than the subscription rate-limit allows.",
@@ -169,7 +173,9 @@ impl ApiError {
     pub fn body(&self) -> ErrorBody {
         let (code, message) = self.code_and_message();
         let details = match self {
-            ApiError::InvalidDownload(d) | ApiError::InvalidEvents(d) => Some(d.clone()),
+            ApiError::InvalidDownload(d)
+            | ApiError::InvalidEvents(d)
+            | ApiError::InvalidErasure(d) => Some(d.clone()),
             _ => None,
         };
         ErrorBody {

@@ -24,6 +24,8 @@
 //!   `store::sqlite` (writer thread with group commit, read pool, background
 //!   checkpoints) and `store::postgres` (pool, set-based ingestion, cursor
 //!   export).
+//! - [`privacy`] — keyed pseudonyms of erased users and the retention task
+//!   (erasure and the audit trail are store methods; see `docs/privacy.md`).
 //! - [`export`] — rows → CSV bytes with the spreadsheet-injection guard.
 //! - [`demo`] — realistic generated data for `catalytics demo` and the benchmarks.
 //!
@@ -41,6 +43,7 @@ pub mod error;
 pub mod export;
 pub mod http;
 pub mod ingest;
+pub mod privacy;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -6,6 +6,7 @@ use crate::auth::local::LocalIssuer;
 use crate::auth::Verifier;
 use crate::config::Settings;
 use crate::http::{self, AppState};
+use crate::privacy::Retention;
 use crate::store::{self, Store};
 use anyhow::Context;
 use std::future::{Future, IntoFuture};
@@ -20,6 +21,8 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     grace: Duration,
+    /// Runs as long as the application does.
+    retention: Option<Retention>,
 }
 
 impl Application {
@@ -50,6 +53,7 @@ impl Application {
             );
             downloads = cap;
         }
+        let retention = Retention::spawn(Arc::clone(&store), settings.retention.clone());
         let state = AppState {
             store,
             verifier,
@@ -68,6 +72,7 @@ impl Application {
             listener,
             router: http::router(state),
             grace: Duration::from_secs(settings.limits.shutdown_grace_secs),
+            retention,
         })
     }
 
@@ -83,6 +88,7 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let _retention = self.retention;
         let (signal_tx, signal_rx) = tokio::sync::watch::channel(false);
         let mut graceful_rx = signal_rx.clone();
         let server = axum::serve(self.listener, self.router.into_make_service())

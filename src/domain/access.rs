@@ -87,6 +87,16 @@ impl Grant {
         }
     }
 
+    /// Whether holding this allows erasing a user's data in the
+    /// organization: the two organization-administrator roles only, not
+    /// the service administrator role and not `View Analytics`.
+    pub fn allows_erasure(self) -> bool {
+        matches!(
+            self,
+            Grant::Role(Role::AccountAdministrator | Role::CoAdministrator)
+        )
+    }
+
     /// Reads a stored (kind, name) pair back.
     pub fn from_stored(kind: &str, name: &str) -> Option<Self> {
         match kind {
@@ -100,6 +110,24 @@ impl Grant {
 impl fmt::Display for Grant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {:?}", self.kind(), self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_organization_administrators_may_erase() {
+        let table = [
+            (Grant::Role(Role::AccountAdministrator), true),
+            (Grant::Role(Role::CoAdministrator), true),
+            (Grant::Role(Role::ConnectServicesAdministrator), false),
+            (Grant::Permission(Permission::ViewAnalytics), false),
+        ];
+        for (grant, allowed) in table {
+            assert_eq!(grant.allows_erasure(), allowed, "{grant}");
+        }
     }
 }
 

@@ -87,6 +87,14 @@ opaque_string!(
     Name, 1024, true
 );
 
+impl Name {
+    /// The empty name: what an erased user's email becomes. Never the
+    /// result of parsing, so no event can claim it.
+    pub fn erased() -> Self {
+        Self(String::new())
+    }
+}
+
 /// An event's own id: a UUID, and the idempotency key of ingestion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EventId(Uuid);

@@ -2,12 +2,14 @@
 //! and inner code never re-checks them. Nothing here knows about HTTP or SQL.
 
 mod access;
+mod audit;
 mod event;
 mod ids;
 mod range;
 mod timestamp;
 
 pub use access::{AccessGrant, Grant, Permission, Role};
+pub use audit::{AuditAction, AuditDecodeError, AuditRecord, Outcome, Transfer};
 pub use event::{Catalog, Component, Event, EventKind, User};
 pub use ids::{EventId, Name, OpaqueId, OrgId, TextError, UserId};
 pub use range::{DateRange, RangeError};

@@ -4,6 +4,7 @@
 
 mod params;
 
+use super::audit::{Read, ReadAudit};
 use super::extract::AnalyticsReader;
 use super::AppState;
 use crate::domain::{DateRange, OrgId};
@@ -46,8 +47,15 @@ pub async fn download(
         .map_err(|_| ApiError::TooManyRequests {
             retry_after_secs: BUSY_RETRY_AFTER_SECS,
         })?;
-    let rows = state.store.export(&org, range).await?;
-    Ok(csv_response(&org, range, rows, permit))
+    let audit = ReadAudit::start(
+        state.store.clone(),
+        org.clone(),
+        caller.user.clone(),
+        range,
+        Read::Download,
+    );
+    let rows = state.store.export(&org, range).await.inspect_err(|_| audit.failed())?;
+    Ok(csv_response(&org, range, audit.count_rows(rows), permit, &audit))
 }
 
 fn csv_response(
@@ -55,6 +63,7 @@ fn csv_response(
     range: DateRange,
     rows: RowStream,
     permit: OwnedSemaphorePermit,
+    audit: &ReadAudit,
 ) -> Response {
     tracing::info!(start = %range.start(), end = %range.end(), "download started");
     let mut encoder = CsvEncoder::new();
@@ -99,7 +108,7 @@ fn csv_response(
             (header::CONTENT_DISPOSITION, disposition),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
         ],
-        Body::from_stream(body),
+        Body::from_stream(audit.count_body(body)),
     )
         .into_response()
 }

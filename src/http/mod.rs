@@ -1,7 +1,9 @@
 //! The HTTP layer: routes, extractors, middleware. Handlers stay thin: parse
 //! at the edge into domain types, call the store, encode.
 
+mod audit;
 mod download;
+mod erasures;
 mod events;
 mod extract;
 mod fallback;
@@ -10,6 +12,7 @@ mod middleware;
 mod state;
 mod well_known;
 
+pub use audit::{Read, ReadAudit};
 pub use state::AppState;
 
 use axum::routing::{get, post};
@@ -19,12 +22,15 @@ use axum::Router;
 pub const DOWNLOAD_PATH: &str = "/library/components/analytics/download";
 /// Path of the ingestion operation.
 pub const EVENTS_PATH: &str = "/library/components/analytics/events";
+/// Path of the erasure operation.
+pub const ERASURES_PATH: &str = "/library/components/analytics/erasures";
 
 /// Every route of the service, with its middleware stack.
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new()
         .route(DOWNLOAD_PATH, get(download::download))
-        .route(EVENTS_PATH, post(events::report));
+        .route(EVENTS_PATH, post(events::report))
+        .route(ERASURES_PATH, post(erasures::erase));
     if state.local_issuer.is_some() {
         router = router
             .route(

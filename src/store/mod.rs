@@ -7,6 +7,7 @@
 
 mod batch;
 mod error;
+mod privacy;
 pub mod postgres;
 mod row;
 pub mod sqlite;
@@ -14,7 +15,7 @@ pub mod sqlite;
 pub use error::StoreError;
 pub use row::{stream_after_first, ExportRow, RowBatch, RowStream};
 
-use crate::domain::{AccessGrant, DateRange, Event, Grant, OrgId, UserId};
+use crate::domain::{AccessGrant, AuditRecord, DateRange, Event, Grant, OrgId, Timestamp, UserId};
 use async_trait::async_trait;
 use std::path::Path;
 use std::sync::Arc;
@@ -35,6 +36,27 @@ impl std::ops::AddAssign for IngestOutcome {
     }
 }
 
+/// What erasing a user did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErasureOutcome {
+    /// The pseudonym the user's events now carry.
+    pub pseudonym: UserId,
+    /// Events this request changed: 0 when the user was already erased or
+    /// had no events.
+    pub events: u64,
+}
+
+/// What one bounded retention step removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Rows deleted one by one.
+    pub rows: u64,
+    /// Whole monthly partitions dropped (PostgreSQL events only).
+    pub partitions: u64,
+    /// Whether the step stopped at its limit, so more may be due.
+    pub more: bool,
+}
+
 /// The storage contract every backend fulfils, proven by one shared suite.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -53,14 +75,50 @@ pub trait Store: Send + Sync + 'static {
     /// `org`'s analytics.
     async fn may_view_analytics(&self, org: &OrgId, user: &UserId) -> Result<bool, StoreError>;
 
-    /// Adds a grant; `Ok(false)` when it was already held.
+    /// Adds a grant; `Ok(false)` when it was already held. A change is
+    /// recorded in the audit trail in the same transaction (actor: the
+    /// command line).
     async fn grant(&self, grant: &AccessGrant) -> Result<bool, StoreError>;
 
-    /// Removes a grant; `Ok(false)` when it was not held.
+    /// Removes a grant; `Ok(false)` when it was not held. Audited like
+    /// [`Store::grant`].
     async fn revoke(&self, grant: &AccessGrant) -> Result<bool, StoreError>;
 
     /// Lists grants, of one organization or of all, in a stable order.
     async fn list_access(&self, org: Option<&OrgId>) -> Result<Vec<AccessGrant>, StoreError>;
+
+    /// Erases `user` of `org` (see `docs/privacy.md`): their events keep
+    /// being counted under their keyed pseudonym with an empty email, the
+    /// real id and email are gone from the store, events for them that
+    /// arrive later are pseudonymized on ingestion, and the erasure is
+    /// recorded in the audit trail (as done by `actor`, `None` for the
+    /// command line), all in one transaction. Idempotent.
+    async fn erase_user(
+        &self,
+        org: &OrgId,
+        user: &UserId,
+        actor: Option<&UserId>,
+    ) -> Result<ErasureOutcome, StoreError>;
+
+    /// Appends a record to the audit trail.
+    async fn record_audit(&self, record: &AuditRecord) -> Result<(), StoreError>;
+
+    /// The organization's audit trail from `since` (inclusive), oldest
+    /// first.
+    async fn list_audit(
+        &self,
+        org: &OrgId,
+        since: Option<Timestamp>,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// One bounded retention step for events older than `before`: at most
+    /// `limit` rows deleted (plus, on PostgreSQL, whole monthly partitions
+    /// that lie entirely before `before` dropped), in short transactions
+    /// that never hold ingestion or downloads up for long.
+    async fn purge_events(&self, before: Timestamp, limit: u64) -> Result<Purged, StoreError>;
+
+    /// One bounded retention step for audit records older than `before`.
+    async fn purge_audit(&self, before: Timestamp, limit: u64) -> Result<Purged, StoreError>;
 
     /// Cheap reachability probe for health checks.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -12,10 +12,13 @@ mod export;
 mod ingest;
 mod keys;
 mod migrations;
+mod privacy;
 mod sql;
 
-use super::{IngestOutcome, RowStream, Store, StoreError};
-use crate::domain::{AccessGrant, DateRange, Event, Grant, OrgId, Timestamp, UserId};
+use super::privacy::access_record;
+use super::{ErasureOutcome, IngestOutcome, Purged, RowStream, Store, StoreError};
+use crate::domain::{AccessGrant, AuditRecord, DateRange, Event, Grant, OrgId, Timestamp, UserId};
+use crate::privacy::Pseudonymizer;
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::time::{Duration, Instant};
@@ -41,6 +44,7 @@ const MAX_RETRY: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    pseudonymizer: Pseudonymizer,
 }
 
 impl PgStore {
@@ -58,14 +62,18 @@ impl PgStore {
             StoreError::Config(format!("invalid PostgreSQL URL: {}", error::describe(&e)))
         })?;
         let target = describe(&config);
-        let store = Self {
-            pool: build_pool(config)?,
-        };
+        let pool = build_pool(config)?;
         let started = Instant::now();
         let mut delay = FIRST_RETRY;
         loop {
-            match store.migrate().await {
-                Ok(()) => return Ok(store),
+            match migrate(&pool).await {
+                Ok(()) => {
+                    let pseudonymizer = privacy::pseudonymizer(&pool).await?;
+                    return Ok(Self {
+                        pool,
+                        pseudonymizer,
+                    });
+                }
                 Err(StoreError::Unavailable(cause)) if started.elapsed() + delay <= max_wait => {
                     tracing::warn!(%target, %cause, retry_in = ?delay, "waiting for PostgreSQL");
                     tokio::time::sleep(delay).await;
@@ -78,9 +86,13 @@ impl PgStore {
 
     /// Applies pending migrations (also done by `open`).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let mut client = self.pool.get().await?;
-        migrations::apply(&mut client).await
+        migrate(&self.pool).await
     }
+}
+
+async fn migrate(pool: &Pool) -> Result<(), StoreError> {
+    let mut client = pool.get().await?;
+    migrations::apply(&mut client).await
 }
 
 /// Where the URL points, for log lines: `host:port/database`, never the
@@ -131,7 +143,7 @@ impl Store for PgStore {
         if events.is_empty() {
             return Ok(IngestOutcome::default());
         }
-        ingest::ingest(&self.pool, &events).await
+        ingest::ingest(&self.pool, &self.pseudonymizer, &events).await
     }
 
     async fn export(&self, org: &OrgId, range: DateRange) -> Result<RowStream, StoreError> {
@@ -160,8 +172,9 @@ impl Store for PgStore {
     }
 
     async fn grant(&self, grant: &AccessGrant) -> Result<bool, StoreError> {
-        let client = self.pool.get().await?;
-        let n = client
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let n = tx
             .execute(
                 "INSERT INTO access_grants (org_id, user_id, kind, name, granted_at)
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
@@ -174,12 +187,17 @@ impl Store for PgStore {
                 ],
             )
             .await?;
+        if n == 1 {
+            privacy::insert_audit(&tx, &access_record(grant, false)).await?;
+        }
+        tx.commit().await?;
         Ok(n == 1)
     }
 
     async fn revoke(&self, grant: &AccessGrant) -> Result<bool, StoreError> {
-        let client = self.pool.get().await?;
-        let n = client
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let n = tx
             .execute(
                 "DELETE FROM access_grants WHERE org_id = $1 AND user_id = $2 AND kind = $3 AND name = $4",
                 &[
@@ -190,6 +208,10 @@ impl Store for PgStore {
                 ],
             )
             .await?;
+        if n == 1 {
+            privacy::insert_audit(&tx, &access_record(grant, true)).await?;
+        }
+        tx.commit().await?;
         Ok(n == 1)
     }
 
@@ -214,6 +236,35 @@ impl Store for PgStore {
             }
         }
         Ok(out)
+    }
+
+    async fn erase_user(
+        &self,
+        org: &OrgId,
+        user: &UserId,
+        actor: Option<&UserId>,
+    ) -> Result<ErasureOutcome, StoreError> {
+        privacy::erase(&self.pool, &self.pseudonymizer, org, user, actor).await
+    }
+
+    async fn record_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        privacy::insert_audit(&self.pool.get().await?, record).await
+    }
+
+    async fn list_audit(
+        &self,
+        org: &OrgId,
+        since: Option<Timestamp>,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        privacy::list_audit(&self.pool, org, since).await
+    }
+
+    async fn purge_events(&self, before: Timestamp, limit: u64) -> Result<Purged, StoreError> {
+        privacy::purge_events(&self.pool, before, limit).await
+    }
+
+    async fn purge_audit(&self, before: Timestamp, limit: u64) -> Result<Purged, StoreError> {
+        privacy::purge_audit(&self.pool, before, limit).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -12,10 +12,15 @@ mod export;
 mod ingest;
 mod migrations;
 mod pool;
+mod privacy;
 mod writer;
 
-use super::{access_grant_from_stored, IngestOutcome, RowStream, Store, StoreError};
-use crate::domain::{AccessGrant, DateRange, Event, Grant, OrgId, UserId};
+use super::privacy::access_record;
+use super::{
+    access_grant_from_stored, ErasureOutcome, IngestOutcome, Purged, RowStream, Store, StoreError,
+};
+use crate::domain::{AccessGrant, AuditRecord, DateRange, Event, Grant, OrgId, Timestamp, UserId};
+use crate::privacy::Pseudonymizer;
 use async_trait::async_trait;
 use pool::ReadPool;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -33,6 +38,7 @@ pub struct SqliteStore {
     writer: writer::Writer,
     _checkpointer: checkpoint::Checkpointer,
     readers: ReadPool,
+    pseudonymizer: Pseudonymizer,
 }
 
 impl SqliteStore {
@@ -61,13 +67,15 @@ impl SqliteStore {
         // Multi-row inserts keep a statement journal; in memory it costs no I/O.
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         migrations::apply(&mut conn)?;
+        let pseudonymizer = privacy::pseudonymizer(&conn)?;
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let checkpointer = checkpoint::Checkpointer::spawn(path.clone())
             .map_err(|e| StoreError::Backend(format!("cannot start the checkpoint thread: {e}")))?;
         Ok(Self {
             readers: ReadPool::new(&path),
-            writer: writer::Writer::spawn(conn)?,
+            writer: writer::Writer::spawn(conn, pseudonymizer.clone())?,
             _checkpointer: checkpointer,
+            pseudonymizer,
         })
     }
 
@@ -131,7 +139,8 @@ impl Store for SqliteStore {
     async fn grant(&self, grant: &AccessGrant) -> Result<bool, StoreError> {
         let g = grant.clone();
         self.write(move |conn| {
-            let n = conn.execute(
+            let tx = conn.transaction()?;
+            let n = tx.execute(
                 "INSERT INTO access_grants (org_id, user_id, kind, name, granted_at)
                  VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
                 params![
@@ -139,9 +148,13 @@ impl Store for SqliteStore {
                     g.user.as_str(),
                     g.grant.kind(),
                     g.grant.name(),
-                    crate::domain::Timestamp::now().millis()
+                    Timestamp::now().millis()
                 ],
             )?;
+            if n == 1 {
+                privacy::insert_audit(&tx, &access_record(&g, false))?;
+            }
+            tx.commit()?;
             Ok(n == 1)
         })
         .await
@@ -150,10 +163,15 @@ impl Store for SqliteStore {
     async fn revoke(&self, grant: &AccessGrant) -> Result<bool, StoreError> {
         let g = grant.clone();
         self.write(move |conn| {
-            let n = conn.execute(
+            let tx = conn.transaction()?;
+            let n = tx.execute(
                 "DELETE FROM access_grants WHERE org_id = ?1 AND user_id = ?2 AND kind = ?3 AND name = ?4",
                 params![g.org.as_str(), g.user.as_str(), g.grant.kind(), g.grant.name()],
             )?;
+            if n == 1 {
+                privacy::insert_audit(&tx, &access_record(&g, true))?;
+            }
+            tx.commit()?;
             Ok(n == 1)
         })
         .await
@@ -184,6 +202,44 @@ impl Store for SqliteStore {
             Ok(out)
         })
         .await
+    }
+
+    async fn erase_user(
+        &self,
+        org: &OrgId,
+        user: &UserId,
+        actor: Option<&UserId>,
+    ) -> Result<ErasureOutcome, StoreError> {
+        let (org, user, actor) = (org.clone(), user.clone(), actor.cloned());
+        let pseudonymizer = self.pseudonymizer.clone();
+        self.write(move |conn| privacy::erase(conn, &pseudonymizer, &org, &user, actor.as_ref()))
+            .await
+    }
+
+    async fn record_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        let record = record.clone();
+        self.write(move |conn| privacy::insert_audit(conn, &record))
+            .await
+    }
+
+    async fn list_audit(
+        &self,
+        org: &OrgId,
+        since: Option<Timestamp>,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let org = org.clone();
+        self.read(move |conn| privacy::list_audit(conn, &org, since))
+            .await
+    }
+
+    async fn purge_events(&self, before: Timestamp, limit: u64) -> Result<Purged, StoreError> {
+        self.write(move |conn| privacy::purge_events(conn, before, limit))
+            .await
+    }
+
+    async fn purge_audit(&self, before: Timestamp, limit: u64) -> Result<Purged, StoreError> {
+        self.write(move |conn| privacy::purge_audit(conn, before, limit))
+            .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -8,8 +8,9 @@
 //! the transaction fails, every batch in it fails and none is stored, so
 //! each batch stays atomic.
 
-use super::ingest;
+use super::{ingest, privacy};
 use crate::domain::Event;
+use crate::privacy::Pseudonymizer;
 use crate::store::{IngestOutcome, StoreError};
 use rusqlite::Connection;
 use std::sync::mpsc;
@@ -35,12 +36,13 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Moves `conn` to a new writer thread.
-    pub fn spawn(conn: Connection) -> Result<Self, StoreError> {
+    /// Moves `conn` to a new writer thread; batches are pseudonymized
+    /// with `pseudonymizer` before they are stored (see `privacy`).
+    pub fn spawn(conn: Connection, pseudonymizer: Pseudonymizer) -> Result<Self, StoreError> {
         let (jobs, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run(conn, &rx))
+            .spawn(move || run(conn, &rx, &pseudonymizer))
             .map_err(|e| StoreError::Backend(format!("cannot start the SQLite writer: {e}")))?;
         Ok(Self { jobs })
     }
@@ -74,7 +76,7 @@ fn gone() -> StoreError {
     StoreError::Backend("the SQLite writer thread has stopped".into())
 }
 
-fn run(mut conn: Connection, jobs: &mpsc::Receiver<Job>) {
+fn run(mut conn: Connection, jobs: &mpsc::Receiver<Job>, pseudonymizer: &Pseudonymizer) {
     let mut pending: Option<Job> = None;
     loop {
         let job = match pending.take() {
@@ -102,16 +104,22 @@ fn run(mut conn: Connection, jobs: &mpsc::Receiver<Job>) {
                         Err(_) => break,
                     }
                 }
-                commit_group(&mut conn, group);
+                commit_group(&mut conn, pseudonymizer, group);
             }
         }
     }
 }
 
-fn commit_group(conn: &mut Connection, group: Vec<(Vec<Event>, Reply<IngestOutcome>)>) {
-    let (batches, replies): (Vec<Vec<Event>>, Vec<Reply<IngestOutcome>>) =
+fn commit_group(
+    conn: &mut Connection,
+    pseudonymizer: &Pseudonymizer,
+    group: Vec<(Vec<Event>, Reply<IngestOutcome>)>,
+) {
+    let (mut batches, replies): (Vec<Vec<Event>>, Vec<Reply<IngestOutcome>>) =
         group.into_iter().unzip();
-    match ingest::ingest(conn, &batches) {
+    let stored = privacy::pseudonymize(conn, pseudonymizer, &mut batches)
+        .and_then(|()| ingest::ingest(conn, &batches));
+    match stored {
         Ok(outcomes) => {
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
                 let _ = reply.send(Ok(outcome));

@@ -1,0 +1,161 @@
+//! `POST /library/components/analytics/erasures` `{"userId": "…"}`: an
+//! organization administrator erases a user of their organization (see
+//! `docs/privacy.md`). Checks: 401 (download scope) → 403 (Account
+//! Administrator or Co-Administrator of the token's organization) → 422
+//! (body); answers `{"events": N}`, the events this request changed.
+
+use super::extract::AnalyticsReader;
+use super::AppState;
+use crate::domain::{OrgId, UserId};
+use crate::error::{ApiError, ErrorDetail};
+use axum::body::Body;
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::Json;
+use http_body_util::{BodyExt, Limited};
+use serde::Serialize;
+
+/// Largest erasure request body read; `{"userId": …}` needs far less.
+const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// The answer: how many events the request pseudonymized.
+#[derive(Debug, Serialize)]
+pub struct ErasureAnswer {
+    /// 0 when the user was already erased or had no events.
+    pub events: u64,
+}
+
+/// The erasure handler.
+pub async fn erase(
+    State(state): State<AppState>,
+    admin: OrgAdministrator,
+    ErasureRequest(user): ErasureRequest,
+) -> Result<Json<ErasureAnswer>, ApiError> {
+    let outcome = state
+        .store
+        .erase_user(&admin.org, &user, Some(&admin.user))
+        .await?;
+    // The pseudonym, never the erased id, goes to the log.
+    tracing::info!(pseudonym = %outcome.pseudonym, events = outcome.events, "user erased");
+    Ok(Json(ErasureAnswer {
+        events: outcome.events,
+    }))
+}
+
+/// A caller holding an organization-administrator role in the token's
+/// organization; anyone else is refused with 403.
+pub struct OrgAdministrator {
+    /// The token's organization.
+    pub org: OrgId,
+    /// The administrator.
+    pub user: UserId,
+}
+
+impl FromRequestParts<AppState> for OrgAdministrator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let AnalyticsReader(caller) = AnalyticsReader::from_request_parts(parts, state).await?;
+        let org = caller.org.ok_or(ApiError::InsufficientPermissions)?;
+        let grants = state.store.list_access(Some(&org)).await?;
+        let allowed = grants
+            .iter()
+            .any(|g| g.user == caller.user && g.grant.allows_erasure());
+        if !allowed {
+            return Err(ApiError::InsufficientPermissions);
+        }
+        Ok(Self {
+            org,
+            user: caller.user,
+        })
+    }
+}
+
+/// The body's user id, parsed; every problem is a 422 detail.
+pub struct ErasureRequest(pub UserId);
+
+impl<S: Send + Sync> FromRequest<S> for ErasureRequest {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
+        let body: Body = req.into_body();
+        let bytes = Limited::new(body, MAX_BODY_BYTES)
+            .collect()
+            .await
+            .map_err(|_| invalid(body_detail()))?
+            .to_bytes();
+        parse(&bytes).map(Self).map_err(invalid)
+    }
+}
+
+fn invalid(detail: ErrorDetail) -> ApiError {
+    ApiError::InvalidErasure(vec![detail])
+}
+
+fn body_detail() -> ErrorDetail {
+    ErrorDetail {
+        code: "InvalidValue",
+        message: format!(
+            "The request body must be a JSON object {{\"userId\": \"...\"}} of at most {MAX_BODY_BYTES} bytes."
+        ),
+        target: "body".into(),
+    }
+}
+
+/// `{"userId": "…"}` → the user id. Unknown fields are ignored, as in
+/// ingestion.
+fn parse(bytes: &[u8]) -> Result<UserId, ErrorDetail> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|_| body_detail())?;
+    let object = value.as_object().ok_or_else(body_detail)?;
+    match object.get("userId") {
+        None | Some(serde_json::Value::Null) => Err(ErrorDetail {
+            code: "MissingRequiredParameter",
+            message: "Required parameter is missing.".into(),
+            target: "userId".into(),
+        }),
+        Some(serde_json::Value::String(s)) if s.is_empty() => Err(ErrorDetail {
+            code: "MissingRequiredParameter",
+            message: "Required parameter is missing.".into(),
+            target: "userId".into(),
+        }),
+        Some(serde_json::Value::String(s)) => UserId::parse(s.as_str()).map_err(|_| bad_user_id()),
+        Some(_) => Err(bad_user_id()),
+    }
+}
+
+fn bad_user_id() -> ErrorDetail {
+    ErrorDetail {
+        code: "InvalidValue",
+        message: format!(
+            "Parameter 'userId' must be a string of 1 to {} characters without control characters.",
+            UserId::MAX_CHARS
+        ),
+        target: "userId".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_become_a_user_id_or_one_detail() {
+        assert_eq!(parse(br#"{"userId":"u-1","note":1}"#).unwrap().as_str(), "u-1");
+        let table: [(&[u8], &str, &str); 8] = [
+            (b"", "InvalidValue", "body"),
+            (b"not json", "InvalidValue", "body"),
+            (b"[\"u-1\"]", "InvalidValue", "body"),
+            (b"{}", "MissingRequiredParameter", "userId"),
+            (br#"{"userId":null}"#, "MissingRequiredParameter", "userId"),
+            (br#"{"userId":""}"#, "MissingRequiredParameter", "userId"),
+            (br#"{"userId":42}"#, "InvalidValue", "userId"),
+            (br#"{"userId":"a\u0000b"}"#, "InvalidValue", "userId"),
+        ];
+        for (body, code, target) in table {
+            let detail = parse(body).unwrap_err();
+            assert_eq!((detail.code, detail.target.as_str()), (code, target), "{body:?}");
+        }
+        let long = format!(r#"{{"userId":"{}"}}"#, "u".repeat(UserId::MAX_CHARS + 1));
+        assert_eq!(parse(long.as_bytes()).unwrap_err().target, "userId");
+    }
+}

@@ -1,0 +1,150 @@
+//! The retention task: deletes events older than `retention.days` and
+//! audit records older than `retention.audit_days`, in bounded steps with
+//! a pause between them, so that ingestion and downloads keep going while
+//! it works (see `docs/privacy.md`).
+
+use crate::domain::Timestamp;
+use crate::store::{Purged, Store, StoreError};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `[retention]` settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionPolicy {
+    /// Events older than this many days are deleted; `None` keeps
+    /// everything (the default).
+    pub days: Option<u32>,
+    /// Audit records older than this many days are deleted; `None` keeps
+    /// them forever. Independent of `days`.
+    pub audit_days: Option<u32>,
+    /// Seconds between two runs of the task.
+    pub interval_secs: u64,
+    /// Rows deleted per step; each step is one short transaction.
+    pub batch_size: u64,
+    /// Milliseconds to rest between two steps of one run, leaving the store
+    /// to other work.
+    pub pause_ms: u64,
+}
+
+/// Default audit retention: a little over a year, so a yearly review
+/// always finds the previous year complete.
+pub const DEFAULT_AUDIT_DAYS: u32 = 400;
+
+impl Default for RetentionPolicy {
+    fn default() -> Self {
+        Self {
+            days: None,
+            audit_days: Some(DEFAULT_AUDIT_DAYS),
+            interval_secs: 3600,
+            batch_size: 10_000,
+            pause_ms: 50,
+        }
+    }
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// The instant before which data kept for `days` days has expired at `now`.
+pub fn cutoff(now: Timestamp, days: u32) -> Timestamp {
+    Timestamp::from_millis(now.millis().saturating_sub(i64::from(days) * DAY_MS))
+}
+
+/// The running task; dropping it stops it.
+pub struct Retention {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Retention {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Retention {
+    /// Starts the task when the policy deletes anything; `None` otherwise.
+    pub fn spawn(store: Arc<dyn Store>, policy: RetentionPolicy) -> Option<Self> {
+        if policy.days.is_none() && policy.audit_days.is_none() {
+            return None;
+        }
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(policy.interval_secs.max(1)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                run_once(store.as_ref(), &policy).await;
+            }
+        });
+        Some(Self { task })
+    }
+}
+
+/// One run: events, then audit records. A failure is logged and the run
+/// ends; the next one starts over, so nothing is lost by stopping early.
+pub async fn run_once(store: &dyn Store, policy: &RetentionPolicy) {
+    let now = Timestamp::now();
+    if let Some(days) = policy.days {
+        let before = cutoff(now, days);
+        match drain(policy, |limit| store.purge_events(before, limit)).await {
+            Ok(done) if done.rows + done.partitions > 0 => tracing::info!(
+                events = done.rows,
+                partitions = done.partitions,
+                before = %before,
+                "retention deleted expired events"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "event retention failed; will retry"),
+        }
+    }
+    if let Some(days) = policy.audit_days {
+        let before = cutoff(now, days);
+        match drain(policy, |limit| store.purge_audit(before, limit)).await {
+            Ok(done) if done.rows > 0 => tracing::info!(
+                records = done.rows,
+                before = %before,
+                "retention deleted expired audit records"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "audit retention failed; will retry"),
+        }
+    }
+}
+
+/// Repeats a bounded step until it reports nothing more to do.
+async fn drain<F, Fut>(policy: &RetentionPolicy, mut step: F) -> Result<Purged, StoreError>
+where
+    F: FnMut(u64) -> Fut,
+    Fut: std::future::Future<Output = Result<Purged, StoreError>>,
+{
+    let mut total = Purged::default();
+    loop {
+        let done = step(policy.batch_size.max(1)).await?;
+        total.rows += done.rows;
+        total.partitions += done.partitions;
+        if !done.more {
+            return Ok(total);
+        }
+        tokio::time::sleep(Duration::from_millis(policy.pause_ms)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cutoff_counts_whole_days_back() {
+        let now = Timestamp::parse("2024-03-01T12:00:00.000Z").unwrap();
+        assert_eq!(cutoff(now, 0), now);
+        assert_eq!(cutoff(now, 1).to_wire(), "2024-02-29T12:00:00.000Z");
+        assert_eq!(cutoff(now, 30).to_wire(), "2024-01-31T12:00:00.000Z");
+        assert_eq!(cutoff(Timestamp::from_millis(i64::MIN + 1), 1).millis(), i64::MIN);
+    }
+
+    #[test]
+    fn the_default_keeps_events_and_a_year_of_audit() {
+        let p = RetentionPolicy::default();
+        assert_eq!((p.days, p.audit_days), (None, Some(400)));
+    }
+}

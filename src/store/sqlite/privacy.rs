@@ -1,0 +1,213 @@
+//! Erasure, the audit trail and retention on SQLite. Everything that writes
+//! runs on the writer thread, so an erasure and an ingestion never
+//! interleave: a batch is pseudonymized against the erased users as they
+//! are when its transaction starts.
+
+use crate::domain::{AuditRecord, Event, OrgId, Timestamp, UserId};
+use crate::privacy::pseudonym::{self, new_secret, Pseudonymizer};
+use crate::store::privacy::{decode_audit, erasure_record, PSEUDONYM_SECRET};
+use crate::store::{ErasureOutcome, Purged, StoreError};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::borrow::Cow;
+
+/// The deployment's pseudonym key, created on first use.
+pub fn pseudonymizer(conn: &Connection) -> Result<Pseudonymizer, StoreError> {
+    conn.execute(
+        "INSERT INTO deployment_secrets (name, value) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        params![PSEUDONYM_SECRET, new_secret().to_vec()],
+    )?;
+    let secret: Vec<u8> = conn.query_row(
+        "SELECT value FROM deployment_secrets WHERE name = ?1",
+        params![PSEUDONYM_SECRET],
+        |r| r.get(0),
+    )?;
+    Ok(Pseudonymizer::new(&secret))
+}
+
+/// Replaces erased users in `batches` by their pseudonyms. Costs one
+/// indexed probe when nobody was ever erased.
+pub fn pseudonymize(
+    conn: &Connection,
+    pseudonymizer: &Pseudonymizer,
+    batches: &mut [Vec<Event>],
+) -> Result<(), StoreError> {
+    let any: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM erased_users)")?
+        .query_row([], |r| r.get(0))?;
+    if !any {
+        return Ok(());
+    }
+    let mut lookup = conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM erased_users WHERE org_id = ?1 AND pseudonym = ?2)",
+    )?;
+    let mut erased = Vec::new();
+    for c in pseudonymizer.candidates(batches.iter().flatten()) {
+        if lookup.query_row(params![c.org.as_str(), c.pseudonym.as_str()], |r| {
+            r.get::<_, bool>(0)
+        })? {
+            erased.push(c);
+        }
+    }
+    for batch in batches {
+        if let Cow::Owned(changed) = pseudonym::apply(batch, &erased) {
+            *batch = changed;
+        }
+    }
+    Ok(())
+}
+
+/// See [`crate::store::Store::erase_user`]. `secure_delete` is on for the
+/// transaction, so the old id and email are overwritten in the database
+/// file instead of lingering in free space.
+pub fn erase(
+    conn: &mut Connection,
+    pseudonymizer: &Pseudonymizer,
+    org: &OrgId,
+    user: &UserId,
+    actor: Option<&UserId>,
+) -> Result<ErasureOutcome, StoreError> {
+    conn.pragma_update(None, "secure_delete", true)?;
+    let outcome = erase_in_transaction(conn, pseudonymizer, org, user, actor);
+    conn.pragma_update(None, "secure_delete", false)?;
+    outcome
+}
+
+fn erase_in_transaction(
+    conn: &mut Connection,
+    pseudonymizer: &Pseudonymizer,
+    org: &OrgId,
+    user: &UserId,
+    actor: Option<&UserId>,
+) -> Result<ErasureOutcome, StoreError> {
+    let pseudonym = pseudonymizer.pseudonym(org, user);
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute(
+        "INSERT INTO erased_users (org_id, pseudonym, erased_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT DO NOTHING",
+        params![org.as_str(), pseudonym.as_str(), Timestamp::now().millis()],
+    )?;
+    let user_key = |external: &str| -> Result<Option<(i64, i64)>, StoreError> {
+        Ok(tx
+            .query_row(
+                "SELECT u.org_key, u.user_key FROM users u
+                 JOIN organizations o ON o.org_key = u.org_key
+                 WHERE o.org_id = ?1 AND u.external_id = ?2",
+                params![org.as_str(), external],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    };
+    let mut events = 0;
+    if let Some((org_key, old)) = user_key(user.as_str())? {
+        events = tx.query_row(
+            "SELECT count(*) FROM events WHERE org_key = ?1 AND user_key = ?2",
+            params![org_key, old],
+            |r| r.get::<_, i64>(0),
+        )? as u64;
+        match user_key(pseudonym.as_str())? {
+            // Events for the user arrived under the pseudonym already
+            // (an earlier erasure of the same id): merge into that row.
+            Some((_, merged)) => {
+                tx.execute(
+                    "UPDATE events SET user_key = ?3 WHERE org_key = ?1 AND user_key = ?2",
+                    params![org_key, old, merged],
+                )?;
+                tx.execute("DELETE FROM users WHERE user_key = ?1", params![old])?;
+            }
+            None => {
+                tx.execute(
+                    "UPDATE users SET external_id = ?2, email = '' WHERE user_key = ?1",
+                    params![old, pseudonym.as_str()],
+                )?;
+            }
+        }
+    }
+    insert_audit(&tx, &erasure_record(org, &pseudonym, events, actor))?;
+    tx.commit()?;
+    Ok(ErasureOutcome { pseudonym, events })
+}
+
+/// Appends `record` (inside the caller's transaction, if any).
+pub fn insert_audit(conn: &Connection, record: &AuditRecord) -> Result<(), StoreError> {
+    conn.prepare_cached("INSERT INTO audit_log (org_id, at, record) VALUES (?1, ?2, ?3)")?
+        .execute(params![
+            record.org.as_str(),
+            record.at.millis(),
+            record.to_json_string()
+        ])?;
+    Ok(())
+}
+
+/// The organization's records from `since`, oldest first.
+pub fn list_audit(
+    conn: &Connection,
+    org: &OrgId,
+    since: Option<Timestamp>,
+) -> Result<Vec<AuditRecord>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT record FROM audit_log WHERE org_id = ?1 AND at >= ?2 ORDER BY at, seq",
+    )?;
+    let since = since.map_or(i64::MIN, Timestamp::millis);
+    let texts = stmt
+        .query_map(params![org.as_str(), since], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(decode_audit(texts.iter().map(String::as_str)))
+}
+
+/// Deletes up to `limit` events older than `before`, organization by
+/// organization along the primary key, in one short transaction.
+pub fn purge_events(
+    conn: &mut Connection,
+    before: Timestamp,
+    limit: u64,
+) -> Result<Purged, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let orgs = {
+        let mut stmt = tx.prepare_cached("SELECT org_key FROM organizations ORDER BY org_key")?;
+        let keys = stmt
+            .query_map([], |r| r.get::<_, i64>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        keys
+    };
+    let mut deleted = 0u64;
+    {
+        let mut delete = tx.prepare_cached(
+            "DELETE FROM events WHERE (org_key, ts, id) IN (
+                 SELECT org_key, ts, id FROM events
+                 WHERE org_key = ?1 AND ts < ?2 ORDER BY ts LIMIT ?3)",
+        )?;
+        for org_key in orgs {
+            if deleted >= limit {
+                break;
+            }
+            let left = i64::try_from(limit - deleted).unwrap_or(i64::MAX);
+            deleted += delete.execute(params![org_key, before.millis(), left])? as u64;
+        }
+    }
+    tx.commit()?;
+    Ok(Purged {
+        rows: deleted,
+        partitions: 0,
+        more: deleted >= limit,
+    })
+}
+
+/// Deletes up to `limit` audit records older than `before`.
+pub fn purge_audit(
+    conn: &mut Connection,
+    before: Timestamp,
+    limit: u64,
+) -> Result<Purged, StoreError> {
+    let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);
+    let deleted = conn
+        .prepare_cached(
+            "DELETE FROM audit_log WHERE seq IN (
+                 SELECT seq FROM audit_log WHERE at < ?1 ORDER BY at LIMIT ?2)",
+        )?
+        .execute(params![before.millis(), limit_sql])? as u64;
+    Ok(Purged {
+        rows: deleted,
+        partitions: 0,
+        more: deleted >= limit,
+    })
+}
