@@ -5,6 +5,7 @@
 mod access;
 mod demo;
 mod import;
+mod privacy;
 mod serve;
 mod token;
 
@@ -68,6 +69,14 @@ pub enum Command {
     Import(import::ImportArgs),
     /// Apply schema migrations and exit.
     Migrate,
+    /// Erase a user: their events stay countable under a pseudonym.
+    Erase(privacy::EraseArgs),
+    /// Inspect the audit trail.
+    Audit {
+        /// What to do with the trail.
+        #[command(subcommand)]
+        command: privacy::AuditCommand,
+    },
 }
 
 /// Flags of `serve` that override settings.
@@ -161,6 +170,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Revoke(args) => access::revoke(&settings, &args).await,
         Command::Access { command } => access::list(&settings, &command).await,
         Command::Import(args) => import::run(&settings, &args).await,
+        Command::Erase(args) => privacy::erase(&settings, &args).await,
+        Command::Audit { command } => privacy::audit(&settings, &command).await,
         Command::Migrate => {
             crate::store::open(settings.database_url.as_deref(), &settings.data_dir).await?;
             println!("migrations applied");

@@ -17,6 +17,17 @@ pub enum Outcome {
     Failed,
 }
 
+impl Outcome {
+    /// `complete`, `aborted` or `failed`, as in the JSON form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Complete => "complete",
+            Outcome::Aborted => "aborted",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
 /// What a read covered and how it went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transfer {

@@ -56,6 +56,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub store: Arc<dyn Store>,
     pub data_dir: TempDir,
+    /// The PostgreSQL database, `None` on SQLite (the file in `data_dir`).
+    pub database_url: Option<String>,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -109,6 +111,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         client: reqwest::Client::new(),
         store: inner,
         data_dir,
+        database_url: settings.database_url.clone(),
         _shutdown: tx,
     }
 }
@@ -165,6 +168,17 @@ impl TestApp {
         let user = format!("admin-of-{org}");
         self.make_admin(org, &user).await;
         format!("Bearer {}", self.token(org, &user, "itwin-platform"))
+    }
+
+    /// Runs the real binary against this app's store (the app keeps
+    /// running), e.g. `app.cli(&["erase", "--org", "o", "--user", "u"])`.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_catalytics"));
+        command.args(args).arg("--data-dir").arg(self.data_dir.path());
+        if let Some(url) = &self.database_url {
+            command.args(["--database-url", url]);
+        }
+        command.output().unwrap()
     }
 
     pub async fn ingest(&self, events: Vec<Event>) {

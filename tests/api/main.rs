@@ -32,6 +32,7 @@ mod auth_issuer;
 mod auth_local;
 mod csv_content;
 mod demo;
+mod erasure;
 mod ingest;
 mod params;
 mod process;

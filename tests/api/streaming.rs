@@ -2,15 +2,15 @@
 
 use crate::helpers::*;
 use async_trait::async_trait;
-use catalytics::domain::{AccessGrant, DateRange, Event, OrgId, UserId};
-use catalytics::store::{IngestOutcome, RowStream, Store, StoreError};
+use catalytics::domain::{AccessGrant, AuditRecord, DateRange, Event, OrgId, Timestamp, UserId};
+use catalytics::store::{ErasureOutcome, IngestOutcome, Purged, RowStream, Store, StoreError};
 use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// What the wrapped export does after `after` batches.
 #[derive(Clone, Copy)]
-enum Fault {
+pub(crate) enum Fault {
     Fail,
     Stall,
 }
@@ -51,12 +51,36 @@ impl Store for FaultyStore {
     async fn list_access(&self, org: Option<&OrgId>) -> Result<Vec<AccessGrant>, StoreError> {
         self.inner.list_access(org).await
     }
+    async fn erase_user(
+        &self,
+        org: &OrgId,
+        user: &UserId,
+        actor: Option<&UserId>,
+    ) -> Result<ErasureOutcome, StoreError> {
+        self.inner.erase_user(org, user, actor).await
+    }
+    async fn record_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        self.inner.record_audit(record).await
+    }
+    async fn list_audit(
+        &self,
+        org: &OrgId,
+        since: Option<Timestamp>,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.inner.list_audit(org, since).await
+    }
+    async fn purge_events(&self, before: Timestamp, limit: u64) -> Result<Purged, StoreError> {
+        self.inner.purge_events(before, limit).await
+    }
+    async fn purge_audit(&self, before: Timestamp, limit: u64) -> Result<Purged, StoreError> {
+        self.inner.purge_audit(before, limit).await
+    }
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
     }
 }
 
-async fn faulty_app(fault: Fault, after: usize) -> TestApp {
+pub(crate) async fn faulty_app(fault: Fault, after: usize) -> TestApp {
     spawn_app_with(AppOptions {
         wrap_store: Box::new(move |inner| {
             Arc::new(FaultyStore {
