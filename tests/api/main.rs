@@ -38,5 +38,6 @@ mod ingest;
 mod params;
 mod process;
 mod replicas;
+mod retention;
 mod routing;
 mod streaming;
