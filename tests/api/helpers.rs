@@ -50,6 +50,14 @@ pub async fn on_postgres(body: impl std::future::Future<Output = ()>) {
     }
 }
 
+/// The PostgreSQL database of the running test, `None` on SQLite.
+pub fn backend_database_url() -> Option<String> {
+    match BACKEND.try_with(Backend::clone) {
+        Ok(Backend::Postgres(url)) => Some(url),
+        _ => None,
+    }
+}
+
 /// A running application and what a test needs to talk to it.
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -90,9 +98,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         data_dir: data_dir.path().to_owned(),
         ..Settings::default()
     };
-    if let Ok(Backend::Postgres(url)) = BACKEND.try_with(Backend::clone) {
-        settings.database_url = Some(url);
-    }
+    settings.database_url = backend_database_url();
     (options.settings)(&mut settings);
     let inner = store::open(settings.database_url.as_deref(), &settings.data_dir)
         .await

@@ -35,6 +35,7 @@ mod csv_content;
 mod demo;
 mod erasure;
 mod ingest;
+mod logs;
 mod params;
 mod process;
 mod replicas;
