@@ -27,6 +27,8 @@ contract_tests!(
     grants_can_be_given_listed_and_revoked,
     organizations_are_isolated,
     unknown_organization_exports_nothing,
+    purging_events_is_bounded_and_spares_the_rest,
+    erasure_is_scoped_to_one_organization,
 );
 
 fn outcome(accepted: u64, duplicates: u64) -> IngestOutcome {
@@ -740,4 +742,53 @@ mod pg_operations {
         db.drop_database().await;
         result.expect("test body");
     }
+}
+
+async fn purging_events_is_bounded_and_spares_the_rest(store: DynStore) {
+    let old = 1_700_000_000_000; // November 2023
+    let mut events: Vec<Event> = (0..5).map(|i| event_with_id("org-1", old + i, i as u128 + 1)).collect();
+    events.push(event_with_id("org-2", old, 10));
+    events.push(event_with_id("org-1", old + 1_000_000, 11));
+    store.ingest(events).await.expect("ingest");
+    let before = Timestamp::from_millis(old + 500_000);
+    let first = store.purge_events(before, 4).await.expect("purge");
+    assert_eq!((first.rows, first.more), (4, true));
+    let second = store.purge_events(before, 4).await.expect("purge");
+    assert_eq!((second.rows, second.more), (2, false));
+    let third = store.purge_events(before, 4).await.expect("purge");
+    assert_eq!((third.rows, third.more), (0, false));
+    assert_eq!(export_all(&store, "org-1", everything()).await.len(), 1);
+    assert!(export_all(&store, "org-2", everything()).await.is_empty());
+    // The idempotency ids went with the rows: a re-sent expired event is
+    // stored again (and goes at the next run).
+    let again = store
+        .ingest(vec![event_with_id("org-1", old, 1)])
+        .await
+        .expect("ingest");
+    assert_eq!(again, outcome(1, 0));
+}
+
+async fn erasure_is_scoped_to_one_organization(store: DynStore) {
+    let mut a = event_with_id("org-1", 1_700_000_000_000, 1);
+    a.user.id = uid("shared-id");
+    let mut b = event_with_id("org-2", 1_700_000_000_000, 2);
+    b.user.id = uid("shared-id");
+    store.ingest(vec![a, b]).await.expect("ingest");
+    let erased = store
+        .erase_user(&org("org-1"), &uid("shared-id"), None)
+        .await
+        .expect("erase");
+    assert_eq!(erased.events, 1);
+    let rows = export_all(&store, "org-1", everything()).await;
+    assert_eq!((rows[0].user_id.as_str(), rows[0].user_email.as_str()), (erased.pseudonym.as_str(), ""));
+    let other = store
+        .erase_user(&org("org-2"), &uid("shared-id"), None)
+        .await
+        .expect("erase");
+    assert_ne!(other.pseudonym, erased.pseudonym, "pseudonyms are per organization");
+    let unknown = store
+        .erase_user(&org("org-9"), &uid("nobody"), None)
+        .await
+        .expect("erase in an unknown organization");
+    assert_eq!(unknown.events, 0);
 }

@@ -27,7 +27,35 @@ async fn rows_in(app: &TestApp, bearer: &str, query: &str) -> usize {
     parse_csv(&response.bytes().await.unwrap()).1.len()
 }
 
+/// The `events_pYYYY_MM` partition `t` falls in, and whether it exists.
+async fn partition_exists(database_url: &str, t: Timestamp) -> (String, bool) {
+    let dt = time::OffsetDateTime::from_unix_timestamp(t.millis() / 1000).unwrap();
+    let name = format!("events_p{:04}_{:02}", dt.year(), u8::from(dt.month()));
+    let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let exists: bool = client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
+        .await
+        .unwrap()
+        .get(0);
+    (name, exists)
+}
+
 async fn expired_events_go_while_the_service_keeps_working() {
+    const DAY_MS: i64 = 24 * HOUR_MS;
+    let now = Timestamp::now().millis();
+    // 2,400 expired events spread over 100 to 40 days ago (on PostgreSQL:
+    // whole monthly partitions, and part of the month of the cutoff), and
+    // a few recent ones; stored before the service (and its retention
+    // task) starts.
+    let old_start = Timestamp::from_millis(now - 100 * DAY_MS);
+    let old_end = Timestamp::from_millis(now - 40 * DAY_MS);
+    let step = (old_end.millis() - old_start.millis()) / 2400;
+    let old: Vec<_> = (0..2400).map(|i| at(old_start.millis() + i * step)).collect();
+    let database_url = backend_database_url();
+    let url = database_url.clone();
     let app = spawn_app_with(AppOptions {
         settings: Box::new(|s| {
             s.retention = RetentionPolicy {
@@ -38,21 +66,25 @@ async fn expired_events_go_while_the_service_keeps_working() {
                 ..RetentionPolicy::default()
             };
         }),
-        ..Default::default()
+        wrap_store: Box::new(move |store| {
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(async {
+                    for chunk in old.chunks(800) {
+                        store.ingest(chunk.to_vec()).await.unwrap();
+                    }
+                    let recent = (0..20).map(|i| at(now - HOUR_MS + i)).collect();
+                    store.ingest(recent).await.unwrap();
+                    if let Some(url) = url {
+                        let (name, exists) = partition_exists(&url, old_start).await;
+                        assert!(exists, "{name} holds the oldest events");
+                    }
+                })
+            });
+            store
+        }),
     })
     .await;
     let bearer = app.admin_bearer(ORG).await;
-    // 2,400 expired events over three months (three PostgreSQL partitions),
-    // and a few recent ones.
-    let old_start = Timestamp::parse("2024-01-01T00:00:00.000Z").unwrap();
-    let old_end = Timestamp::parse("2024-04-01T00:00:00.000Z").unwrap();
-    let step = (old_end.millis() - old_start.millis()) / 2400;
-    let old: Vec<_> = (0..2400).map(|i| at(old_start.millis() + i * step)).collect();
-    for chunk in old.chunks(800) {
-        app.ingest(chunk.to_vec()).await;
-    }
-    let now = Timestamp::now().millis();
-    app.ingest((0..20).map(|i| at(now - HOUR_MS + i)).collect()).await;
     let recent = window_of(
         Timestamp::from_millis(now - 2 * HOUR_MS),
         Timestamp::from_millis(now + HOUR_MS),
@@ -86,10 +118,13 @@ async fn expired_events_go_while_the_service_keeps_working() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // On SQLite the steps are visible one by one; PostgreSQL may drop all
-    // three months at once.
-    if app.database_url.is_none() {
-        assert!(seen_partial, "deleted in bounded steps, not at once");
+    match &database_url {
+        Some(url) => {
+            let (name, exists) = partition_exists(url, old_start).await;
+            assert!(!exists, "the expired month {name} was dropped whole");
+        }
+        // SQLite deletes in steps, visible one by one.
+        _ => assert!(seen_partial, "deleted in bounded steps, not at once"),
     }
 }
 

@@ -12,6 +12,7 @@ mod export;
 mod ingest;
 mod keys;
 mod migrations;
+mod partitions;
 mod privacy;
 mod sql;
 
@@ -68,6 +69,8 @@ impl PgStore {
         loop {
             match migrate(&pool).await {
                 Ok(()) => {
+                    let now = Timestamp::now();
+                    partitions::ensure(&pool, partitions::opening_horizon(now), now).await?;
                     let pseudonymizer = privacy::pseudonymizer(&pool).await?;
                     return Ok(Self {
                         pool,
@@ -260,7 +263,19 @@ impl Store for PgStore {
     }
 
     async fn purge_events(&self, before: Timestamp, limit: u64) -> Result<Purged, StoreError> {
-        privacy::purge_events(&self.pool, before, limit).await
+        // Months are created from the cutoff on, never behind it, so an
+        // expired month is not created again after it was dropped.
+        partitions::ensure(&self.pool, before, Timestamp::now()).await?;
+        let whole = partitions::drop_expired(&self.pool, before, limit).await?;
+        if whole.more {
+            return Ok(whole);
+        }
+        let rows = privacy::purge_events(&self.pool, before, limit - whole.rows).await?;
+        Ok(Purged {
+            rows: whole.rows + rows.rows,
+            partitions: whole.partitions,
+            more: rows.more,
+        })
     }
 
     async fn purge_audit(&self, before: Timestamp, limit: u64) -> Result<Purged, StoreError> {

@@ -27,3 +27,31 @@ CREATE TABLE audit_log (
 );
 CREATE INDEX audit_log_by_org ON audit_log (org_id, at, seq);
 CREATE INDEX audit_log_by_time ON audit_log (at);
+
+-- Events partitioned by month, so that retention drops whole months
+-- (docs/operations.md, "PostgreSQL partitions"). The table as it was
+-- becomes the partition `events_history`, holding every month up to the
+-- one after its newest event (and at least until thirteen months ago);
+-- monthly partitions `events_pYYYY_MM` follow, created ahead by the
+-- service; `events_default` catches anything outside them. LIKE copies the
+-- columns, defaults, checks and indexes whatever earlier migrations added.
+ALTER TABLE events RENAME TO events_history;
+ALTER INDEX events_pkey RENAME TO events_history_pkey;
+CREATE TABLE events (LIKE events_history INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)
+    PARTITION BY RANGE (ts);
+DO $$
+DECLARE
+    year_ago bigint := (extract(epoch FROM
+        (date_trunc('month', now() AT TIME ZONE 'UTC') - interval '13 months') AT TIME ZONE 'UTC')
+        * 1000)::bigint;
+    after_newest bigint;
+BEGIN
+    SELECT (extract(epoch FROM
+        (date_trunc('month', to_timestamp(max(ts) / 1000.0) AT TIME ZONE 'UTC') + interval '1 month')
+        AT TIME ZONE 'UTC') * 1000)::bigint
+    INTO after_newest FROM events_history;
+    EXECUTE format(
+        'ALTER TABLE events ATTACH PARTITION events_history FOR VALUES FROM (MINVALUE) TO (%s)',
+        greatest(year_ago, after_newest));
+END $$;
+CREATE TABLE events_default PARTITION OF events DEFAULT;
