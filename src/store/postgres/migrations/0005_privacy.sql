@@ -29,7 +29,7 @@ CREATE INDEX audit_log_by_org ON audit_log (org_id, at, seq);
 CREATE INDEX audit_log_by_time ON audit_log (at);
 
 -- Events partitioned by month, so that retention drops whole months
--- (docs/operations.md, "PostgreSQL partitions"). The table as it was
+-- (docs/operations.md, "Partitioning events by month"). The table as it was
 -- becomes the partition `events_history`, holding every month up to the
 -- one after its newest event (and at least until thirteen months ago);
 -- monthly partitions `events_pYYYY_MM` follow, created ahead by the
