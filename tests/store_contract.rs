@@ -746,7 +746,9 @@ mod pg_operations {
 
 async fn purging_events_is_bounded_and_spares_the_rest(store: DynStore) {
     let old = 1_700_000_000_000; // November 2023
-    let mut events: Vec<Event> = (0..5).map(|i| event_with_id("org-1", old + i, i as u128 + 1)).collect();
+    let mut events: Vec<Event> = (0..5)
+        .map(|i| event_with_id("org-1", old + i, i as u128 + 1))
+        .collect();
     events.push(event_with_id("org-2", old, 10));
     events.push(event_with_id("org-1", old + 1_000_000, 11));
     store.ingest(events).await.expect("ingest");
@@ -780,12 +782,18 @@ async fn erasure_is_scoped_to_one_organization(store: DynStore) {
         .expect("erase");
     assert_eq!(erased.events, 1);
     let rows = export_all(&store, "org-1", everything()).await;
-    assert_eq!((rows[0].user_id.as_str(), rows[0].user_email.as_str()), (erased.pseudonym.as_str(), ""));
+    assert_eq!(
+        (rows[0].user_id.as_str(), rows[0].user_email.as_str()),
+        (erased.pseudonym.as_str(), "")
+    );
     let other = store
         .erase_user(&org("org-2"), &uid("shared-id"), None)
         .await
         .expect("erase");
-    assert_ne!(other.pseudonym, erased.pseudonym, "pseudonyms are per organization");
+    assert_ne!(
+        other.pseudonym, erased.pseudonym,
+        "pseudonyms are per organization"
+    );
     let unknown = store
         .erase_user(&org("org-9"), &uid("nobody"), None)
         .await

@@ -4,8 +4,8 @@
 //! body ran to its end, `failed` when the store failed, `aborted` when the
 //! body was dropped early (the client went away).
 
-use crate::domain::{AuditAction, AuditRecord, DateRange, OrgId, Outcome, Timestamp, Transfer};
 use crate::domain::UserId;
+use crate::domain::{AuditAction, AuditRecord, DateRange, OrgId, Outcome, Timestamp, Transfer};
 use crate::store::{RowStream, Store};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -103,14 +103,19 @@ impl ReadAudit {
         let ended = self.clone();
         body.inspect(move |chunk| {
             if let Ok(bytes) = chunk {
-                counted.0.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                counted
+                    .0
+                    .bytes
+                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
             }
         })
-        .chain(futures_util::stream::once(async move {
-            ended.settle(Outcome::Complete);
-            None
-        })
-        .filter_map(std::future::ready))
+        .chain(
+            futures_util::stream::once(async move {
+                ended.settle(Outcome::Complete);
+                None
+            })
+            .filter_map(std::future::ready),
+        )
     }
 }
 
@@ -148,7 +153,10 @@ impl Drop for Tally {
                     }
                 });
             }
-            Err(_) => tracing::error!(action = record.action.name(), "no runtime to write an audit record"),
+            Err(_) => tracing::error!(
+                action = record.action.name(),
+                "no runtime to write an audit record"
+            ),
         }
     }
 }

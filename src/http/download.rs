@@ -54,8 +54,18 @@ pub async fn download(
         range,
         Read::Download,
     );
-    let rows = state.store.export(&org, range).await.inspect_err(|_| audit.failed())?;
-    Ok(csv_response(&org, range, audit.count_rows(rows), permit, &audit))
+    let rows = state
+        .store
+        .export(&org, range)
+        .await
+        .inspect_err(|_| audit.failed())?;
+    Ok(csv_response(
+        &org,
+        range,
+        audit.count_rows(rows),
+        permit,
+        &audit,
+    ))
 }
 
 fn csv_response(

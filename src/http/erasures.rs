@@ -140,7 +140,10 @@ mod tests {
 
     #[test]
     fn bodies_become_a_user_id_or_one_detail() {
-        assert_eq!(parse(br#"{"userId":"u-1","note":1}"#).unwrap().as_str(), "u-1");
+        assert_eq!(
+            parse(br#"{"userId":"u-1","note":1}"#).unwrap().as_str(),
+            "u-1"
+        );
         let table: [(&[u8], &str, &str); 8] = [
             (b"", "InvalidValue", "body"),
             (b"not json", "InvalidValue", "body"),
@@ -153,7 +156,11 @@ mod tests {
         ];
         for (body, code, target) in table {
             let detail = parse(body).unwrap_err();
-            assert_eq!((detail.code, detail.target.as_str()), (code, target), "{body:?}");
+            assert_eq!(
+                (detail.code, detail.target.as_str()),
+                (code, target),
+                "{body:?}"
+            );
         }
         let long = format!(r#"{{"userId":"{}"}}"#, "u".repeat(UserId::MAX_CHARS + 1));
         assert_eq!(parse(long.as_bytes()).unwrap_err().target, "userId");

@@ -165,7 +165,9 @@ mod tests {
         assert!(a.as_str().starts_with(PSEUDONYM_PREFIX));
         let hex = &a.as_str()[PSEUDONYM_PREFIX.len()..];
         assert_eq!(hex.len(), 16);
-        assert!(hex.chars().all(|c| c.is_ascii_hexdigit() && !c.is_uppercase()));
+        assert!(hex
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_uppercase()));
         assert_ne!(a, p.pseudonym(&org("o2"), &user("u1")), "per organization");
         assert_ne!(a, p.pseudonym(&org("o1"), &user("u2")), "per user");
         assert_ne!(
@@ -180,7 +182,11 @@ mod tests {
     #[test]
     fn only_erased_users_are_replaced() {
         let p = Pseudonymizer::new(b"k");
-        let events = vec![event("o1", "gone"), event("o1", "kept"), event("o2", "gone")];
+        let events = vec![
+            event("o1", "gone"),
+            event("o1", "kept"),
+            event("o2", "gone"),
+        ];
         let erased: Vec<_> = p
             .candidates(&events)
             .into_iter()
@@ -190,7 +196,10 @@ mod tests {
         assert_eq!(out[0].user.id, p.pseudonym(&org("o1"), &user("gone")));
         assert_eq!(out[0].user.email.as_str(), "");
         assert_eq!(out[1].user, events[1].user);
-        assert_eq!(out[2].user, events[2].user, "the same id in another organization");
+        assert_eq!(
+            out[2].user, events[2].user,
+            "the same id in another organization"
+        );
         assert_eq!((out[0].id, out[2].id), (events[0].id, events[2].id));
     }
 

@@ -139,7 +139,10 @@ mod tests {
         assert_eq!(cutoff(now, 0), now);
         assert_eq!(cutoff(now, 1).to_wire(), "2024-02-29T12:00:00.000Z");
         assert_eq!(cutoff(now, 30).to_wire(), "2024-01-31T12:00:00.000Z");
-        assert_eq!(cutoff(Timestamp::from_millis(i64::MIN + 1), 1).millis(), i64::MIN);
+        assert_eq!(
+            cutoff(Timestamp::from_millis(i64::MIN + 1), 1).millis(),
+            i64::MIN
+        );
     }
 
     #[test]

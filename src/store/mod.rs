@@ -7,8 +7,8 @@
 
 mod batch;
 mod error;
-mod privacy;
 pub mod postgres;
+mod privacy;
 mod row;
 pub mod sqlite;
 

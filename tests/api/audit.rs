@@ -11,7 +11,9 @@ use std::time::Duration;
 
 /// `n` events of [`ORG`], one a second from 2024-01-01.
 async fn events(app: &TestApp, n: usize) {
-    let base = Timestamp::parse("2024-01-01T00:00:00.000Z").unwrap().millis();
+    let base = Timestamp::parse("2024-01-01T00:00:00.000Z")
+        .unwrap()
+        .millis();
     for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
         let batch = chunk
             .iter()
@@ -119,7 +121,9 @@ async fn a_complete_download_is_recorded() {
     let viewer = format!("Bearer {}", app.token(ORG, "stranger", "itwin-platform"));
     assert_eq!(app.get_download(Some(&viewer), &wide()).await.status(), 403);
     assert_eq!(
-        app.get_download(Some(&bearer), "startDate=x").await.status(),
+        app.get_download(Some(&bearer), "startDate=x")
+            .await
+            .status(),
         422
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -166,8 +170,11 @@ async fn grants_revokes_and_erasures_are_recorded_and_listed() {
         "View Analytics",
     ]);
     assert!(revoke.status.success());
-    app.ingest(vec![crate::erasure::event_by(GONE, "2024-01-01T00:00:00.000Z")])
-        .await;
+    app.ingest(vec![crate::erasure::event_by(
+        GONE,
+        "2024-01-01T00:00:00.000Z",
+    )])
+    .await;
     let response = app
         .post_erasure(&admin, &json!({ "userId": GONE }).to_string())
         .await;
@@ -202,7 +209,11 @@ async fn grants_revokes_and_erasures_are_recorded_and_listed() {
          "pseudonym": pseudonyms[1], "events": 0},
     ]);
     let out = app.cli(&["audit", "list", "--org", ORG, "--format", "json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut listed: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     for record in &mut listed {
         record.as_object_mut().unwrap().remove("at").unwrap();
@@ -216,14 +227,42 @@ async fn grants_revokes_and_erasures_are_recorded_and_listed() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 6, "{text}");
     assert!(lines[0].starts_with("AT"), "{text}");
-    assert!(lines[1].contains(" grant ") && lines[1].contains("(command line)"), "{text}");
-    assert!(lines[3].contains(" revoke ") && lines[3].contains("user=viewer"), "{text}");
-    assert!(lines[4].contains(&pseudonyms[0]) && lines[4].contains("events=1"), "{text}");
+    assert!(
+        lines[1].contains(" grant ") && lines[1].contains("(command line)"),
+        "{text}"
+    );
+    assert!(
+        lines[3].contains(" revoke ") && lines[3].contains("user=viewer"),
+        "{text}"
+    );
+    assert!(
+        lines[4].contains(&pseudonyms[0]) && lines[4].contains("events=1"),
+        "{text}"
+    );
 
-    let out = app.cli(&["audit", "list", "--org", ORG, "--since", "2999-01-01T00:00:00.000Z", "--format", "json"]);
-    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap(), json!([]));
-    let out = app.cli(&["audit", "list", "--org", ORG, "--since", "1h", "--format", "json"]);
-    assert_eq!(serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap().len(), 5);
+    let out = app.cli(&[
+        "audit",
+        "list",
+        "--org",
+        ORG,
+        "--since",
+        "2999-01-01T00:00:00.000Z",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&out.stdout).unwrap(),
+        json!([])
+    );
+    let out = app.cli(&[
+        "audit", "list", "--org", ORG, "--since", "1h", "--format", "json",
+    ]);
+    assert_eq!(
+        serde_json::from_slice::<Vec<Value>>(&out.stdout)
+            .unwrap()
+            .len(),
+        5
+    );
     let bad = app.cli(&["audit", "list", "--org", ORG, "--since", "yesterday"]);
     assert!(!bad.status.success());
 }

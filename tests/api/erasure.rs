@@ -65,7 +65,10 @@ pub async fn assert_erased(app: &TestApp, erased: usize) -> String {
     let body = response.bytes().await.unwrap();
     let text = String::from_utf8(body.to_vec()).unwrap();
     assert!(!text.contains(GONE), "the erased id is in the download");
-    assert!(!text.contains(GONE_EMAIL), "the erased email is in the download");
+    assert!(
+        !text.contains(GONE_EMAIL),
+        "the erased email is in the download"
+    );
     let (_, rows) = parse_csv(&body);
     let (user, email) = (9, 10);
     let pseudonymized: Vec<_> = rows.iter().filter(|r| r[user] != "kept").collect();
@@ -106,12 +109,19 @@ async fn erasure_over_http_pseudonymizes_past_and_later_events() {
     let body = json!({ "userId": GONE }).to_string();
     for (user, grant) in [
         ("viewer", Grant::Permission(Permission::ViewAnalytics)),
-        ("service-admin", Grant::Role(Role::ConnectServicesAdministrator)),
+        (
+            "service-admin",
+            Grant::Role(Role::ConnectServicesAdministrator),
+        ),
     ] {
         let bearer = app.bearer_with(user, grant).await;
         let response = app.post_erasure(&bearer, &body).await;
         assert_eq!(response.status(), 403, "{user}");
-        assert_eq!(json_of(response).await, insufficient_permissions(), "{user}");
+        assert_eq!(
+            json_of(response).await,
+            insufficient_permissions(),
+            "{user}"
+        );
     }
     let stranger = format!("Bearer {}", app.token(ORG, "nobody", "itwin-platform"));
     assert_eq!(app.post_erasure(&stranger, &body).await.status(), 403);
@@ -133,17 +143,30 @@ async fn erasure_over_http_pseudonymizes_past_and_later_events() {
         .unwrap();
     assert_eq!(unauthenticated.status(), 401);
 
-    let body_message = "The request body must be a JSON object {\"userId\": \"...\"} of at most 16384 bytes.";
+    let body_message =
+        "The request body must be a JSON object {\"userId\": \"...\"} of at most 16384 bytes.";
     let user_message =
         "Parameter 'userId' must be a string of 1 to 256 characters without control characters.";
     let missing = "Required parameter is missing.";
     for (sent, expected) in [
         ("", erasure_error("InvalidValue", body_message, "body")),
-        ("{\"userId\":", erasure_error("InvalidValue", body_message, "body")),
+        (
+            "{\"userId\":",
+            erasure_error("InvalidValue", body_message, "body"),
+        ),
         ("[]", erasure_error("InvalidValue", body_message, "body")),
-        ("{}", erasure_error("MissingRequiredParameter", missing, "userId")),
-        ("{\"userId\":\"\"}", erasure_error("MissingRequiredParameter", missing, "userId")),
-        ("{\"userId\":7}", erasure_error("InvalidValue", user_message, "userId")),
+        (
+            "{}",
+            erasure_error("MissingRequiredParameter", missing, "userId"),
+        ),
+        (
+            "{\"userId\":\"\"}",
+            erasure_error("MissingRequiredParameter", missing, "userId"),
+        ),
+        (
+            "{\"userId\":7}",
+            erasure_error("InvalidValue", user_message, "userId"),
+        ),
         (
             &*json!({ "userId": "u".repeat(257) }).to_string(),
             erasure_error("InvalidValue", user_message, "userId"),
@@ -161,7 +184,11 @@ async fn erasure_over_http_pseudonymizes_past_and_later_events() {
 
     let again = app.post_erasure(&co_admin, &body).await;
     assert_eq!(again.status(), 200);
-    assert_eq!(json_of(again).await, json!({ "events": 0 }), "a repeat is a no-op");
+    assert_eq!(
+        json_of(again).await,
+        json!({ "events": 0 }),
+        "a repeat is a no-op"
+    );
     assert_eq!(assert_erased(&app, 4).await, pseudonym);
 
     let late = to_wire(&event_by(GONE, "2024-01-01T00:00:09.000Z"));
@@ -178,7 +205,11 @@ async fn erasure_from_the_command_line_covers_later_imports() {
     let app = spawn_app().await;
     seed(&app).await;
     let out = app.cli(&["erase", "--org", ORG, "--user", GONE]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     let pseudonym = assert_erased(&app, 4).await;
     assert_eq!(
@@ -190,7 +221,11 @@ async fn erasure_from_the_command_line_covers_later_imports() {
     let line = to_wire(&event_by(GONE, "2024-01-02T00:00:00.000Z")).to_string();
     std::fs::write(&file, format!("{line}\n")).unwrap();
     let out = app.cli(&["import", file.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(assert_erased(&app, 5).await, pseudonym, "imported later");
 
     let out = app.cli(&["erase", "--org", ORG, "--user", GONE]);

@@ -180,7 +180,10 @@ impl TestApp {
     /// running), e.g. `app.cli(&["erase", "--org", "o", "--user", "u"])`.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_catalytics"));
-        command.args(args).arg("--data-dir").arg(self.data_dir.path());
+        command
+            .args(args)
+            .arg("--data-dir")
+            .arg(self.data_dir.path());
         if let Some(url) = &self.database_url {
             command.args(["--database-url", url]);
         }
@@ -350,14 +353,25 @@ pub const HEADER: [&str; 11] = [
 /// Starts the real binary's `serve` on port 0 with `extra` flags and returns
 /// the child and the address it printed on its first line.
 pub fn spawn_serve(data_dir: &std::path::Path, extra: &[&str]) -> (std::process::Child, String) {
+    spawn_serve_logging(data_dir, extra, std::process::Stdio::null(), &[])
+}
+
+/// [`spawn_serve`] with its log (stderr) going to `log` and `env` set.
+pub fn spawn_serve_logging(
+    data_dir: &std::path::Path,
+    extra: &[&str],
+    log: impl Into<std::process::Stdio>,
+    env: &[(&str, &str)],
+) -> (std::process::Child, String) {
     use std::io::BufRead;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_catalytics"))
         .args(["serve", "--bind", "127.0.0.1:0"])
         .args(extra)
         .arg("--data-dir")
         .arg(data_dir)
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap();
     let mut line = String::new();

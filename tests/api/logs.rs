@@ -7,8 +7,7 @@ use crate::helpers::*;
 use catalytics::auth::local::LocalIssuer;
 use catalytics::ingest::to_wire;
 use serde_json::json;
-use std::io::BufRead;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 const EVENTS: &str = "/library/components/analytics/events";
 
@@ -16,24 +15,19 @@ async fn no_email_or_token_reaches_the_log() {
     let data = tempfile::tempdir().unwrap();
     let logs = tempfile::tempdir().unwrap();
     let log_path = logs.path().join("serve.log");
-    let database: Vec<String> = backend_database_url()
-        .map(|url| vec!["--database-url".into(), url])
-        .unwrap_or_default();
+    let url = backend_database_url();
+    let database: Vec<&str> = match &url {
+        Some(url) => vec!["--database-url", url],
+        None => vec![],
+    };
+    let (mut child, addr) = spawn_serve_logging(
+        data.path(),
+        &database,
+        std::fs::File::create(&log_path).unwrap(),
+        &[("RUST_LOG", "debug")],
+    );
+    let base = format!("http://{addr}");
     let bin = env!("CARGO_BIN_EXE_catalytics");
-    let mut child = Command::new(bin)
-        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(data.path())
-        .args(&database)
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = format!("http://{}", line.trim());
     let client = reqwest::Client::new();
     let issuer = LocalIssuer::load_or_create(data.path()).unwrap().0;
     let stranger = LocalIssuer::load_or_create(logs.path()).unwrap().0;
@@ -57,7 +51,16 @@ async fn no_email_or_token_reaches_the_log() {
     let forged = mint(&stranger, "forger", "itwin-platform", 3600);
     let wrong_scope = mint(&issuer, "admin", "analytics:write", 3600);
     let status = Command::new(bin)
-        .args(["grant", "--org", ORG, "--user", "admin", "--role", "Account Administrator", "--data-dir"])
+        .args([
+            "grant",
+            "--org",
+            ORG,
+            "--user",
+            "admin",
+            "--role",
+            "Account Administrator",
+            "--data-dir",
+        ])
         .arg(data.path())
         .args(&database)
         .status()
@@ -83,15 +86,21 @@ async fn no_email_or_token_reaches_the_log() {
         .enumerate()
         .map(|(i, u)| to_wire(&event_by(u, &format!("2024-01-01T00:00:0{i}.000Z"))))
         .collect();
-    let ok = post(&reporter, EVENTS, json!({ "events": events }).to_string()).await.unwrap();
+    let ok = post(&reporter, EVENTS, json!({ "events": events }).to_string())
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 200);
     let mut bad = events[0].clone();
     bad["timestamp"] = json!("yesterday");
     bad["user"]["email"] = json!("x".repeat(2000) + "@example.com");
     emails.push("x".repeat(2000) + "@example.com");
-    let refused = post(&reporter, EVENTS, json!({ "events": [bad] }).to_string()).await.unwrap();
+    let refused = post(&reporter, EVENTS, json!({ "events": [bad] }).to_string())
+        .await
+        .unwrap();
     assert_eq!(refused.status(), 422);
-    let broken = post(&reporter, EVENTS, format!("{{\"events\": [\"{GONE_EMAIL}")).await.unwrap();
+    let broken = post(&reporter, EVENTS, format!("{{\"events\": [\"{GONE_EMAIL}"))
+        .await
+        .unwrap();
     assert_eq!(broken.status(), 422);
     for (bearer, status) in [
         (&admin, 200),
@@ -106,12 +115,22 @@ async fn no_email_or_token_reaches_the_log() {
     }
     let garbage = format!("Bearer {GONE_EMAIL}");
     assert_eq!(get(&garbage).await.unwrap().status(), 401);
-    let erased = post(&admin, ERASURES, json!({ "userId": GONE }).to_string()).await.unwrap();
+    let erased = post(&admin, ERASURES, json!({ "userId": GONE }).to_string())
+        .await
+        .unwrap();
     assert_eq!(erased.status(), 200);
-    let malformed = post(&admin, ERASURES, format!("{{\"userId\": 1, \"email\": \"{GONE_EMAIL}\"")).await.unwrap();
+    let malformed = post(
+        &admin,
+        ERASURES,
+        format!("{{\"userId\": 1, \"email\": \"{GONE_EMAIL}\""),
+    )
+    .await
+    .unwrap();
     assert_eq!(malformed.status(), 422);
     let late = to_wire(&event_by(GONE, "2024-01-01T00:00:09.000Z"));
-    let ok = post(&reporter, EVENTS, json!({ "events": [late] }).to_string()).await.unwrap();
+    let ok = post(&reporter, EVENTS, json!({ "events": [late] }).to_string())
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 200);
     assert_eq!(get(&admin).await.unwrap().status(), 200);
 
@@ -127,7 +146,10 @@ async fn no_email_or_token_reaches_the_log() {
         "the log was captured: {log}"
     );
     for email in &emails {
-        assert!(!log.contains(email.as_str()), "an email is in the log: {email}");
+        assert!(
+            !log.contains(email.as_str()),
+            "an email is in the log: {email}"
+        );
     }
     for token in &tokens {
         let signature = token.rsplit('.').next().unwrap();

@@ -53,7 +53,9 @@ async fn expired_events_go_while_the_service_keeps_working() {
     let old_start = Timestamp::from_millis(now - 100 * DAY_MS);
     let old_end = Timestamp::from_millis(now - 40 * DAY_MS);
     let step = (old_end.millis() - old_start.millis()) / 2400;
-    let old: Vec<_> = (0..2400).map(|i| at(old_start.millis() + i * step)).collect();
+    let old: Vec<_> = (0..2400)
+        .map(|i| at(old_start.millis() + i * step))
+        .collect();
     let database_url = backend_database_url();
     let url = database_url.clone();
     let app = spawn_app_with(AppOptions {
@@ -145,7 +147,11 @@ async fn audit_records_have_their_own_retention() {
     let now = Timestamp::now();
     let old = Timestamp::from_millis(now.millis() - 401 * 24 * HOUR_MS);
     let young = Timestamp::from_millis(now.millis() - 399 * 24 * HOUR_MS);
-    for (at, name) in [(old, "erased-old"), (young, "erased-young"), (now, "erased-now")] {
+    for (at, name) in [
+        (old, "erased-old"),
+        (young, "erased-young"),
+        (now, "erased-now"),
+    ] {
         app.store.record_audit(&record_at(at, name)).await.unwrap();
     }
     app.ingest(vec![at(old.millis())]).await;
@@ -161,7 +167,13 @@ async fn audit_records_have_their_own_retention() {
         .list_audit(&OrgId::parse(ORG).unwrap(), None)
         .await
         .unwrap();
-    assert_eq!(left, vec![record_at(young, "erased-young"), record_at(now, "erased-now")]);
+    assert_eq!(
+        left,
+        vec![
+            record_at(young, "erased-young"),
+            record_at(now, "erased-now")
+        ]
+    );
     assert_eq!(app.rows(ORG).await.len(), 1, "events are not touched");
 }
 

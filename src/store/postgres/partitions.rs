@@ -150,7 +150,11 @@ pub async fn ensure(pool: &Pool, from: Timestamp, now: Timestamp) -> Result<u64,
 /// partition that ends at or before `before`, then deletes up to `limit`
 /// rows from detached ones (with their idempotency ids) and drops each
 /// that is empty.
-pub async fn drop_expired(pool: &Pool, before: Timestamp, limit: u64) -> Result<Purged, StoreError> {
+pub async fn drop_expired(
+    pool: &Pool,
+    before: Timestamp,
+    limit: u64,
+) -> Result<Purged, StoreError> {
     let mut client = pool.get().await?;
     for p in attached(&client).await? {
         if p.end.is_none_or(|end| end > before.millis()) {
@@ -245,9 +249,27 @@ mod tests {
     #[test]
     fn months_step_across_years() {
         let m = Month::of(ts("2024-12-31T23:59:59.999Z"));
-        assert_eq!(m, Month { year: 2024, month: 12 });
-        assert_eq!(m.plus(1), Month { year: 2025, month: 1 });
-        assert_eq!(m.plus(-12), Month { year: 2023, month: 12 });
+        assert_eq!(
+            m,
+            Month {
+                year: 2024,
+                month: 12
+            }
+        );
+        assert_eq!(
+            m.plus(1),
+            Month {
+                year: 2025,
+                month: 1
+            }
+        );
+        assert_eq!(
+            m.plus(-12),
+            Month {
+                year: 2023,
+                month: 12
+            }
+        );
         assert_eq!(m.plus(-13).name(), "events_p2023_11");
         assert_eq!(m.start(), ts("2024-12-01T00:00:00.000Z").millis());
         assert_eq!(m.plus(1).start(), ts("2025-01-01T00:00:00.000Z").millis());

@@ -13,10 +13,10 @@ use crate::domain::{AuditRecord, Event, OrgId, Timestamp, UserId};
 use crate::privacy::pseudonym::{self, new_secret, Pseudonymizer};
 use crate::store::privacy::{decode_audit, erasure_record, PSEUDONYM_SECRET};
 use crate::store::{ErasureOutcome, Purged, StoreError};
+use deadpool_postgres::GenericClient;
 use deadpool_postgres::{Pool, Transaction};
 use std::borrow::Cow;
 use std::collections::HashSet;
-use deadpool_postgres::GenericClient;
 
 /// First key of the per-organization erasure lock ("eras"); the second is
 /// `hashtext(org_id)`. A hash collision only serializes two organizations.
@@ -104,7 +104,11 @@ pub async fn erase(
     tx.execute(
         "INSERT INTO erased_users (org_id, pseudonym, erased_at) VALUES ($1, $2, $3)
          ON CONFLICT DO NOTHING",
-        &[&org.as_str(), &pseudonym.as_str(), &Timestamp::now().millis()],
+        &[
+            &org.as_str(),
+            &pseudonym.as_str(),
+            &Timestamp::now().millis(),
+        ],
     )
     .await?;
     let user_key = async |external: &str| -> Result<Option<(i64, i64)>, StoreError> {
@@ -205,7 +209,11 @@ pub async fn list_audit(
 /// Deletes up to `limit` events older than `before` (and their
 /// idempotency rows, as SQLite's index goes with its rows), organization
 /// by organization along the primary key, in one short transaction.
-pub async fn purge_events(pool: &Pool, before: Timestamp, limit: u64) -> Result<Purged, StoreError> {
+pub async fn purge_events(
+    pool: &Pool,
+    before: Timestamp,
+    limit: u64,
+) -> Result<Purged, StoreError> {
     let mut client = pool.get().await?;
     let orgs: Vec<i64> = client
         .query("SELECT org_key FROM organizations ORDER BY org_key", &[])

@@ -67,19 +67,18 @@ pub fn erase(
     actor: Option<&UserId>,
 ) -> Result<ErasureOutcome, StoreError> {
     conn.pragma_update(None, "secure_delete", true)?;
-    let outcome = erase_in_transaction(conn, pseudonymizer, org, user, actor);
+    let outcome = erase_in_transaction(conn, pseudonymizer.pseudonym(org, user), org, user, actor);
     conn.pragma_update(None, "secure_delete", false)?;
     outcome
 }
 
 fn erase_in_transaction(
     conn: &mut Connection,
-    pseudonymizer: &Pseudonymizer,
+    pseudonym: UserId,
     org: &OrgId,
     user: &UserId,
     actor: Option<&UserId>,
 ) -> Result<ErasureOutcome, StoreError> {
-    let pseudonym = pseudonymizer.pseudonym(org, user);
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute(
         "INSERT INTO erased_users (org_id, pseudonym, erased_at) VALUES (?1, ?2, ?3)
@@ -144,9 +143,8 @@ pub fn list_audit(
     org: &OrgId,
     since: Option<Timestamp>,
 ) -> Result<Vec<AuditRecord>, StoreError> {
-    let mut stmt = conn.prepare(
-        "SELECT record FROM audit_log WHERE org_id = ?1 AND at >= ?2 ORDER BY at, seq",
-    )?;
+    let mut stmt = conn
+        .prepare("SELECT record FROM audit_log WHERE org_id = ?1 AND at >= ?2 ORDER BY at, seq")?;
     let since = since.map_or(i64::MIN, Timestamp::millis);
     let texts = stmt
         .query_map(params![org.as_str(), since], |r| r.get::<_, String>(0))?
