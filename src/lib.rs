@@ -6,7 +6,8 @@
 //!
 //! # Layout
 //! - [`cli`] — the commands (`serve`, `demo`, `token`, `grant`, `revoke`,
-//!   `access list`, `import`, `migrate`); `main.rs` only parses and dispatches.
+//!   `access list`, `import`, `migrate`, `erase`, `audit list`); `main.rs`
+//!   only parses and dispatches.
 //! - [`config`] — typed settings: defaults, TOML file, `CATALYTICS_*` env, flags.
 //! - [`startup`] — [`startup::Application`]: store + verifier + bound listener,
 //!   run until a shutdown signal. Tests run it on port 0.

@@ -644,7 +644,7 @@ mod pg_operations {
         }
         let versions: Vec<i64> = admin(&db.url)
             .await
-            .query("SELECT version FROM schema_migrations", &[])
+            .query("SELECT version FROM schema_migrations ORDER BY version", &[])
             .await
             .map(|rows| rows.iter().map(|r| r.get(0)).collect())
             .unwrap_or_default();
@@ -652,7 +652,7 @@ mod pg_operations {
         for r in results {
             r.expect("task").expect("open");
         }
-        assert_eq!(versions, vec![1]);
+        assert_eq!(versions, vec![1, 5]);
     }
 
     async fn terminate_connections(base: &str, db: &str) -> i64 {
