@@ -592,6 +592,33 @@ mod pg_operations {
     use futures_util::StreamExt;
     use std::time::{Duration, Instant};
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn server_errors_never_quote_row_values() {
+        let Some(db) = PgDatabase::create().await else {
+            return;
+        };
+        let client = admin(&db.url).await;
+        client
+            .batch_execute("CREATE TABLE people (email text CHECK (email = ''))")
+            .await
+            .expect("create");
+        let failed = client
+            .execute("INSERT INTO people VALUES ('alice@example.com')", &[])
+            .await
+            .expect_err("check violation");
+        let detail = failed.as_db_error().and_then(|d| d.detail()).map(str::to_owned);
+        drop(client);
+        db.drop_database().await;
+        assert!(
+            detail.is_some_and(|d| d.contains("alice@example.com")),
+            "the server quotes the row in DETAIL"
+        );
+        let logged = StoreError::from(failed).to_string();
+        assert!(logged.contains("violates check constraint"), "{logged}");
+        assert!(logged.contains("SQLSTATE 23514"), "{logged}");
+        assert!(!logged.contains("alice@example.com"), "{logged}");
+    }
+
     #[tokio::test]
     async fn an_unreachable_server_is_unavailable_and_waited_for() {
         // Port 1 on the loopback: nothing listens, connections are refused.

@@ -48,13 +48,23 @@ pub(super) fn is_retryable(e: &tokio_postgres::Error) -> bool {
 
 /// The error and its causes, for the log: the driver's own message is only
 /// its category ("db error", "error connecting to server"), the server's
-/// message or the OS error is in the cause.
+/// message or the OS error is in the cause. A server error's DETAIL and
+/// HINT are left out: they quote key and row values ("Failing row
+/// contains …"), which can be emails and user ids (docs/privacy.md).
 pub(super) fn describe(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {
         text.push_str(": ");
-        text.push_str(&c.to_string());
+        match c.downcast_ref::<tokio_postgres::error::DbError>() {
+            Some(db) => text.push_str(&format!(
+                "{}: {} (SQLSTATE {})",
+                db.severity(),
+                db.message(),
+                db.code().code()
+            )),
+            None => text.push_str(&c.to_string()),
+        }
         cause = c.source();
     }
     text
