@@ -606,7 +606,10 @@ mod pg_operations {
             .execute("INSERT INTO people VALUES ('alice@example.com')", &[])
             .await
             .expect_err("check violation");
-        let detail = failed.as_db_error().and_then(|d| d.detail()).map(str::to_owned);
+        let detail = failed
+            .as_db_error()
+            .and_then(|d| d.detail())
+            .map(str::to_owned);
         drop(client);
         db.drop_database().await;
         assert!(
@@ -671,7 +674,10 @@ mod pg_operations {
         }
         let versions: Vec<i64> = admin(&db.url)
             .await
-            .query("SELECT version FROM schema_migrations ORDER BY version", &[])
+            .query(
+                "SELECT version FROM schema_migrations ORDER BY version",
+                &[],
+            )
             .await
             .map(|rows| rows.iter().map(|r| r.get(0)).collect())
             .unwrap_or_default();

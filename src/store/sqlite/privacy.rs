@@ -1,7 +1,9 @@
-//! Erasure, the audit trail and retention on SQLite. Everything that writes
-//! runs on the writer thread, so an erasure and an ingestion never
-//! interleave: a batch is pseudonymized against the erased users as they
-//! are when its transaction starts.
+//! Erasure, the audit trail and retention on SQLite. An erasure and an
+//! ingestion each run in an immediate transaction (SQLite's write lock,
+//! which also excludes other processes such as `catalytics erase` or
+//! `import`), and ingestion looks up erased users inside its transaction:
+//! a batch is pseudonymized against the erased users as they are when it
+//! commits.
 
 use crate::domain::{AuditRecord, Event, OrgId, Timestamp, UserId};
 use crate::privacy::pseudonym::{self, new_secret, Pseudonymizer};
@@ -24,18 +26,20 @@ pub fn pseudonymizer(conn: &Connection) -> Result<Pseudonymizer, StoreError> {
     Ok(Pseudonymizer::new(&secret))
 }
 
-/// Replaces erased users in `batches` by their pseudonyms. Costs one
+/// Replaces erased users in `batches` by their pseudonyms; called inside
+/// the ingestion's immediate transaction, so no erasure (from this process
+/// or another, such as `catalytics erase`) can commit in between. Costs one
 /// indexed probe when nobody was ever erased.
-pub fn pseudonymize(
+pub fn pseudonymize<'a>(
     conn: &Connection,
     pseudonymizer: &Pseudonymizer,
-    batches: &mut [Vec<Event>],
-) -> Result<(), StoreError> {
+    batches: &'a [Vec<Event>],
+) -> Result<Cow<'a, [Vec<Event>]>, StoreError> {
     let any: bool = conn
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM erased_users)")?
         .query_row([], |r| r.get(0))?;
     if !any {
-        return Ok(());
+        return Ok(Cow::Borrowed(batches));
     }
     let mut lookup = conn.prepare_cached(
         "SELECT EXISTS (SELECT 1 FROM erased_users WHERE org_id = ?1 AND pseudonym = ?2)",
@@ -48,12 +52,15 @@ pub fn pseudonymize(
             erased.push(c);
         }
     }
-    for batch in batches {
-        if let Cow::Owned(changed) = pseudonym::apply(batch, &erased) {
-            *batch = changed;
-        }
+    if erased.is_empty() {
+        return Ok(Cow::Borrowed(batches));
     }
-    Ok(())
+    Ok(Cow::Owned(
+        batches
+            .iter()
+            .map(|batch| pseudonym::apply(batch, &erased).into_owned())
+            .collect(),
+    ))
 }
 
 /// See [`crate::store::Store::erase_user`]. `secure_delete` is on for the

@@ -8,7 +8,7 @@
 //! the transaction fails, every batch in it fails and none is stored, so
 //! each batch stays atomic.
 
-use super::{ingest, privacy};
+use super::ingest;
 use crate::domain::Event;
 use crate::privacy::Pseudonymizer;
 use crate::store::{IngestOutcome, StoreError};
@@ -115,11 +115,9 @@ fn commit_group(
     pseudonymizer: &Pseudonymizer,
     group: Vec<(Vec<Event>, Reply<IngestOutcome>)>,
 ) {
-    let (mut batches, replies): (Vec<Vec<Event>>, Vec<Reply<IngestOutcome>>) =
+    let (batches, replies): (Vec<Vec<Event>>, Vec<Reply<IngestOutcome>>) =
         group.into_iter().unzip();
-    let stored = privacy::pseudonymize(conn, pseudonymizer, &mut batches)
-        .and_then(|()| ingest::ingest(conn, &batches));
-    match stored {
+    match ingest::ingest(conn, pseudonymizer, &batches) {
         Ok(outcomes) => {
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
                 let _ = reply.send(Ok(outcome));
