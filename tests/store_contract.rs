@@ -29,6 +29,7 @@ contract_tests!(
     unknown_organization_exports_nothing,
     purging_events_is_bounded_and_spares_the_rest,
     erasure_is_scoped_to_one_organization,
+    erasure_racing_ingestion_never_lets_the_id_back,
 );
 
 fn outcome(accepted: u64, duplicates: u64) -> IngestOutcome {
@@ -832,4 +833,30 @@ async fn erasure_is_scoped_to_one_organization(store: DynStore) {
         .await
         .expect("erase in an unknown organization");
     assert_eq!(unknown.events, 0);
+}
+
+async fn erasure_racing_ingestion_never_lets_the_id_back(store: DynStore) {
+    let writer = store.clone();
+    let ingesting = tokio::spawn(async move {
+        for i in 0..60u128 {
+            let mut e = event_with_id("org-1", 1_700_000_000_000 + i as i64, i + 1);
+            e.user.id = uid("racer");
+            e.user.email = name("racer@example.com");
+            writer.ingest(vec![e]).await.expect("ingest");
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let erased = store
+        .erase_user(&org("org-1"), &uid("racer"), None)
+        .await
+        .expect("erase");
+    ingesting.await.expect("ingestion task");
+    let rows = export_all(&store, "org-1", everything()).await;
+    assert_eq!(rows.len(), 60);
+    for row in rows {
+        assert_eq!(
+            (row.user_id.as_str(), row.user_email.as_str()),
+            (erased.pseudonym.as_str(), "")
+        );
+    }
 }
