@@ -104,6 +104,12 @@ pub struct ServeArgs {
         value_name = "N"
     )]
     pub downloads_per_minute_per_org: Option<u32>,
+    /// Delete events older than this many days (default: keep everything).
+    #[arg(long, env = "CATALYTICS_RETENTION_DAYS", value_name = "DAYS")]
+    pub retention_days: Option<std::num::NonZeroU32>,
+    /// Delete audit records older than this many days (default 400).
+    #[arg(long, env = "CATALYTICS_AUDIT_RETENTION_DAYS", value_name = "DAYS")]
+    pub audit_retention_days: Option<std::num::NonZeroU32>,
 }
 
 /// Flags of `demo`.
@@ -155,6 +161,12 @@ impl ServeArgs {
         }
         if let Some(n) = self.downloads_per_minute_per_org {
             settings.limits.downloads_per_minute_per_org = Some(n);
+        }
+        if let Some(days) = self.retention_days {
+            settings.retention.days = Some(days);
+        }
+        if let Some(days) = self.audit_retention_days {
+            settings.retention.audit_days = Some(days);
         }
     }
 }

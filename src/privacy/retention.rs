@@ -6,6 +6,7 @@
 use crate::domain::Timestamp;
 use crate::store::{Purged, Store, StoreError};
 use serde::{Deserialize, Serialize};
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,11 +15,12 @@ use std::time::Duration;
 #[serde(default, deny_unknown_fields)]
 pub struct RetentionPolicy {
     /// Events older than this many days are deleted; `None` keeps
-    /// everything (the default).
-    pub days: Option<u32>,
-    /// Audit records older than this many days are deleted; `None` keeps
-    /// them forever. Independent of `days`.
-    pub audit_days: Option<u32>,
+    /// everything (the default). Zero is refused when settings load: it
+    /// would delete everything at once.
+    pub days: Option<NonZeroU32>,
+    /// Audit records older than this many days are deleted (default 400);
+    /// independent of `days`.
+    pub audit_days: Option<NonZeroU32>,
     /// Seconds between two runs of the task.
     pub interval_secs: u64,
     /// Rows deleted per step; each step is one short transaction.
@@ -30,7 +32,10 @@ pub struct RetentionPolicy {
 
 /// Default audit retention: a little over a year, so a yearly review
 /// always finds the previous year complete.
-pub const DEFAULT_AUDIT_DAYS: u32 = 400;
+pub const DEFAULT_AUDIT_DAYS: NonZeroU32 = match NonZeroU32::new(400) {
+    Some(days) => days,
+    None => NonZeroU32::MIN,
+};
 
 impl Default for RetentionPolicy {
     fn default() -> Self {
@@ -47,8 +52,8 @@ impl Default for RetentionPolicy {
 const DAY_MS: i64 = 86_400_000;
 
 /// The instant before which data kept for `days` days has expired at `now`.
-pub fn cutoff(now: Timestamp, days: u32) -> Timestamp {
-    Timestamp::from_millis(now.millis().saturating_sub(i64::from(days) * DAY_MS))
+pub fn cutoff(now: Timestamp, days: NonZeroU32) -> Timestamp {
+    Timestamp::from_millis(now.millis().saturating_sub(i64::from(days.get()) * DAY_MS))
 }
 
 /// The running task; dropping it stops it.
@@ -148,6 +153,17 @@ mod tests {
     #[test]
     fn the_default_keeps_events_and_a_year_of_audit() {
         let p = RetentionPolicy::default();
-        assert_eq!((p.days, p.audit_days), (None, Some(400)));
+        assert_eq!(
+            (p.days, p.audit_days.map(NonZeroU32::get)),
+            (None, Some(400))
+        );
+    }
+
+    #[test]
+    fn zero_days_are_refused_when_loading() {
+        assert!(toml::from_str::<RetentionPolicy>("days = 0").is_err());
+        assert!(toml::from_str::<RetentionPolicy>("audit_days = 0").is_err());
+        let p: RetentionPolicy = toml::from_str("days = 30").unwrap();
+        assert_eq!(p.days.map(NonZeroU32::get), Some(30));
     }
 }

@@ -61,7 +61,7 @@ async fn expired_events_go_while_the_service_keeps_working() {
     let app = spawn_app_with(AppOptions {
         settings: Box::new(|s| {
             s.retention = RetentionPolicy {
-                days: Some(30),
+                days: std::num::NonZeroU32::new(30),
                 interval_secs: 1,
                 batch_size: 100,
                 pause_ms: 0,
