@@ -141,11 +141,11 @@ mod tests {
     #[test]
     fn cutoff_counts_whole_days_back() {
         let now = Timestamp::parse("2024-03-01T12:00:00.000Z").unwrap();
-        assert_eq!(cutoff(now, 0), now);
-        assert_eq!(cutoff(now, 1).to_wire(), "2024-02-29T12:00:00.000Z");
-        assert_eq!(cutoff(now, 30).to_wire(), "2024-01-31T12:00:00.000Z");
+        let days = |n| NonZeroU32::new(n).unwrap();
+        assert_eq!(cutoff(now, days(1)).to_wire(), "2024-02-29T12:00:00.000Z");
+        assert_eq!(cutoff(now, days(30)).to_wire(), "2024-01-31T12:00:00.000Z");
         assert_eq!(
-            cutoff(Timestamp::from_millis(i64::MIN + 1), 1).millis(),
+            cutoff(Timestamp::from_millis(i64::MIN + 1), days(1)).millis(),
             i64::MIN
         );
     }
