@@ -11,8 +11,10 @@ pub async fn run(mut settings: Settings, args: &ServeArgs) -> anyhow::Result<()>
     tracing::debug!(?settings, "settings");
     let app = Application::build(&settings).await?;
     let addr = app.local_addr()?;
+    // Handlers first: whoever reads the address may signal at once.
+    let shutdown = shutdown_signal();
     tracing::info!(%addr, "listening");
     println!("{addr}");
-    app.run_until(shutdown_signal()).await?;
+    app.run_until(shutdown).await?;
     Ok(())
 }
