@@ -16,8 +16,10 @@ pub use row::{stream_after_first, ExportRow, RowBatch, RowStream};
 
 use crate::domain::{AccessGrant, DateRange, Event, Grant, OrgId, UserId};
 use async_trait::async_trait;
+use std::num::NonZeroU32;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// What a committed ingestion batch did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -71,6 +73,31 @@ pub trait Store: Send + Sync + 'static {
     fn max_concurrent_exports(&self) -> Option<usize> {
         None
     }
+
+    /// A rate limiter counted in the store, so that every process sharing
+    /// it enforces one limit; `None` when the backend serves one process
+    /// only (the service then counts in memory).
+    fn shared_rate_limiter(&self) -> Option<Arc<dyn SharedRateLimiter>> {
+        None
+    }
+}
+
+/// What a rate limiter decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateDecision {
+    /// Within the allowance; one unit was taken.
+    Allowed,
+    /// Over it; the next unit frees up after this long.
+    Wait(Duration),
+}
+
+/// A per-key rate limit of `per_minute` units a minute with a burst of the
+/// same size (GCRA, the same rule as `governor`'s `Quota::per_minute`),
+/// whose state lives in the store.
+#[async_trait]
+pub trait SharedRateLimiter: Send + Sync + 'static {
+    /// Takes one unit of `key`'s allowance, or says how long to wait.
+    async fn take(&self, key: &str, per_minute: NonZeroU32) -> Result<RateDecision, StoreError>;
 }
 
 /// Opens (and migrates) the store a database URL names: empty means the
