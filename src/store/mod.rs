@@ -108,14 +108,39 @@ pub async fn open(
     database_url: Option<&str>,
     data_dir: &Path,
 ) -> Result<Arc<dyn Store>, StoreError> {
-    match database_url {
-        None | Some("") => {
-            let path = data_dir.join("catalytics.sqlite3");
-            Ok(Arc::new(sqlite::SqliteStore::open(&path).await?))
+    open_store(database_url, data_dir, false).await
+}
+
+/// As [`open`], for the service: an embedded store that cannot be written
+/// yet (full disk, read-only file or directory) still opens and answers
+/// unavailable until it heals, so that no restart is needed.
+pub async fn open_for_serving(
+    database_url: Option<&str>,
+    data_dir: &Path,
+) -> Result<Arc<dyn Store>, StoreError> {
+    open_store(database_url, data_dir, true).await
+}
+
+async fn open_store(
+    database_url: Option<&str>,
+    data_dir: &Path,
+    tolerant: bool,
+) -> Result<Arc<dyn Store>, StoreError> {
+    let sqlite = |path: &Path| {
+        let path = path.to_owned();
+        async move {
+            let store = if tolerant {
+                sqlite::SqliteStore::open_tolerant(&path).await?
+            } else {
+                sqlite::SqliteStore::open(&path).await?
+            };
+            Ok::<Arc<dyn Store>, StoreError>(Arc::new(store))
         }
+    };
+    match database_url {
+        None | Some("") => sqlite(&data_dir.join("catalytics.sqlite3")).await,
         Some(url) if url.starts_with("sqlite://") => {
-            let path = Path::new(url.trim_start_matches("sqlite://"));
-            Ok(Arc::new(sqlite::SqliteStore::open(path).await?))
+            sqlite(Path::new(url.trim_start_matches("sqlite://"))).await
         }
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             Ok(Arc::new(postgres::PgStore::open(url).await?))

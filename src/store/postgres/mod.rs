@@ -12,12 +12,14 @@ mod export;
 mod ingest;
 mod keys;
 mod migrations;
+mod rate;
 mod sql;
 
 use super::{IngestOutcome, RowStream, Store, StoreError};
 use crate::domain::{AccessGrant, DateRange, Event, Grant, OrgId, Timestamp, UserId};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_postgres::config::Host;
 use tokio_postgres::NoTls;
@@ -226,5 +228,9 @@ impl Store for PgStore {
         // Each streaming export holds a pooled connection; leave a few for
         // ingestion and authorization checks.
         Some(POOL_SIZE - 4)
+    }
+
+    fn shared_rate_limiter(&self) -> Option<Arc<dyn super::SharedRateLimiter>> {
+        Some(Arc::new(self.clone()))
     }
 }
