@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// What the wrapped export does after `after` batches.
 #[derive(Clone, Copy)]
-enum Fault {
+pub(crate) enum Fault {
     Fail,
     Stall,
 }
@@ -56,7 +56,7 @@ impl Store for FaultyStore {
     }
 }
 
-async fn faulty_app(fault: Fault, after: usize) -> TestApp {
+pub(crate) async fn faulty_app(fault: Fault, after: usize) -> TestApp {
     spawn_app_with(AppOptions {
         wrap_store: Box::new(move |inner| {
             Arc::new(FaultyStore {
@@ -70,7 +70,7 @@ async fn faulty_app(fault: Fault, after: usize) -> TestApp {
     .await
 }
 
-async fn many_events(app: &TestApp, n: usize) {
+pub(crate) async fn many_events(app: &TestApp, n: usize) {
     let base = time::macros::datetime!(2024-01-01 0:00 UTC).unix_timestamp() * 1000;
     for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
         let events = chunk
@@ -133,7 +133,10 @@ async fn a_healthy_large_export_is_whole() {
 
 async fn downloads_over_the_concurrency_limit_get_429() {
     let app = spawn_app_with(AppOptions {
-        settings: Box::new(|s| s.limits.max_concurrent_downloads = 1),
+        settings: Box::new(|s| {
+            s.limits.max_concurrent_downloads = 1;
+            s.limits.download_queue_wait = Duration::from_millis(100);
+        }),
         wrap_store: Box::new(|inner| {
             Arc::new(FaultyStore {
                 inner,
