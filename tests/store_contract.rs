@@ -642,7 +642,10 @@ mod pg_operations {
         }
         let versions: Vec<i64> = admin(&db.url)
             .await
-            .query("SELECT version FROM schema_migrations ORDER BY version", &[])
+            .query(
+                "SELECT version FROM schema_migrations ORDER BY version",
+                &[],
+            )
             .await
             .map(|rows| rows.iter().map(|r| r.get(0)).collect())
             .unwrap_or_default();

@@ -269,9 +269,8 @@ mod tests {
     use serde_json::json;
 
     fn token_with_header(header: &Value) -> String {
-        let b64 = |v: &Value| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
-        };
+        let b64 =
+            |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
         format!("{}.{}.sig", b64(header), b64(&json!({})))
     }
 

@@ -66,7 +66,12 @@ fn check_head(method: &str, uri: &Uri, headers: &HeaderMap) -> Result<(), ApiErr
     if head > MAX_HEAD_BYTES {
         return Err(ApiError::RequestHeaderFieldsTooLarge);
     }
-    if headers.get_all(header::AUTHORIZATION).iter().nth(1).is_some() {
+    if headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
         return Err(ApiError::BadRequest("two Authorization headers".into()));
     }
     Ok(())
@@ -164,7 +169,10 @@ mod tests {
         let fits = "v".repeat(MAX_HEAD_BYTES - 100);
         assert_eq!(status("/", &[("x-big", &fits)]), None);
         assert_eq!(
-            status("/", &[("authorization", "Bearer a"), ("authorization", "Bearer b")]),
+            status(
+                "/",
+                &[("authorization", "Bearer a"), ("authorization", "Bearer b")]
+            ),
             Some(StatusCode::BAD_REQUEST)
         );
         assert_eq!(status("/", &[("authorization", "Bearer a")]), None);

@@ -115,6 +115,8 @@ mod tests {
         assert!(!ok(&"a".repeat(129)));
         assert!(!ok("has space"));
         assert!(!ok(""));
-        assert!(!usable_request_id(&HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap()));
+        assert!(!usable_request_id(
+            &HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap()
+        ));
     }
 }

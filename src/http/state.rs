@@ -1,11 +1,11 @@
 //! Shared state handed to every handler.
 
+use super::download::Admission;
 use crate::auth::local::LocalIssuer;
 use crate::auth::Verifier;
 use crate::store::Store;
 use std::sync::Arc;
 use std::time::Duration;
-use super::download::Admission;
 
 /// What handlers share: the store, the token verifier, the local issuer (in
 /// local mode, to publish its keys), download admission, request limits.

@@ -10,9 +10,7 @@ use serde_json::{json, Value};
 /// `GET /.well-known/openid-configuration`
 /// The key set's address is built from the configured public URL, never
 /// from the request's `Host`, which a client can set to anything.
-pub async fn openid_configuration(
-    State(state): State<AppState>,
-) -> Result<Json<Value>, ApiError> {
+pub async fn openid_configuration(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let issuer = state.local_issuer.as_ref().ok_or(ApiError::NotFound)?;
     Ok(Json(json!({
         "issuer": issuer.issuer(),

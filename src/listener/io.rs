@@ -144,10 +144,7 @@ impl AsyncWrite for GuardedIo {
         Pin::new(&mut self.stream).poll_flush(cx)
     }
 
-    fn poll_shutdown(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         ready!(self.poll_replacement(cx))?;
         Pin::new(&mut self.stream).poll_shutdown(cx)
     }
@@ -164,7 +161,8 @@ mod tests {
 
     #[test]
     fn recognises_only_the_libraries_bare_answers() {
-        let bare = "HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\ndate: x\r\n\r\n";
+        let bare =
+            "HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\ndate: x\r\n\r\n";
         assert_eq!(
             status(bare),
             Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
@@ -182,10 +180,7 @@ mod tests {
             status("HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\ncontent-length: 9\r\n\r\n"),
             None
         );
-        assert_eq!(
-            status("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"),
-            None
-        );
+        assert_eq!(status("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"), None);
         // Body bytes and incomplete heads are left alone.
         assert_eq!(status("2024-01-01T00:00:00.000Z,View"), None);
         assert_eq!(status("HTTP/1.1 400 Bad Request\r\ncontent-len"), None);

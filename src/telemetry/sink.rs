@@ -28,8 +28,7 @@ static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
 /// Log lines lost since start: failed writes plus lines dropped while the
 /// sink could not keep up. For metrics and tests.
 pub fn lost_lines() -> u64 {
-    FAILED_LINES.load(Ordering::Relaxed)
-        + DROPPED.get().map_or(0, |c| c.dropped_lines() as u64)
+    FAILED_LINES.load(Ordering::Relaxed) + DROPPED.get().map_or(0, |c| c.dropped_lines() as u64)
 }
 
 /// A writer that never fails: errors are counted, and the first success

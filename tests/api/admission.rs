@@ -138,7 +138,17 @@ async fn the_rate_limit_holds_across_replicas() {
         return;
     };
     let keys = tempfile::tempdir().unwrap();
-    let spawn = || spawn_serve(keys.path(), &["--database-url", &db.url, "--downloads-per-minute-per-org", "5"]);
+    let spawn = || {
+        spawn_serve(
+            keys.path(),
+            &[
+                "--database-url",
+                &db.url,
+                "--downloads-per-minute-per-org",
+                "5",
+            ],
+        )
+    };
     let (mut a, addr_a) = spawn();
     let (mut b, addr_b) = spawn();
     let store = store::open(Some(&db.url), keys.path()).await.unwrap();

@@ -46,7 +46,13 @@ impl Tmpfs {
     fn mount(size: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
             .arg(dir.path())
             .status()
             .unwrap();
@@ -131,7 +137,12 @@ fn events(org: &str, first: usize, n: usize) -> Vec<Value> {
         .collect()
 }
 
-async fn post(client: &reqwest::Client, addr: &str, token: &str, events: &[Value]) -> reqwest::Response {
+async fn post(
+    client: &reqwest::Client,
+    addr: &str,
+    token: &str,
+    events: &[Value],
+) -> reqwest::Response {
     client
         .post(format!("http://{addr}{EVENTS}"))
         .bearer_auth(token)
@@ -199,7 +210,9 @@ async fn tokens(data_dir: &Path, org: &str) -> (String, String) {
         issuer
             .sign(&claims("backend", "svc", "analytics:write"))
             .unwrap(),
-        issuer.sign(&claims(org, "admin", "itwin-platform")).unwrap(),
+        issuer
+            .sign(&claims(org, "admin", "itwin-platform"))
+            .unwrap(),
     )
 }
 
@@ -259,7 +272,10 @@ async fn a_log_sink_on_a_full_disk_costs_no_request_and_resumes() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(text.contains("log sink recovered"), "log after recovery: {text}");
+    assert!(
+        text.contains("log sink recovered"),
+        "log after recovery: {text}"
+    );
     assert!(text.contains("request"), "request lines are logged again");
 }
 

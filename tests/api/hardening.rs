@@ -244,10 +244,13 @@ async fn request_ids_are_echoed_only_when_short_and_visible() {
 
 /// Signs `claims` with the app's local key under a header of our choosing
 /// (the library offers no `crit`).
-fn sign_with_header(app: &TestApp, header: &serde_json::Value, claims: &serde_json::Value) -> String {
+fn sign_with_header(
+    app: &TestApp,
+    header: &serde_json::Value,
+    claims: &serde_json::Value,
+) -> String {
     use ring::signature::Ed25519KeyPair;
-    let pkcs8 =
-        std::fs::read(app.data_dir.path().join(catalytics::auth::local::KEY_FILE)).unwrap();
+    let pkcs8 = std::fs::read(app.data_dir.path().join(catalytics::auth::local::KEY_FILE)).unwrap();
     let key = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8).unwrap();
     let input = format!(
         "{}.{}",

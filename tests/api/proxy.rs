@@ -67,7 +67,7 @@ http {{
     );
     let conf_path: PathBuf = dir.path().join("nginx.conf");
     std::fs::write(&conf_path, conf).unwrap();
-    let child = Command::new(NGINX)
+    let mut child = Command::new(NGINX)
         .arg("-p")
         .arg(dir.path())
         .arg("-e")
@@ -88,6 +88,8 @@ http {{
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("nginx did not start on port {port}");
 }
 
@@ -135,7 +137,10 @@ async fn a_download_cut_behind_nginx_is_an_error_never_a_complete_file() {
     let files = tempfile::tempdir().unwrap();
     let out = files.path().join("download.csv");
     for (name, directives) in [
-        ("buffered", "proxy_http_version 1.1; proxy_set_header Connection \"\";"),
+        (
+            "buffered",
+            "proxy_http_version 1.1; proxy_set_header Connection \"\";",
+        ),
         (
             "unbuffered",
             "proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_buffering off;",
@@ -151,7 +156,8 @@ async fn a_download_cut_behind_nginx_is_an_error_never_a_complete_file() {
         .unwrap();
         assert_eq!(got.status, "200", "{name}: the cut comes after the headers");
         assert_ne!(
-            got.exit, 0,
+            got.exit,
+            0,
             "{name}: curl must fail on a cut download, got {} bytes",
             got.body.len()
         );

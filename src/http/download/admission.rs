@@ -168,7 +168,12 @@ mod tests {
         let started = tokio::time::Instant::now();
         let refused = admission.admit(&org).await.unwrap_err();
         assert_eq!(started.elapsed(), Duration::from_secs(10));
-        assert!(matches!(refused, ApiError::TooManyRequests { retry_after_secs: 1 }));
+        assert!(matches!(
+            refused,
+            ApiError::TooManyRequests {
+                retry_after_secs: 1
+            }
+        ));
         drop(second);
     }
 }

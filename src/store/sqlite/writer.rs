@@ -34,13 +34,17 @@ type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 /// not read-only), or says why it cannot.
 pub type Opener = Box<dyn Fn() -> Result<Connection, StoreError> + Send>;
 
+/// A write run alone on the connection (or told why there is none).
+type WriteJob =
+    Box<dyn FnOnce(Result<&mut Connection, StoreError>) -> Result<(), StoreError> + Send>;
+
 /// Work for the writer thread.
 enum Job {
     /// An ingestion batch; grouped with others.
     Ingest(Vec<Event>, Reply<IngestOutcome>),
     /// Any other write (grants, the health probe), run alone; answers its
     /// caller and returns its outcome for the health record.
-    Run(Box<dyn FnOnce(Result<&mut Connection, StoreError>) -> Result<(), StoreError> + Send>),
+    Run(WriteJob),
 }
 
 /// Handle to the writer thread; the thread ends when every handle is dropped.
