@@ -10,13 +10,12 @@
 use crate::helpers::*;
 use catalytics::auth::local::LocalIssuer;
 use catalytics::ingest::to_wire;
-use serde_json::{json, Value};
-use std::io::{BufRead, Write};
+use serde_json::Value;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-const EVENTS: &str = "/library/components/analytics/events";
 /// The unprivileged user and group the permission test runs the service as.
 const NOBODY: u32 = 65534;
 
@@ -101,23 +100,11 @@ impl Drop for Server {
     }
 }
 
-/// Starts `program args… serve` with its stderr going to `stderr`, reading
-/// the bound address from stdout.
+/// Starts `command serve` with its log (stderr) going to `stderr`, at
+/// `info` level so that every request writes log lines.
 fn start(mut command: Command, data_dir: &Path, stderr: Stdio) -> Server {
-    let mut child = command
-        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line.trim().to_owned();
-    assert!(!addr.is_empty(), "serve printed no address");
+    command.env("RUST_LOG", "info");
+    let (child, addr) = start_serve(command, data_dir, &[], stderr);
     Server { child, addr }
 }
 
@@ -135,21 +122,6 @@ fn events(org: &str, first: usize, n: usize) -> Vec<Value> {
             to_wire(&e)
         })
         .collect()
-}
-
-async fn post(
-    client: &reqwest::Client,
-    addr: &str,
-    token: &str,
-    events: &[Value],
-) -> reqwest::Response {
-    client
-        .post(format!("http://{addr}{EVENTS}"))
-        .bearer_auth(token)
-        .json(&json!({ "events": events }))
-        .send()
-        .await
-        .unwrap()
 }
 
 async fn assert_unavailable(response: reqwest::Response) {
@@ -299,7 +271,7 @@ async fn a_full_data_disk_answers_503_and_heals_when_it_grows() {
         assert!(next < 200_000, "the 1 MiB disk never filled");
         let events = events("org-f", next, batch);
         next += batch;
-        let response = post(&client, &server.addr, &writer, &events).await;
+        let response = post_events(&client, &server.addr, &writer, &events).await;
         if response.status() == 200 {
             acknowledged.extend(wire_timestamps(&events));
             continue;
@@ -318,7 +290,7 @@ async fn a_full_data_disk_answers_503_and_heals_when_it_grows() {
     // The disk grows: the same process takes writes again.
     disk.resize("64m");
     let more = events("org-f", next, 100);
-    let response = post(&client, &server.addr, &writer, &more).await;
+    let response = post_events(&client, &server.addr, &writer, &more).await;
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
     acknowledged.extend(wire_timestamps(&more));
     assert_eq!(ready_status(&client, &server.addr).await, 204);
@@ -374,11 +346,11 @@ async fn an_unwritable_data_dir_answers_503_and_heals_when_writable() {
     let server = start(command, &data, Stdio::null());
     let client = reqwest::Client::new();
     let first = events("org-p", 0, 10);
-    assert_unavailable(post(&client, &server.addr, &writer, &first).await).await;
+    assert_unavailable(post_events(&client, &server.addr, &writer, &first).await).await;
     assert_eq!(ready_status(&client, &server.addr).await, 503);
     // Made writable: the running process heals.
     chown_tree(&data, NOBODY);
-    let response = post(&client, &server.addr, &writer, &first).await;
+    let response = post_events(&client, &server.addr, &writer, &first).await;
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
     assert_eq!(ready_status(&client, &server.addr).await, 204);
     let got = downloaded(&client, &server.addr, &reader).await;

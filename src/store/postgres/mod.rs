@@ -220,7 +220,17 @@ impl Store for PgStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         let client = self.pool.get().await?;
-        client.simple_query("SELECT 1").await?;
+        // A server that only reads (a standby after a failover, or one put
+        // read-only) answers, but cannot take this replica's writes.
+        let read_only: String = client
+            .query_one("SELECT current_setting('transaction_read_only')", &[])
+            .await?
+            .try_get(0)?;
+        if read_only == "on" {
+            return Err(StoreError::Unavailable(
+                "PostgreSQL server is read-only".into(),
+            ));
+        }
         Ok(())
     }
 
