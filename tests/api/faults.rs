@@ -263,12 +263,15 @@ async fn a_full_data_disk_answers_503_and_heals_when_it_grows() {
     let client = reqwest::Client::new();
     let mut acknowledged = Vec::new();
     let mut next = 0;
-    // Fill the disk with batches, then with single events, until even a
-    // single event is refused: writes fail for good.
+    // Fill the disk with batches, then with single events, until a single
+    // event is refused and readiness agrees. Near full, a finished WAL
+    // checkpoint can make room for a few more small writes; readiness then
+    // rightly says 204, and the next single event shows it.
     let mut batch = 500;
     let mut refusals = 0;
-    while batch > 0 {
+    loop {
         assert!(next < 200_000, "the 1 MiB disk never filled");
+        assert!(refusals < 100, "readiness never reported the full disk");
         let events = events("org-f", next, batch);
         next += batch;
         let response = post_events(&client, &server.addr, &writer, &events).await;
@@ -278,15 +281,21 @@ async fn a_full_data_disk_answers_503_and_heals_when_it_grows() {
         }
         assert_unavailable(response).await;
         refusals += 1;
-        batch /= 5;
+        if batch > 1 {
+            batch = (batch / 5).max(1);
+            continue;
+        }
+        let ready = client
+            .get(format!("http://{}/health/ready", server.addr))
+            .send()
+            .await
+            .unwrap();
+        if ready.status() == 503 {
+            assert_unavailable(ready).await;
+            break;
+        }
     }
-    assert!(refusals > 0 && !acknowledged.is_empty());
-    let ready = client
-        .get(format!("http://{}/health/ready", server.addr))
-        .send()
-        .await
-        .unwrap();
-    assert_unavailable(ready).await;
+    assert!(!acknowledged.is_empty());
     // The disk grows: the same process takes writes again.
     disk.resize("64m");
     let more = events("org-f", next, 100);
