@@ -23,9 +23,10 @@
 //! - [`auth`] — JWT verification against a JWKS (local issuer or remote),
 //!   with a short cache of verified tokens.
 //! - [`store`] — the [`store::Store`] trait and one module per backend:
-//!   `store::sqlite` (writer thread with group commit, read pool, background
+//!   `store::sqlite` (writer thread with group commit that reopens itself
+//!   after a full disk or read-only file, read pool, background
 //!   checkpoints) and `store::postgres` (pool, set-based ingestion, cursor
-//!   export).
+//!   export, the replicas' shared download rate limit).
 //! - [`export`] — rows → CSV bytes with the spreadsheet-injection guard.
 //! - [`demo`] — realistic generated data for `catalytics demo` and the benchmarks.
 //!
