@@ -11,9 +11,11 @@
 //! - [`config`] — typed settings: defaults, TOML file, `CATALYTICS_*` env, flags.
 //! - [`startup`] — [`startup::Application`]: store + verifier + bound listener,
 //!   run until a shutdown signal. Tests run it on port 0.
-//! - [`telemetry`] — the tracing subscriber.
-//! - [`http`] — routes, auth extractors, middleware (request ids, spans),
-//!   one module per operation.
+//! - [`listener`] — the accept loop and connection hygiene: connection
+//!   limit, head and idle timers, JSON answers for unparseable requests.
+//! - [`telemetry`] — the tracing subscriber and its best-effort log sink.
+//! - [`http`] — routes, auth extractors, middleware (request ids, spans,
+//!   request limits), one module per operation.
 //! - [`error`] — [`error::ApiError`], the only place errors become HTTP.
 //! - [`domain`] — types parsed once at the boundary: [`domain::Timestamp`],
 //!   [`domain::DateRange`], [`domain::OrgId`], [`domain::EventKind`], [`domain::Event`].
@@ -22,9 +24,10 @@
 //! - [`auth`] — JWT verification against a JWKS (local issuer or remote),
 //!   with a short cache of verified tokens.
 //! - [`store`] — the [`store::Store`] trait and one module per backend:
-//!   `store::sqlite` (writer thread with group commit, read pool, background
+//!   `store::sqlite` (writer thread with group commit that reopens itself
+//!   after a full disk or read-only file, read pool, background
 //!   checkpoints) and `store::postgres` (pool, set-based ingestion, cursor
-//!   export).
+//!   export, the replicas' shared download rate limit).
 //! - [`privacy`] — keyed pseudonyms of erased users and the retention task
 //!   (erasure and the audit trail are store methods; see `docs/privacy.md`).
 //! - [`export`] — rows → CSV bytes with the spreadsheet-injection guard.
@@ -44,6 +47,7 @@ pub mod error;
 pub mod export;
 pub mod http;
 pub mod ingest;
+pub mod listener;
 pub mod privacy;
 pub mod startup;
 pub mod store;

@@ -20,11 +20,13 @@ async fn no_email_or_token_reaches_the_log() {
         Some(url) => vec!["--database-url", url],
         None => vec![],
     };
-    let (mut child, addr) = spawn_serve_logging(
+    let mut command = Command::new(env!("CARGO_BIN_EXE_catalytics"));
+    command.env("RUST_LOG", "debug");
+    let (mut child, addr) = start_serve(
+        command,
         data.path(),
         &database,
-        std::fs::File::create(&log_path).unwrap(),
-        &[("RUST_LOG", "debug")],
+        std::fs::File::create(&log_path).unwrap().into(),
     );
     let base = format!("http://{addr}");
     let bin = env!("CARGO_BIN_EXE_catalytics");

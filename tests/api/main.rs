@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod helpers;
+mod raw;
 
 /// Defines each listed `async fn()` test twice: `NAME::sqlite` and
 /// `NAME::postgres` (which skips loudly without a PostgreSQL test server).
@@ -28,16 +29,20 @@ macro_rules! both_backends {
 }
 
 mod access;
+mod admission;
 mod audit;
 mod auth_issuer;
 mod auth_local;
 mod csv_content;
 mod demo;
 mod erasure;
+mod faults;
+mod hardening;
 mod ingest;
 mod logs;
 mod params;
 mod process;
+mod proxy;
 mod replicas;
 mod retention;
 mod routing;

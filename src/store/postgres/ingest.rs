@@ -19,7 +19,6 @@ use super::error::is_retryable;
 use super::keys::{ByOrg, OrgKeys};
 use super::sql::Prepared;
 use crate::domain::{Component, Event, OrgId};
-use crate::privacy::Pseudonymizer;
 use crate::store::batch::{catalog_signature, BatchPlan};
 use crate::store::{IngestOutcome, StoreError};
 use deadpool_postgres::{Pool, Transaction};
@@ -64,16 +63,12 @@ impl From<Failure> for StoreError {
 
 /// Stores `events` in one transaction, retried on deadlock or
 /// serialization failure, and returns once it is committed.
-pub async fn ingest(
-    pool: &Pool,
-    pseudonymizer: &Pseudonymizer,
-    events: &[Event],
-) -> Result<IngestOutcome, StoreError> {
+pub async fn ingest(pool: &Pool, events: &[Event]) -> Result<IngestOutcome, StoreError> {
     let mut attempt = 1;
     loop {
         let mut client = pool.get().await?;
         let tx = client.transaction().await?;
-        match run(&tx, pseudonymizer, events).await {
+        match run(&tx, events).await {
             Ok(accepted) => {
                 tx.commit().await?;
                 let total = events.len() as u64;
@@ -125,13 +120,9 @@ async fn rows<const N: usize>(
 }
 
 /// Everything but commit; returns how many events were new.
-async fn run(
-    tx: &Transaction<'_>,
-    pseudonymizer: &Pseudonymizer,
-    events: &[Event],
-) -> Result<u64, Failure> {
+async fn run(tx: &Transaction<'_>, events: &[Event]) -> Result<u64, Failure> {
     // Erased users first, under the lock that keeps erasures out until commit.
-    let events = &*super::privacy::pseudonymize(tx, pseudonymizer, events).await?;
+    let events = &*super::privacy::pseudonymize(tx, events).await?;
     let plan = &BatchPlan::new(events);
     let s = Prepared::new(tx).await?;
     let orgs = organizations(tx, &s, plan).await?;

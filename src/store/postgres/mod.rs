@@ -14,14 +14,15 @@ mod keys;
 mod migrations;
 mod partitions;
 mod privacy;
+mod rate;
 mod sql;
 
 use super::privacy::access_record;
 use super::{ErasureOutcome, IngestOutcome, Purged, RowStream, Store, StoreError};
 use crate::domain::{AccessGrant, AuditRecord, DateRange, Event, Grant, OrgId, Timestamp, UserId};
-use crate::privacy::Pseudonymizer;
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_postgres::config::Host;
 use tokio_postgres::NoTls;
@@ -45,7 +46,6 @@ const MAX_RETRY: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
-    pseudonymizer: Pseudonymizer,
 }
 
 impl PgStore {
@@ -70,12 +70,11 @@ impl PgStore {
             match migrate(&pool).await {
                 Ok(()) => {
                     let now = Timestamp::now();
-                    partitions::ensure(&pool, partitions::opening_horizon(now), now).await?;
-                    let pseudonymizer = privacy::pseudonymizer(&pool).await?;
-                    return Ok(Self {
-                        pool,
-                        pseudonymizer,
-                    });
+                    let horizon = partitions::opening_horizon(now);
+                    if let Err(e) = partitions::ensure(&pool, horizon, now).await {
+                        tracing::warn!(error = %e, "cannot create events partitions yet; the retention task retries");
+                    }
+                    return Ok(Self { pool });
                 }
                 Err(StoreError::Unavailable(cause)) if started.elapsed() + delay <= max_wait => {
                     tracing::warn!(%target, %cause, retry_in = ?delay, "waiting for PostgreSQL");
@@ -146,7 +145,7 @@ impl Store for PgStore {
         if events.is_empty() {
             return Ok(IngestOutcome::default());
         }
-        ingest::ingest(&self.pool, &self.pseudonymizer, &events).await
+        ingest::ingest(&self.pool, &events).await
     }
 
     async fn export(&self, org: &OrgId, range: DateRange) -> Result<RowStream, StoreError> {
@@ -247,7 +246,7 @@ impl Store for PgStore {
         user: &UserId,
         actor: Option<&UserId>,
     ) -> Result<ErasureOutcome, StoreError> {
-        privacy::erase(&self.pool, &self.pseudonymizer, org, user, actor).await
+        privacy::erase(&self.pool, org, user, actor).await
     }
 
     async fn record_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
@@ -284,7 +283,17 @@ impl Store for PgStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         let client = self.pool.get().await?;
-        client.simple_query("SELECT 1").await?;
+        // A server that only reads (a standby after a failover, or one put
+        // read-only) answers, but cannot take this replica's writes.
+        let read_only: String = client
+            .query_one("SELECT current_setting('transaction_read_only')", &[])
+            .await?
+            .try_get(0)?;
+        if read_only == "on" {
+            return Err(StoreError::Unavailable(
+                "PostgreSQL server is read-only".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -292,5 +301,9 @@ impl Store for PgStore {
         // Each streaming export holds a pooled connection; leave a few for
         // ingestion and authorization checks.
         Some(POOL_SIZE - 4)
+    }
+
+    fn shared_rate_limiter(&self) -> Option<Arc<dyn super::SharedRateLimiter>> {
+        Some(Arc::new(self.clone()))
     }
 }

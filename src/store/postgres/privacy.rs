@@ -22,24 +22,31 @@ use std::collections::HashSet;
 /// `hashtext(org_id)`. A hash collision only serializes two organizations.
 const ERASURE_LOCK_CLASS: i32 = 0x6572_6173;
 
-/// The deployment's pseudonym key, created on first use (by whichever
-/// replica gets there first).
-pub async fn pseudonymizer(pool: &Pool) -> Result<Pseudonymizer, StoreError> {
-    let client = pool.get().await?;
-    client
-        .execute(
-            "INSERT INTO deployment_secrets (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            &[&PSEUDONYM_SECRET, &new_secret().to_vec()],
-        )
-        .await?;
-    let secret: Vec<u8> = client
-        .query_one(
+/// The deployment's pseudonym key. Created by the first erasure (in its
+/// transaction, by whichever replica gets there first); read back, never
+/// created, by ingestion.
+async fn pseudonymizer(
+    client: &impl GenericClient,
+    create: bool,
+) -> Result<Pseudonymizer, StoreError> {
+    if create {
+        client
+            .execute(
+                "INSERT INTO deployment_secrets (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&PSEUDONYM_SECRET, &new_secret().to_vec()],
+            )
+            .await?;
+    }
+    let row = client
+        .query_opt(
             "SELECT value FROM deployment_secrets WHERE name = $1",
             &[&PSEUDONYM_SECRET],
         )
         .await?
-        .try_get(0)?;
-    Ok(Pseudonymizer::new(&secret))
+        .ok_or_else(|| {
+            StoreError::Corrupt("users were erased but the pseudonym key is missing".into())
+        })?;
+    Ok(Pseudonymizer::new(&row.try_get::<_, Vec<u8>>(0)?))
 }
 
 /// The first step of an ingestion transaction: takes the batch's
@@ -48,9 +55,8 @@ pub async fn pseudonymizer(pool: &Pool) -> Result<Pseudonymizer, StoreError> {
 /// have erased users at all.
 pub async fn pseudonymize<'a>(
     tx: &Transaction<'_>,
-    pseudonymizer: &Pseudonymizer,
     events: &'a [Event],
-) -> Result<Cow<'a, [Event]>, tokio_postgres::Error> {
+) -> Result<Cow<'a, [Event]>, StoreError> {
     let orgs: Vec<&str> = events
         .iter()
         .map(|e| e.organization.as_str())
@@ -77,7 +83,8 @@ pub async fn pseudonymize<'a>(
     for row in &rows {
         known.insert((row.try_get::<_, String>(0)?, row.try_get::<_, String>(1)?));
     }
-    let erased: Vec<_> = pseudonymizer
+    let erased: Vec<_> = pseudonymizer(tx, false)
+        .await?
         .candidates(events)
         .into_iter()
         .filter(|c| known.contains(&(c.org.to_string(), c.pseudonym.to_string())))
@@ -88,12 +95,10 @@ pub async fn pseudonymize<'a>(
 /// See [`crate::store::Store::erase_user`].
 pub async fn erase(
     pool: &Pool,
-    pseudonymizer: &Pseudonymizer,
     org: &OrgId,
     user: &UserId,
     actor: Option<&UserId>,
 ) -> Result<ErasureOutcome, StoreError> {
-    let pseudonym = pseudonymizer.pseudonym(org, user);
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     tx.execute(
@@ -101,6 +106,7 @@ pub async fn erase(
         &[&ERASURE_LOCK_CLASS, &org.as_str()],
     )
     .await?;
+    let pseudonym = pseudonymizer(&tx, true).await?.pseudonym(org, user);
     tx.execute(
         "INSERT INTO erased_users (org_id, pseudonym, erased_at) VALUES ($1, $2, $3)
          ON CONFLICT DO NOTHING",

@@ -1,7 +1,6 @@
 //! The SQLite ingestion transaction: dimensions first, then the narrow rows.
 
 use crate::domain::{Event, Name, OpaqueId, OrgId, Timestamp, UserId};
-use crate::privacy::Pseudonymizer;
 use crate::store::batch::{catalog_signature, BatchPlan};
 use crate::store::{IngestOutcome, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
@@ -65,12 +64,11 @@ fn insert_events_sql(rows: usize) -> String {
 /// are applied in order, so an id repeated in a later batch is its duplicate.
 pub fn ingest(
     conn: &mut Connection,
-    pseudonymizer: &Pseudonymizer,
     batches: &[Vec<Event>],
 ) -> Result<Vec<IngestOutcome>, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // Erased users first, inside the write lock (see `privacy`).
-    let batches = &*super::privacy::pseudonymize(&tx, pseudonymizer, batches)?;
+    let batches = &*super::privacy::pseudonymize(&tx, batches)?;
     let plan = BatchPlan::new(batches.iter().flatten());
     let mut keys = Keys::default();
 

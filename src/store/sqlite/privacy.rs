@@ -12,17 +12,30 @@ use crate::store::{ErasureOutcome, Purged, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::borrow::Cow;
 
-/// The deployment's pseudonym key, created on first use.
-pub fn pseudonymizer(conn: &Connection) -> Result<Pseudonymizer, StoreError> {
-    conn.execute(
-        "INSERT INTO deployment_secrets (name, value) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-        params![PSEUDONYM_SECRET, new_secret().to_vec()],
-    )?;
-    let secret: Vec<u8> = conn.query_row(
-        "SELECT value FROM deployment_secrets WHERE name = ?1",
-        params![PSEUDONYM_SECRET],
-        |r| r.get(0),
-    )?;
+/// The deployment's pseudonym key. Created by the first erasure (in its
+/// transaction); read back, never created, by ingestion.
+fn pseudonymizer(conn: &Connection, create: bool) -> Result<Pseudonymizer, StoreError> {
+    let read = |conn: &Connection| -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(conn
+            .prepare_cached("SELECT value FROM deployment_secrets WHERE name = ?1")?
+            .query_row(params![PSEUDONYM_SECRET], |r| r.get(0))
+            .optional()?)
+    };
+    let secret = match read(conn)? {
+        Some(secret) => secret,
+        None if create => {
+            conn.execute(
+                "INSERT INTO deployment_secrets (name, value) VALUES (?1, ?2)",
+                params![PSEUDONYM_SECRET, new_secret().to_vec()],
+            )?;
+            read(conn)?.ok_or_else(|| StoreError::Corrupt("pseudonym key vanished".into()))?
+        }
+        None => {
+            return Err(StoreError::Corrupt(
+                "users were erased but the pseudonym key is missing".into(),
+            ))
+        }
+    };
     Ok(Pseudonymizer::new(&secret))
 }
 
@@ -32,7 +45,6 @@ pub fn pseudonymizer(conn: &Connection) -> Result<Pseudonymizer, StoreError> {
 /// indexed probe when nobody was ever erased.
 pub fn pseudonymize<'a>(
     conn: &Connection,
-    pseudonymizer: &Pseudonymizer,
     batches: &'a [Vec<Event>],
 ) -> Result<Cow<'a, [Vec<Event>]>, StoreError> {
     let any: bool = conn
@@ -41,6 +53,7 @@ pub fn pseudonymize<'a>(
     if !any {
         return Ok(Cow::Borrowed(batches));
     }
+    let pseudonymizer = pseudonymizer(conn, false)?;
     let mut lookup = conn.prepare_cached(
         "SELECT EXISTS (SELECT 1 FROM erased_users WHERE org_id = ?1 AND pseudonym = ?2)",
     )?;
@@ -68,25 +81,24 @@ pub fn pseudonymize<'a>(
 /// file instead of lingering in free space.
 pub fn erase(
     conn: &mut Connection,
-    pseudonymizer: &Pseudonymizer,
     org: &OrgId,
     user: &UserId,
     actor: Option<&UserId>,
 ) -> Result<ErasureOutcome, StoreError> {
     conn.pragma_update(None, "secure_delete", true)?;
-    let outcome = erase_in_transaction(conn, pseudonymizer.pseudonym(org, user), org, user, actor);
+    let outcome = erase_in_transaction(conn, org, user, actor);
     conn.pragma_update(None, "secure_delete", false)?;
     outcome
 }
 
 fn erase_in_transaction(
     conn: &mut Connection,
-    pseudonym: UserId,
     org: &OrgId,
     user: &UserId,
     actor: Option<&UserId>,
 ) -> Result<ErasureOutcome, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let pseudonym = pseudonymizer(&tx, true)?.pseudonym(org, user);
     tx.execute(
         "INSERT INTO erased_users (org_id, pseudonym, erased_at) VALUES (?1, ?2, ?3)
          ON CONFLICT DO NOTHING",
