@@ -127,7 +127,7 @@ pub fn redact_url(url: &str) -> String {
 
 /// Durations in the settings file are written as people write them:
 /// `"10s"`, `"500ms"`, `"1m"` (humantime's syntax).
-mod duration_text {
+pub(crate) mod duration_text {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 

@@ -21,13 +21,15 @@ pub struct RetentionPolicy {
     /// Audit records older than this many days are deleted (default 400);
     /// independent of `days`.
     pub audit_days: Option<NonZeroU32>,
-    /// Seconds between two runs of the task.
-    pub interval_secs: u64,
+    /// Time between two runs of the task (`"1h"`).
+    #[serde(with = "crate::config::duration_text")]
+    pub interval: Duration,
     /// Rows deleted per step; each step is one short transaction.
     pub batch_size: u64,
-    /// Milliseconds to rest between two steps of one run, leaving the store
-    /// to other work.
-    pub pause_ms: u64,
+    /// Rest between two steps of one run, leaving the store to other work
+    /// (`"50ms"`).
+    #[serde(with = "crate::config::duration_text")]
+    pub pause: Duration,
 }
 
 /// Default audit retention: a little over a year, so a yearly review
@@ -42,14 +44,16 @@ impl Default for RetentionPolicy {
         Self {
             days: None,
             audit_days: Some(DEFAULT_AUDIT_DAYS),
-            interval_secs: 3600,
+            interval: Duration::from_secs(3600),
             batch_size: 10_000,
-            pause_ms: 50,
+            pause: Duration::from_millis(50),
         }
     }
 }
 
 const DAY_MS: i64 = 86_400_000;
+/// Shortest time between runs: a zero interval would spin.
+const MIN_INTERVAL: Duration = Duration::from_millis(10);
 
 /// The instant before which data kept for `days` days has expired at `now`.
 pub fn cutoff(now: Timestamp, days: NonZeroU32) -> Timestamp {
@@ -74,7 +78,7 @@ impl Retention {
             return None;
         }
         let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(policy.interval_secs.max(1)));
+            let mut tick = tokio::time::interval(policy.interval.max(MIN_INTERVAL));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
@@ -130,7 +134,7 @@ where
         if !done.more {
             return Ok(total);
         }
-        tokio::time::sleep(Duration::from_millis(policy.pause_ms)).await;
+        tokio::time::sleep(policy.pause).await;
     }
 }
 
@@ -163,7 +167,10 @@ mod tests {
     fn zero_days_are_refused_when_loading() {
         assert!(toml::from_str::<RetentionPolicy>("days = 0").is_err());
         assert!(toml::from_str::<RetentionPolicy>("audit_days = 0").is_err());
-        let p: RetentionPolicy = toml::from_str("days = 30").unwrap();
+        let p: RetentionPolicy =
+            toml::from_str("days = 30\ninterval = \"15m\"\npause = \"5ms\"").unwrap();
         assert_eq!(p.days.map(NonZeroU32::get), Some(30));
+        assert_eq!(p.interval, Duration::from_secs(900));
+        assert_eq!(p.pause, Duration::from_millis(5));
     }
 }

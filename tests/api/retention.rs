@@ -62,9 +62,9 @@ async fn expired_events_go_while_the_service_keeps_working() {
         settings: Box::new(|s| {
             s.retention = RetentionPolicy {
                 days: std::num::NonZeroU32::new(30),
-                interval_secs: 1,
+                interval: Duration::from_millis(300),
                 batch_size: 100,
-                pause_ms: 0,
+                pause: Duration::ZERO,
                 ..RetentionPolicy::default()
             };
         }),
@@ -158,7 +158,7 @@ async fn audit_records_have_their_own_retention() {
     // Events kept forever (the default), audit records 400 days.
     let policy = RetentionPolicy {
         batch_size: 1,
-        pause_ms: 0,
+        pause: Duration::ZERO,
         ..RetentionPolicy::default()
     };
     catalytics::privacy::retention::run_once(app.store.as_ref(), &policy).await;
