@@ -41,6 +41,7 @@ pub mod error;
 pub mod export;
 pub mod http;
 pub mod ingest;
+pub mod metrics;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -37,6 +37,18 @@ impl Application {
         settings: &Settings,
         store: Arc<dyn Store>,
     ) -> anyhow::Result<Self> {
+        let listener = bind(settings.bind).await?;
+        Self::build_on(settings, store, listener).await
+    }
+
+    /// Builds around a store and a listener bound beforehand (`demo` binds
+    /// first, so a busy port fails before any data is made).
+    pub async fn build_on(
+        settings: &Settings,
+        store: Arc<dyn Store>,
+        listener: TcpListener,
+    ) -> anyhow::Result<Self> {
+        crate::metrics::install();
         let (verifier, local_issuer) = authentication(settings).await?;
         let mut downloads = settings.limits.max_concurrent_downloads.max(1);
         if let Some(cap) = store
@@ -61,9 +73,6 @@ impl Application {
                 .and_then(std::num::NonZeroU32::new)
                 .map(|n| Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(n)))),
         };
-        let listener = TcpListener::bind(settings.bind)
-            .await
-            .with_context(|| format!("cannot listen on {}", settings.bind))?;
         Ok(Self {
             listener,
             router: http::router(state),
@@ -107,6 +116,23 @@ impl Application {
             }
         }
     }
+}
+
+/// Binds the listen address; a busy port's error says how to pick another.
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        let reason = match e.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                "address already in use; stop the process listening there or choose \
+                 another address, e.g. --bind 127.0.0.1:0 for any free port"
+            }
+            std::io::ErrorKind::AddrNotAvailable => {
+                "no interface of this machine has that address; use 127.0.0.1 or 0.0.0.0"
+            }
+            _ => return anyhow::Error::new(e).context(format!("cannot listen on {addr}")),
+        };
+        anyhow::anyhow!("cannot listen on {addr}: {reason}")
+    })
 }
 
 /// Local mode when no issuer is configured, issuer mode otherwise.

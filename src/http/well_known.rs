@@ -9,6 +9,13 @@ use axum::Json;
 use serde_json::{json, Value};
 
 /// `GET /.well-known/openid-configuration`
+#[utoipa::path(
+    get,
+    path = "/.well-known/openid-configuration",
+    tag = "local issuer",
+    operation_id = "openidConfiguration",
+    responses((status = 200, description = "OpenID discovery document of the local issuer.", body = Object))
+)]
 pub async fn openid_configuration(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -33,6 +40,13 @@ pub async fn openid_configuration(
 }
 
 /// `GET /.well-known/jwks.json`
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "local issuer",
+    operation_id = "jwks",
+    responses((status = 200, description = "The local issuer's public keys (JWKS).", body = Object))
+)]
 pub async fn jwks(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let issuer = state.local_issuer.as_ref().ok_or(ApiError::NotFound)?;
     Ok(Json(issuer.jwks_json()))

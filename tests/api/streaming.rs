@@ -54,6 +54,9 @@ impl Store for FaultyStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
     }
+    async fn holds_events(&self) -> Result<bool, StoreError> {
+        self.inner.holds_events().await
+    }
 }
 
 async fn faulty_app(fault: Fault, after: usize) -> TestApp {
