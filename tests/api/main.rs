@@ -30,11 +30,14 @@ macro_rules! both_backends {
 mod access;
 mod auth_issuer;
 mod auth_local;
+mod cli;
 mod csv_content;
 mod demo;
 mod ingest;
+mod observability;
 mod params;
 mod process;
+mod readme;
 mod replicas;
 mod routing;
 mod streaming;
