@@ -272,10 +272,22 @@ mod tests {
         assert_eq!(parse_bind("0.0.0.0:0").unwrap().port(), 0);
         assert_eq!(parse_bind("[::1]:80").unwrap().port(), 80);
         for (input, start) in [
-            ("localhost:8080", "\"localhost\" is not an IP address; use an IP address such as 127.0.0.1"),
-            ("example.com:80", "\"example.com\" is not an IP address; use an IP address such as 127.0.0.1"),
-            ("8080", "expected IP:PORT; use an IP address such as 127.0.0.1:8080"),
-            (":8080", "expected IP:PORT; use an IP address such as 127.0.0.1:8080"),
+            (
+                "localhost:8080",
+                "\"localhost\" is not an IP address; use an IP address such as 127.0.0.1",
+            ),
+            (
+                "example.com:80",
+                "\"example.com\" is not an IP address; use an IP address such as 127.0.0.1",
+            ),
+            (
+                "8080",
+                "expected IP:PORT; use an IP address such as 127.0.0.1:8080",
+            ),
+            (
+                ":8080",
+                "expected IP:PORT; use an IP address such as 127.0.0.1:8080",
+            ),
         ] {
             let e = parse_bind(input).unwrap_err();
             assert!(e.starts_with(start), "{input}: {e}");
@@ -288,19 +300,31 @@ mod tests {
         let cases: [(Limits, Option<&str>); 5] = [
             (valid.clone(), None),
             (
-                Limits { max_concurrent_downloads: 0, ..valid.clone() },
+                Limits {
+                    max_concurrent_downloads: 0,
+                    ..valid.clone()
+                },
                 Some("invalid max_concurrent_downloads = 0: must be between 1 and 10000"),
             ),
             (
-                Limits { max_concurrent_downloads: 10_001, ..valid.clone() },
+                Limits {
+                    max_concurrent_downloads: 10_001,
+                    ..valid.clone()
+                },
                 Some("invalid max_concurrent_downloads = 10001: must be between 1 and 10000"),
             ),
             (
-                Limits { downloads_per_minute_per_org: Some(0), ..valid.clone() },
+                Limits {
+                    downloads_per_minute_per_org: Some(0),
+                    ..valid.clone()
+                },
                 Some("invalid downloads_per_minute_per_org = 0: must be between 1 and 1000000"),
             ),
             (
-                Limits { shutdown_grace_secs: 3_601, ..valid.clone() },
+                Limits {
+                    shutdown_grace_secs: 3_601,
+                    ..valid.clone()
+                },
                 Some("invalid shutdown_grace_secs = 3601: must be between 0 and 3600"),
             ),
         ];
@@ -313,6 +337,10 @@ mod tests {
     #[test]
     fn a_host_name_in_the_file_gets_the_hint() {
         let e = toml::from_str::<Settings>("bind = \"localhost:8080\"").unwrap_err();
-        assert!(e.to_string().contains("use an IP address such as 127.0.0.1"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("use an IP address such as 127.0.0.1"),
+            "{e}"
+        );
     }
 }

@@ -73,16 +73,26 @@ pub fn render() -> String {
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
-    describe_counter!(HTTP_REQUESTS, "HTTP requests answered, by route and status.");
+    describe_counter!(
+        HTTP_REQUESTS,
+        "HTTP requests answered, by route and status."
+    );
     describe_histogram!(
         HTTP_DURATION,
         Unit::Seconds,
         "Time from request to response head, by route."
     );
     describe_counter!(EXPORT_ROWS, "CSV rows streamed by downloads.");
-    describe_counter!(EXPORT_BYTES, Unit::Bytes, "CSV bytes streamed by downloads.");
+    describe_counter!(
+        EXPORT_BYTES,
+        Unit::Bytes,
+        "CSV bytes streamed by downloads."
+    );
     describe_counter!(EVENTS_ACCEPTED, "Reported events newly stored.");
-    describe_counter!(EVENTS_DUPLICATES, "Reported events that were already stored.");
+    describe_counter!(
+        EVENTS_DUPLICATES,
+        "Reported events that were already stored."
+    );
     describe_counter!(
         EVENTS_CONFLICTS,
         "Reported events whose id is stored with different content."
@@ -90,7 +100,10 @@ fn describe() {
     describe_gauge!(DOWNLOADS_IN_FLIGHT, "Downloads streaming now.");
     describe_gauge!(DOWNLOADS_QUEUED, "Downloads waiting for a free slot.");
     describe_counter!(STORE_ERRORS, "Store failures met by requests, by kind.");
-    describe_gauge!(STORE_POOL, "Store connections, by state (in_use, idle, max).");
+    describe_gauge!(
+        STORE_POOL,
+        "Store connections, by state (in_use, idle, max)."
+    );
     // Present from the first scrape, so dashboards and alerts see zeros
     // rather than missing series.
     for name in [

@@ -172,8 +172,18 @@ mod tests {
     #[test]
     fn columns_line_up_under_the_header() {
         let rows = vec![
-            vec!["o".into(), "a-very-long-user-id".into(), "role".into(), "Co-Administrator".into()],
-            vec!["org-2".into(), "bob".into(), "permission".into(), "View Analytics".into()],
+            vec![
+                "o".into(),
+                "a-very-long-user-id".into(),
+                "role".into(),
+                "Co-Administrator".into(),
+            ],
+            vec![
+                "org-2".into(),
+                "bob".into(),
+                "permission".into(),
+                "View Analytics".into(),
+            ],
         ];
         assert_eq!(
             table(&["ORG", "USER", "KIND", "NAME"], &rows),

@@ -22,9 +22,7 @@ pub fn prepare(dir: &Path) -> anyhow::Result<bool> {
             eprintln!("created data dir {}", dir.display());
             true
         }
-        Err(e) => {
-            return Err(e).with_context(|| format!("cannot use data dir {}", dir.display()))
-        }
+        Err(e) => return Err(e).with_context(|| format!("cannot use data dir {}", dir.display())),
     };
     // A probe file shows what the store and the key file will meet.
     let probe = dir.join(format!(".write-check-{}", std::process::id()));
@@ -74,8 +72,14 @@ mod tests {
         let cases = [
             (std::io::Error::from_raw_os_error(2), "does not exist"),
             (std::io::Error::from_raw_os_error(13), "permission denied"),
-            (std::io::Error::from_raw_os_error(98), "address already in use"),
-            (std::io::Error::from_raw_os_error(30), "read-only file system"),
+            (
+                std::io::Error::from_raw_os_error(98),
+                "address already in use",
+            ),
+            (
+                std::io::Error::from_raw_os_error(30),
+                "read-only file system",
+            ),
             (std::io::Error::other("custom"), "custom"),
         ];
         for (e, expected) in cases {

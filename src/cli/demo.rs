@@ -54,9 +54,7 @@ fn ensure_new_or_empty(dir: &Path) -> anyhow::Result<()> {
     let empty = match std::fs::read_dir(dir) {
         Ok(mut entries) => entries.next().is_none(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
-        Err(e) => {
-            return Err(e).with_context(|| format!("cannot read data dir {}", dir.display()))
-        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read data dir {}", dir.display())),
     };
     anyhow::ensure!(
         empty,

@@ -9,6 +9,8 @@ use super::AppState;
 use crate::domain::{DateRange, OrgId};
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::export::CsvEncoder;
+#[allow(unused_imports)] // named by the OpenAPI annotation
+use crate::http::openapi::Timestamp;
 use crate::store::RowStream;
 use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
@@ -27,17 +29,11 @@ const BUSY_RETRY_AFTER_SECS: u64 = 1;
 #[into_params(parameter_in = Query)]
 #[allow(dead_code, non_snake_case)] // wire names; documentation only
 pub struct DownloadQuery {
-    /// Start of the window (inclusive), UTC with milliseconds.
-    #[param(
-        pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$",
-        example = "2024-01-01T00:00:00.000Z"
-    )]
+    /// Start of the window (inclusive).
+    #[param(value_type = Timestamp, example = "2024-01-01T00:00:00.000Z")]
     startDate: String,
     /// End of the window (exclusive), later than `startDate`.
-    #[param(
-        pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$",
-        example = "2024-02-01T00:00:00.000Z"
-    )]
+    #[param(value_type = Timestamp, example = "2024-02-01T00:00:00.000Z")]
     endDate: String,
 }
 

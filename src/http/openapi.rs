@@ -38,7 +38,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
         description = "Component-library usage analytics: report usage events, download them as CSV. \
                        The download operation is wire-compatible with the Library API's.",
     ),
-    components(schemas(ErrorEnvelope, ErrorBody, ErrorDetail, IngestOutcome, EventsBatch)),
+    components(schemas(ErrorEnvelope, ErrorBody, ErrorDetail, IngestOutcome, EventsBatch, Timestamp)),
     modifiers(&BearerSecurity),
     tags(
         (name = "analytics", description = "Usage events in, CSV out."),
@@ -102,7 +102,9 @@ fn error_response(description: &str) -> Response {
         .content(
             "application/json",
             utoipa::openapi::ContentBuilder::new()
-                .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorEnvelope")))
+                .schema(Some(utoipa::openapi::Ref::from_schema_name(
+                    "ErrorEnvelope",
+                )))
                 .build(),
         )
         .build()
@@ -136,6 +138,18 @@ pub async fn document(Extension(served): Extension<Served>) -> impl IntoResponse
     )
 }
 
+/// An instant in UTC with milliseconds, `yyyy-MM-ddTHH:mm:ss.fffZ`, the
+/// one timestamp format of the API (see `domain::Timestamp`). The pattern
+/// admits a few impossible dates (Feb 30); the API answers those with 422.
+#[derive(ToSchema)]
+#[schema(
+    value_type = String,
+    pattern = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{3}Z$",
+    example = "2024-01-01T00:00:00.000Z"
+)]
+#[allow(dead_code)]
+pub struct Timestamp(String);
+
 /// `POST …/events` with `Content-Type: application/json`.
 #[derive(ToSchema)]
 #[allow(dead_code)] // describes the wire form; the parser reads it by hand
@@ -160,11 +174,8 @@ pub struct WireEvent {
     /// The organization the usage belongs to.
     #[schema(min_length = 1, max_length = 256)]
     organizationId: String,
-    /// When it happened, UTC with milliseconds: `yyyy-MM-ddTHH:mm:ss.fffZ`.
-    #[schema(
-        pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$",
-        example = "2024-01-01T00:00:00.000Z"
-    )]
+    /// When it happened.
+    #[schema(value_type = Timestamp)]
     timestamp: String,
     /// What happened.
     event: WireEventKind,

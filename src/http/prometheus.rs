@@ -24,7 +24,10 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         crate::metrics::store_pool(pool.in_use, pool.idle, pool.max);
     }
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         crate::metrics::render(),
     )
 }

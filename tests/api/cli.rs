@@ -84,7 +84,13 @@ fn a_mistyped_database_url_names_every_accepted_scheme() {
 fn a_limit_of_zero_is_refused_with_its_range() {
     let data = tempfile::tempdir().unwrap();
     let out = catalytics()
-        .args(["serve", "--bind", "127.0.0.1:0", "--max-concurrent-downloads", "0"])
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--max-concurrent-downloads",
+            "0",
+        ])
         .arg("--data-dir")
         .arg(data.path())
         .output()
@@ -186,15 +192,34 @@ fn a_command_that_creates_the_data_dir_says_so() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("new-data");
     let out = catalytics()
-        .args(["token", "--org", "o", "--user", "u", "--email", "u@example.com"])
+        .args([
+            "token",
+            "--org",
+            "o",
+            "--user",
+            "u",
+            "--email",
+            "u@example.com",
+        ])
         .arg("--data-dir")
         .arg(&dir)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(stderr(&out), format!("created data dir {}\n", dir.display()));
+    assert_eq!(
+        stderr(&out),
+        format!("created data dir {}\n", dir.display())
+    );
     let again = catalytics()
-        .args(["token", "--org", "o", "--user", "u", "--email", "u@example.com"])
+        .args([
+            "token",
+            "--org",
+            "o",
+            "--user",
+            "u",
+            "--email",
+            "u@example.com",
+        ])
         .arg("--data-dir")
         .arg(&dir)
         .output()
@@ -233,8 +258,24 @@ fn access_list_lines_up_and_speaks_json() {
         assert!(out.status.success(), "{}", stderr(&out));
         String::from_utf8(out.stdout).unwrap()
     };
-    run(&["grant", "--org", "o1", "--user", "a-rather-long-user-id", "--role", "Co-Administrator"]);
-    run(&["grant", "--org", "organization-2", "--user", "bob", "--permission", "View Analytics"]);
+    run(&[
+        "grant",
+        "--org",
+        "o1",
+        "--user",
+        "a-rather-long-user-id",
+        "--role",
+        "Co-Administrator",
+    ]);
+    run(&[
+        "grant",
+        "--org",
+        "organization-2",
+        "--user",
+        "bob",
+        "--permission",
+        "View Analytics",
+    ]);
     let table = run(&["access", "list"]);
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 3, "{table}");
@@ -246,7 +287,8 @@ fn access_list_lines_up_and_speaks_json() {
             assert_eq!(&line[at - 2..at], "  ", "{column} misaligned:\n{table}");
         }
     }
-    let json: serde_json::Value = serde_json::from_str(&run(&["access", "list", "--format", "json"])).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&["access", "list", "--format", "json"])).unwrap();
     assert_eq!(
         json,
         serde_json::json!([
@@ -326,7 +368,11 @@ fn demo_refuses_a_data_dir_with_anything_in_it() {
             data.path().display()
         ),
     );
-    let names: Vec<_> = std::fs::read_dir(data.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(data.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     assert_eq!(names, vec!["keep.txt"], "nothing added");
 }
 
@@ -376,7 +422,10 @@ fn demo_removes_its_data_dir_when_it_fails_later() {
         .lines()
         .find_map(|l| l.strip_prefix("created data dir "))
         .unwrap_or_else(|| panic!("says which dir it made: {err}"));
-    assert!(err.contains(&format!("removed demo data in {made}")), "{err}");
+    assert!(
+        err.contains(&format!("removed demo data in {made}")),
+        "{err}"
+    );
     assert_eq!(
         std::fs::read_dir(tmp.path()).unwrap().count(),
         0,
@@ -404,12 +453,23 @@ async fn demo_refusal(url: &str) {
         .await
         .unwrap();
     store
-        .ingest(vec![crate::helpers::event("org-x", "2024-01-01T00:00:00.000Z")])
+        .ingest(vec![crate::helpers::event(
+            "org-x",
+            "2024-01-01T00:00:00.000Z",
+        )])
         .await
         .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let out = catalytics()
-        .args(["demo", "--bind", "127.0.0.1:0", "--events", "1000", "--database-url", url])
+        .args([
+            "demo",
+            "--bind",
+            "127.0.0.1:0",
+            "--events",
+            "1000",
+            "--database-url",
+            url,
+        ])
         .env("TMPDIR", tmp.path())
         .output()
         .unwrap();
@@ -422,8 +482,11 @@ async fn demo_refusal(url: &str) {
     assert!(!out.status.success());
     assert_eq!(err.lines().last(), Some(refusal.as_str()), "{err}");
     // Nothing written: the one event is still alone, no grant was added.
-    let window =
-        DateRange::new(Timestamp::from_millis(0), Timestamp::from_millis(i64::MAX / 2)).unwrap();
+    let window = DateRange::new(
+        Timestamp::from_millis(0),
+        Timestamp::from_millis(i64::MAX / 2),
+    )
+    .unwrap();
     let mut stored = 0;
     let mut rows = store
         .export(&OrgId::parse("org-x").unwrap(), window)

@@ -101,7 +101,9 @@ fn sample(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]
 }
 
 async fn scrape(addr: &str) -> prometheus_parse::Scrape {
-    let response = reqwest::get(format!("http://{addr}/metrics")).await.unwrap();
+    let response = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(
         response.headers()["content-type"],
@@ -118,7 +120,10 @@ async fn metrics_count_an_ingest_and_a_download() {
     let log = data.path().join("log");
     let (child, addr) = serve_logging_to(data.path(), &log, &[]);
     let before = scrape(&addr).await;
-    assert_eq!(sample(&before, "catalytics_events_accepted_total", &[]), 0.0);
+    assert_eq!(
+        sample(&before, "catalytics_events_accepted_total", &[]),
+        0.0
+    );
     assert_eq!(sample(&before, "catalytics_export_rows_total", &[]), 0.0);
     let (_, csv_len) = ingest_and_download(data.path(), &addr).await;
     // Counters move when the body has been streamed: wait for the slot.
@@ -132,7 +137,10 @@ async fn metrics_count_an_ingest_and_a_download() {
     }
     stop(child);
     assert_eq!(sample(&after, "catalytics_events_accepted_total", &[]), 3.0);
-    assert_eq!(sample(&after, "catalytics_events_duplicates_total", &[]), 0.0);
+    assert_eq!(
+        sample(&after, "catalytics_events_duplicates_total", &[]),
+        0.0
+    );
     assert_eq!(sample(&after, "catalytics_export_rows_total", &[]), 3.0);
     assert_eq!(
         sample(&after, "catalytics_export_bytes_total", &[]),
@@ -182,7 +190,9 @@ async fn json_logs_are_one_object_per_line() {
     let (child, addr) = serve_logging_to(data.path(), &log, &["--log-format", "json"]);
     let (tokens, _) = ingest_and_download(data.path(), &addr).await;
     // A refused request is logged too.
-    let refused = reqwest::get(format!("http://{addr}{DOWNLOAD}")).await.unwrap();
+    let refused = reqwest::get(format!("http://{addr}{DOWNLOAD}"))
+        .await
+        .unwrap();
     assert_eq!(refused.status(), 401);
     stop(child);
     let text = std::fs::read_to_string(&log).unwrap();
@@ -192,7 +202,10 @@ async fn json_logs_are_one_object_per_line() {
         .collect();
     assert!(lines.len() >= 5, "{text}");
     for line in &lines {
-        assert!(line["timestamp"].is_string() && line["level"].is_string(), "{line}");
+        assert!(
+            line["timestamp"].is_string() && line["level"].is_string(),
+            "{line}"
+        );
     }
     assert!(
         lines
@@ -216,7 +229,12 @@ fn assert_no_secrets(log: &str, tokens: &[String]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_lists_every_route_and_error() {
     let app = spawn_app().await;
-    let response = app.client.get(app.url("/openapi.json")).send().await.unwrap();
+    let response = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let doc: Value = json_of(response).await;
     assert_eq!(doc["openapi"], "3.1.0");

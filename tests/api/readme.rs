@@ -34,7 +34,8 @@ fn running_it_script(readme: &str) -> String {
 
 #[test]
 fn the_running_it_section_works_as_pasted() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let script = running_it_script(&readme);
     assert!(script.contains("export CATALYTICS_DATA_DIR="), "{script}");
     assert!(
@@ -89,7 +90,10 @@ fn the_running_it_section_works_as_pasted() {
         "the README's commands failed ({}):\n{script}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
         out.status
     );
-    assert!(stdout.contains(r#"{"accepted":2,"duplicates":0}"#), "{stdout}");
+    assert!(
+        stdout.contains(r#"{"accepted":2,"duplicates":0}"#),
+        "{stdout}"
+    );
     assert!(
         stderr.contains(&format!(
             "created data dir {}",

@@ -93,19 +93,19 @@ fn report_skip() {
         .name()
         .unwrap_or("a PostgreSQL test")
         .to_owned();
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED {test}: {PG_URL_VAR} is not set, so it did not run against PostgreSQL"
-    );
+    // One write per line, so that lines of parallel tests do not interleave.
+    let line =
+        format!("SKIPPED {test}: {PG_URL_VAR} is not set, so it did not run against PostgreSQL\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 extern "C" fn print_skip_summary() {
     let n = SKIPPED.load(std::sync::atomic::Ordering::Relaxed);
-    let _ = writeln!(
-        std::io::stderr(),
+    let line = format!(
         "\n*** SKIPPED: {n} PostgreSQL tests of this binary did not run (reported as passed above); \
-         set {PG_URL_VAR}=postgres://USER@HOST:5432/postgres to run them ***\n"
+         set {PG_URL_VAR}=postgres://USER@HOST:5432/postgres to run them ***\n\n"
     );
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 /// A throw-away database on the test server.
