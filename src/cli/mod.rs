@@ -247,11 +247,12 @@ pub(crate) async fn open_store(
 pub fn one_line(error: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in error.chain() {
+        let raw = cause.to_string();
         let text = match cause.downcast_ref::<std::io::Error>() {
             Some(io) => data_dir::io_reason(io),
-            None => cause.to_string(),
+            None => raw.clone(),
         };
-        if line.contains(&text) {
+        if line.contains(&raw) || line.contains(&text) {
             continue;
         }
         if !line.is_empty() {
@@ -260,4 +261,38 @@ pub fn one_line(error: &anyhow::Error) -> String {
         line.push_str(&text);
     }
     line.replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("key file k: {source}")]
+    struct KeyError {
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn one_line_names_each_cause_once() {
+        let missing = || std::io::Error::from_raw_os_error(2);
+        let cases = [
+            (
+                Err::<(), _>(missing()).context("cannot read config file c.toml"),
+                "cannot read config file c.toml: does not exist",
+            ),
+            (
+                Err::<(), _>(KeyError { source: missing() }).context("local mode"),
+                "local mode: key file k: No such file or directory (os error 2)",
+            ),
+            (
+                Err::<(), _>(anyhow::anyhow!("a\nb")).context("outer"),
+                "outer: a b",
+            ),
+        ];
+        for (result, expected) in cases {
+            assert_eq!(one_line(&result.unwrap_err()), expected);
+        }
+    }
 }
