@@ -6,13 +6,18 @@
 //!
 //! # Layout
 //! - [`cli`] — the commands (`serve`, `demo`, `token`, `grant`, `revoke`,
-//!   `access list`, `import`, `migrate`); `main.rs` only parses and dispatches.
+//!   `access list`, `import`, `migrate`), settings resolution and the data
+//!   dir check; `main.rs` only parses, sets up logging and dispatches.
 //! - [`config`] — typed settings: defaults, TOML file, `CATALYTICS_*` env, flags.
 //! - [`startup`] — [`startup::Application`]: store + verifier + bound listener,
 //!   run until a shutdown signal. Tests run it on port 0.
-//! - [`telemetry`] — the tracing subscriber.
-//! - [`http`] — routes, auth extractors, middleware (request ids, spans),
-//!   one module per operation.
+//! - [`telemetry`] — the tracing subscriber (`--log-format text|json`,
+//!   colours only on a terminal).
+//! - [`metrics`] — every Prometheus series, named once, and the recorder
+//!   that `GET /metrics` renders.
+//! - [`http`] — routes, auth extractors, middleware (request ids, spans,
+//!   request metrics), one module per operation; `http::openapi` builds
+//!   `GET /openapi.json` from the handlers' annotations.
 //! - [`error`] — [`error::ApiError`], the only place errors become HTTP.
 //! - [`domain`] — types parsed once at the boundary: [`domain::Timestamp`],
 //!   [`domain::DateRange`], [`domain::OrgId`], [`domain::EventKind`], [`domain::Event`].

@@ -296,3 +296,48 @@ async fn the_openapi_document_lists_every_route_and_error() {
         json!({ "type": "http", "scheme": "bearer", "bearerFormat": "JWT" })
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_report_the_postgres_pool() {
+    use futures_util::FutureExt;
+    let Some(db) = crate::common::PgDatabase::create().await else {
+        return;
+    };
+    let outcome = std::panic::AssertUnwindSafe(async {
+        let data = tempfile::tempdir().unwrap();
+        let log = data.path().join("log");
+        let (child, addr) =
+            serve_logging_to(data.path(), &log, &["--database-url", db.url.as_str()]);
+        // A readiness probe holds a pooled connection for a moment.
+        let ready = reqwest::get(format!("http://{addr}/health/ready"))
+            .await
+            .unwrap();
+        assert_eq!(ready.status(), 204);
+        let scraped = scrape(&addr).await;
+        stop(child);
+        let max = sample(
+            &scraped,
+            "catalytics_store_pool_connections",
+            &[("state", "max")],
+        );
+        let idle = sample(
+            &scraped,
+            "catalytics_store_pool_connections",
+            &[("state", "idle")],
+        );
+        let in_use = sample(
+            &scraped,
+            "catalytics_store_pool_connections",
+            &[("state", "in_use")],
+        );
+        assert!(max >= 1.0, "{max}");
+        assert!(idle >= 1.0, "the probe's connection went back: {idle}");
+        assert!(in_use + idle <= max);
+    })
+    .catch_unwind()
+    .await;
+    db.drop_database().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
