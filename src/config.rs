@@ -222,9 +222,20 @@ impl Settings {
             path: path.to_owned(),
             source,
         })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            message: e.to_string(),
+        toml::from_str(&text).map_err(|e| {
+            // The crate's Display draws a multi-line snippet; one line says
+            // where and what.
+            let line = e
+                .span()
+                .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+            let what = e.message().trim_end_matches('\n');
+            ConfigError::Parse {
+                path: path.to_owned(),
+                message: match line {
+                    Some(line) => format!("line {line}: {what}"),
+                    None => what.to_owned(),
+                },
+            }
         })
     }
 }
@@ -255,8 +266,16 @@ mod tests {
         assert_eq!(s.bind.port(), 9000);
         assert_eq!(s.auth.issuer.as_deref(), Some("https://ims.example"));
         assert_eq!(s.auth.user_claim, "sub");
-        std::fs::write(&path, "bnid = 1\n").unwrap();
-        assert!(Settings::load(Some(&path)).is_err());
+        std::fs::write(&path, "bind = \"0.0.0.0:9000\"\nbnid = 1\n").unwrap();
+        let e = Settings::load(Some(&path)).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!(
+                "invalid config file {}: line 2: unknown field `bnid`, expected one of",
+                path.display()
+            )),
+            "{e}"
+        );
+        assert!(!e.contains('\n'), "{e}");
     }
 
     #[test]
