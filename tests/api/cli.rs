@@ -12,7 +12,11 @@ use std::time::{Duration, Instant};
 /// The binary with a clean `CATALYTICS_*` environment and no log lines,
 /// so that stderr holds exactly what the command says to its user.
 fn catalytics() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_catalytics"));
+    quiet(Command::new(env!("CARGO_BIN_EXE_catalytics")))
+}
+
+/// `cmd` without `CATALYTICS_*` variables and with logging off.
+fn quiet(mut cmd: Command) -> Command {
     for (key, _) in std::env::vars() {
         if key.starts_with("CATALYTICS_") {
             cmd.env_remove(key);
@@ -133,19 +137,14 @@ fn a_busy_port_suggests_port_zero() {
 /// Runs the binary as user `nobody`, for whom a root-owned directory is
 /// not writable (the tests run as root, who may write anywhere).
 fn as_nobody(args: &[&str], data_dir: &Path) -> Output {
-    let mut cmd = Command::new("setpriv");
-    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+    quiet(Command::new("setpriv"))
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .arg(env!("CARGO_BIN_EXE_catalytics"))
         .args(args)
         .arg("--data-dir")
         .arg(data_dir)
-        .env("RUST_LOG", "off");
-    for (key, _) in std::env::vars() {
-        if key.starts_with("CATALYTICS_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.output().unwrap()
+        .output()
+        .unwrap()
 }
 
 /// A root-owned directory that everyone may enter but only root may write.
@@ -191,39 +190,29 @@ fn nix_is_root() -> bool {
 fn a_command_that_creates_the_data_dir_says_so() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("new-data");
-    let out = catalytics()
-        .args([
-            "token",
-            "--org",
-            "o",
-            "--user",
-            "u",
-            "--email",
-            "u@example.com",
-        ])
-        .arg("--data-dir")
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    let token = || {
+        catalytics()
+            .args([
+                "token",
+                "--org",
+                "o",
+                "--user",
+                "u",
+                "--email",
+                "u@example.com",
+            ])
+            .arg("--data-dir")
+            .arg(&dir)
+            .output()
+            .unwrap()
+    };
+    let first = token();
+    assert!(first.status.success(), "{}", stderr(&first));
     assert_eq!(
-        stderr(&out),
+        stderr(&first),
         format!("created data dir {}\n", dir.display())
     );
-    let again = catalytics()
-        .args([
-            "token",
-            "--org",
-            "o",
-            "--user",
-            "u",
-            "--email",
-            "u@example.com",
-        ])
-        .arg("--data-dir")
-        .arg(&dir)
-        .output()
-        .unwrap();
+    let again = token();
     assert!(again.status.success());
     assert_eq!(stderr(&again), "", "nothing to say the second time");
 }

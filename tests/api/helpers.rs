@@ -330,6 +330,15 @@ pub const HEADER: [&str; 11] = [
 /// Starts the real binary's `serve` on port 0 with `extra` flags and returns
 /// the child and the address it printed on its first line.
 pub fn spawn_serve(data_dir: &std::path::Path, extra: &[&str]) -> (std::process::Child, String) {
+    spawn_serve_logging(data_dir, extra, std::process::Stdio::null())
+}
+
+/// [`spawn_serve`] with the child's stderr (its log) going to `log`.
+pub fn spawn_serve_logging(
+    data_dir: &std::path::Path,
+    extra: &[&str],
+    log: impl Into<std::process::Stdio>,
+) -> (std::process::Child, String) {
     use std::io::BufRead;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_catalytics"))
         .args(["serve", "--bind", "127.0.0.1:0"])
@@ -337,7 +346,7 @@ pub fn spawn_serve(data_dir: &std::path::Path, extra: &[&str]) -> (std::process:
         .arg("--data-dir")
         .arg(data_dir)
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap();
     let mut line = String::new();

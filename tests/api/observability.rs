@@ -7,27 +7,12 @@ use crate::helpers::*;
 use catalytics::auth::local::LocalIssuer;
 use catalytics::ingest::to_wire;
 use serde_json::{json, Value};
-use std::io::BufRead;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
-/// `serve` on port 0 with stderr (the log) going to `log`.
+/// `serve` on port 0 with stderr (the log) going to the file `log`.
 fn serve_logging_to(data_dir: &Path, log: &Path, extra: &[&str]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_catalytics"))
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .args(extra)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    (child, line.trim().to_owned())
+    spawn_serve_logging(data_dir, extra, std::fs::File::create(log).unwrap())
 }
 
 fn stop(mut child: Child) {
