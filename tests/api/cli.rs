@@ -26,6 +26,26 @@ fn quiet(mut cmd: Command) -> Command {
     cmd
 }
 
+/// Runs the binary with `args`.
+fn run(args: &[&str]) -> Output {
+    catalytics().args(args).output().unwrap()
+}
+
+/// Runs the binary with `args` and then `last` (a path).
+fn run_then(args: &[&str], last: impl AsRef<std::ffi::OsStr>) -> Output {
+    catalytics().args(args).arg(last).output().unwrap()
+}
+
+/// Runs the binary with `args` and `--data-dir dir`.
+fn run_in(args: &[&str], dir: &Path) -> Output {
+    catalytics()
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .unwrap()
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -45,10 +65,7 @@ fn busy_port() -> (std::net::TcpListener, String) {
 
 #[test]
 fn a_missing_config_file_is_named_once() {
-    let out = catalytics()
-        .args(["--config", "/nonexistent/catalytics.toml", "migrate"])
-        .output()
-        .unwrap();
+    let out = run(&["--config", "/nonexistent/catalytics.toml", "migrate"]);
     assert_fails_with(
         &out,
         "error: cannot read config file /nonexistent/catalytics.toml: does not exist",
@@ -57,10 +74,7 @@ fn a_missing_config_file_is_named_once() {
 
 #[test]
 fn a_host_name_for_bind_gets_the_ip_hint() {
-    let out = catalytics()
-        .args(["serve", "--bind", "localhost:8080"])
-        .output()
-        .unwrap();
+    let out = run(&["serve", "--bind", "localhost:8080"]);
     assert!(!out.status.success());
     assert_eq!(
         stderr(&out).lines().next(),
@@ -73,10 +87,7 @@ fn a_host_name_for_bind_gets_the_ip_hint() {
 
 #[test]
 fn a_mistyped_database_url_names_every_accepted_scheme() {
-    let out = catalytics()
-        .args(["migrate", "--database-url", "postgres//x"])
-        .output()
-        .unwrap();
+    let out = run(&["migrate", "--database-url", "postgres//x"]);
     assert_fails_with(
         &out,
         "error: cannot open the store: store configuration: database URL \"postgres//x\" \
@@ -87,29 +98,23 @@ fn a_mistyped_database_url_names_every_accepted_scheme() {
 #[test]
 fn a_limit_of_zero_is_refused_with_its_range() {
     let data = tempfile::tempdir().unwrap();
-    let out = catalytics()
-        .args([
+    let out = run_in(
+        &[
             "serve",
             "--bind",
             "127.0.0.1:0",
             "--max-concurrent-downloads",
             "0",
-        ])
-        .arg("--data-dir")
-        .arg(data.path())
-        .output()
-        .unwrap();
+        ],
+        data.path(),
+    );
     assert_fails_with(
         &out,
         "error: invalid max_concurrent_downloads = 0: must be between 1 and 10000",
     );
     let config = data.path().join("c.toml");
     std::fs::write(&config, "[limits]\ndownloads_per_minute_per_org = 0\n").unwrap();
-    let out = catalytics()
-        .args(["serve", "--bind", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let out = run_then(&["serve", "--bind", "127.0.0.1:0", "--config"], &config);
     assert_fails_with(
         &out,
         "error: invalid downloads_per_minute_per_org = 0: must be between 1 and 1000000",
@@ -120,11 +125,7 @@ fn a_limit_of_zero_is_refused_with_its_range() {
 fn a_busy_port_suggests_port_zero() {
     let data = tempfile::tempdir().unwrap();
     let (_held, addr) = busy_port();
-    let out = catalytics()
-        .args(["serve", "--bind", &addr, "--data-dir"])
-        .arg(data.path())
-        .output()
-        .unwrap();
+    let out = run_then(&["serve", "--bind", &addr, "--data-dir"], data.path());
     assert_fails_with(
         &out,
         &format!(
@@ -191,8 +192,8 @@ fn a_command_that_creates_the_data_dir_says_so() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("new-data");
     let token = || {
-        catalytics()
-            .args([
+        run_in(
+            &[
                 "token",
                 "--org",
                 "o",
@@ -200,11 +201,9 @@ fn a_command_that_creates_the_data_dir_says_so() {
                 "u",
                 "--email",
                 "u@example.com",
-            ])
-            .arg("--data-dir")
-            .arg(&dir)
-            .output()
-            .unwrap()
+            ],
+            &dir,
+        )
     };
     let first = token();
     assert!(first.status.success(), "{}", stderr(&first));
@@ -219,7 +218,7 @@ fn a_command_that_creates_the_data_dir_says_so() {
 
 #[test]
 fn help_shows_every_default() {
-    let out = catalytics().args(["serve", "--help"]).output().unwrap();
+    let out = run(&["serve", "--help"]);
     let help = String::from_utf8(out.stdout).unwrap();
     let defaults = catalytics::config::Settings::default();
     for expected in [
@@ -238,12 +237,7 @@ fn help_shows_every_default() {
 fn access_list_lines_up_and_speaks_json() {
     let data = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
-        let out = catalytics()
-            .args(args)
-            .arg("--data-dir")
-            .arg(data.path())
-            .output()
-            .unwrap();
+        let out = run_in(args, data.path());
         assert!(out.status.success(), "{}", stderr(&out));
         String::from_utf8(out.stdout).unwrap()
     };
@@ -297,10 +291,7 @@ fn an_unknown_database_fails_at_once() {
     let name = format!("catalytics_missing_{:08x}", rand::random::<u32>());
     let url = crate::common::with_database(&base, &name);
     let started = Instant::now();
-    let out = catalytics()
-        .args(["migrate", "--database-url", &url])
-        .output()
-        .unwrap();
+    let out = run(&["migrate", "--database-url", &url]);
     assert!(
         started.elapsed() < Duration::from_secs(20),
         "no retrying a database that does not exist"
@@ -324,10 +315,7 @@ fn an_unknown_role_fails_at_once() {
     let host_and_db = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
     let url = format!("postgres://catalytics_nobody@{host_and_db}");
     let started = Instant::now();
-    let out = catalytics()
-        .args(["migrate", "--database-url", &url])
-        .output()
-        .unwrap();
+    let out = run(&["migrate", "--database-url", &url]);
     assert!(started.elapsed() < Duration::from_secs(20));
     let err = stderr(&out);
     assert!(!out.status.success());
@@ -344,11 +332,10 @@ fn an_unknown_role_fails_at_once() {
 fn demo_refuses_a_data_dir_with_anything_in_it() {
     let data = tempfile::tempdir().unwrap();
     std::fs::write(data.path().join("keep.txt"), "mine").unwrap();
-    let out = catalytics()
-        .args(["demo", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(data.path())
-        .output()
-        .unwrap();
+    let out = run_then(
+        &["demo", "--bind", "127.0.0.1:0", "--data-dir"],
+        data.path(),
+    );
     assert_fails_with(
         &out,
         &format!(
@@ -370,11 +357,7 @@ fn demo_on_a_busy_port_makes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let (_held, addr) = busy_port();
     let given = tmp.path().join("demo-data");
-    let out = catalytics()
-        .args(["demo", "--bind", &addr, "--data-dir"])
-        .arg(&given)
-        .output()
-        .unwrap();
+    let out = run_in(&["demo", "--bind", &addr], &given);
     assert_fails_with(
         &out,
         &format!(
