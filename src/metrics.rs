@@ -134,11 +134,11 @@ pub fn exported(rows: usize, bytes: usize) {
     counter!(EXPORT_BYTES).increment(bytes as u64);
 }
 
-/// What one committed ingestion batch did.
-pub fn ingested(accepted: u64, duplicates: u64, conflicts: u64) {
-    counter!(EVENTS_ACCEPTED).increment(accepted);
-    counter!(EVENTS_DUPLICATES).increment(duplicates);
-    counter!(EVENTS_CONFLICTS).increment(conflicts);
+/// What one committed ingestion batch did. ([`EVENTS_CONFLICTS`] stays at
+/// zero until the outcome reports conflicts.)
+pub fn ingested(outcome: &crate::store::IngestOutcome) {
+    counter!(EVENTS_ACCEPTED).increment(outcome.accepted);
+    counter!(EVENTS_DUPLICATES).increment(outcome.duplicates);
 }
 
 /// A store failure met by a request; `kind` is the error's variant.

@@ -95,7 +95,7 @@ pub async fn report(
     })?;
     let count = events.len();
     let outcome = state.store.ingest(events).await?;
-    crate::metrics::ingested(outcome.accepted, outcome.duplicates, 0);
+    crate::metrics::ingested(&outcome);
     tracing::info!(reporter = %caller.user, count, accepted = outcome.accepted, duplicates = outcome.duplicates, "events ingested");
     Ok(Json(outcome))
 }
