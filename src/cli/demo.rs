@@ -39,14 +39,10 @@ pub async fn run(
     }
     let listener = crate::startup::bind(settings.bind).await?;
     let made = Made::data_dir(&settings.data_dir)?;
-    match prepare(settings, args, listener).await {
-        Ok(app) => {
-            made.keep();
-            app.run_until(shutdown_signal()).await?;
-            Ok(())
-        }
-        Err(e) => Err(e),
-    }
+    let (app, shutdown) = prepare(settings, args, listener).await?;
+    made.keep();
+    app.run_until(shutdown).await?;
+    Ok(())
 }
 
 /// Refuses a data dir that holds anything.
@@ -115,12 +111,16 @@ impl Drop for Made {
 }
 
 /// Everything between binding and serving: store, data, grant, token, the
-/// printed curl command.
+/// printed curl command. Returns the application and its shutdown signal,
+/// installed just before the address is printed.
 async fn prepare(
     settings: Settings,
     args: &DemoArgs,
     listener: tokio::net::TcpListener,
-) -> anyhow::Result<Application> {
+) -> anyhow::Result<(
+    Application,
+    impl std::future::Future<Output = ()> + Send + 'static,
+)> {
     let store = super::open_store(&settings).await?;
     if settings.database_url.is_some() && store.holds_events().await? {
         anyhow::bail!(
@@ -173,6 +173,7 @@ async fn prepare(
     let midnight = now.millis() - now.millis().rem_euclid(DAY_MS);
     let start = Timestamp::from_millis(midnight - DAYS * DAY_MS);
     let end = Timestamp::from_millis(midnight + DAY_MS);
+    let shutdown = shutdown_signal();
     let mut out = std::io::stdout().lock();
     writeln!(out, "{addr}")?;
     writeln!(
@@ -185,5 +186,5 @@ async fn prepare(
          -o catalytics-demo.csv 'http://{addr}{DOWNLOAD_PATH}?startDate={start}&endDate={end}' && wc -l catalytics-demo.csv"
     )?;
     out.flush()?;
-    Ok(app)
+    Ok((app, shutdown))
 }

@@ -9,8 +9,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     tracing::debug!(?settings, "settings");
     let app = Application::build(&settings).await?;
     let addr = app.local_addr()?;
+    let shutdown = shutdown_signal();
     tracing::info!(%addr, "listening");
     println!("{addr}");
-    app.run_until(shutdown_signal()).await?;
+    app.run_until(shutdown).await?;
     Ok(())
 }
