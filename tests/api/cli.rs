@@ -158,8 +158,8 @@ fn read_only_dir() -> tempfile::TempDir {
 
 #[test]
 fn an_unwritable_data_dir_says_permission_denied() {
-    if !nix_is_root() {
-        eprintln!("SKIPPED an_unwritable_data_dir_says_permission_denied: needs root for setpriv");
+    if !nix_is_root() || !crate::common::on_path("setpriv") {
+        crate::common::skip_loudly("needs root and setpriv to run as another user");
         return;
     }
     let parent = read_only_dir();

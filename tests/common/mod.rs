@@ -99,6 +99,21 @@ fn report_skip() {
     let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
+/// Whether an executable named `tool` is on `PATH`.
+pub fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
+}
+
+/// Says on the terminal, past the harness's capture, that the calling test
+/// did not run and why (for tests that need a tool or privilege the machine
+/// may lack; CI provides them).
+pub fn skip_loudly(why: &str) {
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    let line = format!("SKIPPED {test}: {why}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
 extern "C" fn print_skip_summary() {
     let n = SKIPPED.load(std::sync::atomic::Ordering::Relaxed);
     let line = format!(
