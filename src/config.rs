@@ -8,6 +8,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Default data directory.
 pub const DEFAULT_DATA_DIR: &str = "./catalytics-data";
@@ -22,6 +23,13 @@ pub const MAX_CONCURRENT_DOWNLOADS: RangeInclusive<usize> = 1..=10_000;
 pub const DOWNLOADS_PER_MINUTE_PER_ORG: RangeInclusive<u32> = 1..=1_000_000;
 /// Valid `shutdown_grace_secs` (0 cuts in-flight requests at once).
 pub const SHUTDOWN_GRACE_SECS: RangeInclusive<u64> = 0..=3_600;
+/// Valid `max_connections`.
+pub const MAX_CONNECTIONS: RangeInclusive<usize> = 1..=1_000_000;
+/// Valid `download_queue_wait` (0 answers 429 at once when every slot is busy).
+pub const DOWNLOAD_QUEUE_WAIT: RangeInclusive<Duration> = Duration::ZERO..=Duration::from_secs(600);
+/// Valid `header_read_timeout`, `idle_timeout` and `body_stall_timeout`.
+pub const CONNECTION_TIMEOUT: RangeInclusive<Duration> =
+    Duration::from_millis(100)..=Duration::from_secs(3_600);
 
 /// Everything `serve` needs to run.
 #[derive(Clone, Serialize, Deserialize)]
@@ -34,6 +42,10 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// `postgres://…` or `sqlite://PATH`; `None` → SQLite in `data_dir`.
     pub database_url: Option<String>,
+    /// The URL clients reach this service at (e.g. behind a proxy), as
+    /// published in local mode's discovery document; `None` → derived from
+    /// the bound address. Never taken from a request's `Host`.
+    pub public_url: Option<String>,
     /// Token checks.
     pub auth: AuthSettings,
     /// Protective limits.
@@ -44,8 +56,24 @@ pub struct Settings {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
-    /// Downloads streaming at once; one more gets 429.
+    /// Downloads streaming at once; one more waits for a slot up to
+    /// `download_queue_wait`, then gets 429.
     pub max_concurrent_downloads: usize,
+    /// How long a download waits for a free slot before 429.
+    #[serde(with = "duration_text")]
+    pub download_queue_wait: Duration,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Time a connection has to send a whole request head (from its first
+    /// byte, or from being accepted); after it, the connection is closed.
+    #[serde(with = "duration_text")]
+    pub header_read_timeout: Duration,
+    /// Time an idle keep-alive connection is kept open.
+    #[serde(with = "duration_text")]
+    pub idle_timeout: Duration,
+    /// Longest pause allowed while a request body arrives; after it, 408.
+    #[serde(with = "duration_text")]
+    pub body_stall_timeout: Duration,
     /// Seconds in-flight requests get to finish after SIGINT/SIGTERM.
     pub shutdown_grace_secs: u64,
     /// Downloads one organization may start per minute (with a burst of the
@@ -57,6 +85,11 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_concurrent_downloads: DEFAULT_MAX_CONCURRENT_DOWNLOADS,
+            download_queue_wait: Duration::from_secs(10),
+            max_connections: 10_000,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            body_stall_timeout: Duration::from_secs(30),
             shutdown_grace_secs: 30,
             downloads_per_minute_per_org: None,
         }
@@ -70,6 +103,7 @@ impl Default for Settings {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             database_url: None,
+            public_url: None,
             auth: AuthSettings::default(),
             limits: Limits::default(),
         }
@@ -86,6 +120,7 @@ impl fmt::Debug for Settings {
                 "database_url",
                 &self.database_url.as_deref().map(redact_url),
             )
+            .field("public_url", &self.public_url)
             .field("auth", &self.auth)
             .field("limits", &self.limits)
             .finish()
@@ -146,14 +181,34 @@ fn check<T: PartialOrd + fmt::Display>(
     value: T,
     range: &RangeInclusive<T>,
 ) -> Result<(), OutOfRange> {
+    check_with(name, value, range, T::to_string)
+}
+
+/// [`check`] for durations, written as in the settings file (`"10s"`).
+fn check_duration(
+    name: &'static str,
+    value: Duration,
+    range: &RangeInclusive<Duration>,
+) -> Result<(), OutOfRange> {
+    check_with(name, value, range, |d| {
+        humantime::format_duration(*d).to_string()
+    })
+}
+
+fn check_with<T: PartialOrd>(
+    name: &'static str,
+    value: T,
+    range: &RangeInclusive<T>,
+    show: impl Fn(&T) -> String,
+) -> Result<(), OutOfRange> {
     if range.contains(&value) {
         return Ok(());
     }
     Err(OutOfRange {
         name,
-        value: value.to_string(),
-        min: range.start().to_string(),
-        max: range.end().to_string(),
+        value: show(&value),
+        min: show(range.start()),
+        max: show(range.end()),
     })
 }
 
@@ -171,6 +226,19 @@ impl Limits {
             self.shutdown_grace_secs,
             &SHUTDOWN_GRACE_SECS,
         )?;
+        check("max_connections", self.max_connections, &MAX_CONNECTIONS)?;
+        check_duration(
+            "download_queue_wait",
+            self.download_queue_wait,
+            &DOWNLOAD_QUEUE_WAIT,
+        )?;
+        for (name, value) in [
+            ("header_read_timeout", self.header_read_timeout),
+            ("idle_timeout", self.idle_timeout),
+            ("body_stall_timeout", self.body_stall_timeout),
+        ] {
+            check_duration(name, value, &CONNECTION_TIMEOUT)?;
+        }
         if let Some(n) = self.downloads_per_minute_per_org {
             check(
                 "downloads_per_minute_per_org",
@@ -179,6 +247,22 @@ impl Limits {
             )?;
         }
         Ok(())
+    }
+}
+
+/// Durations in the settings file are written as people write them:
+/// `"10s"`, `"500ms"`, `"1m"` (humantime's syntax).
+mod duration_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*value).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
     }
 }
 
@@ -266,6 +350,17 @@ mod tests {
         assert_eq!(s.bind.port(), 9000);
         assert_eq!(s.auth.issuer.as_deref(), Some("https://ims.example"));
         assert_eq!(s.auth.user_claim, "sub");
+        std::fs::write(
+            &path,
+            "[limits]\ndownload_queue_wait = \"250ms\"\nheader_read_timeout = \"2s\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&path)).unwrap();
+        assert_eq!(s.limits.download_queue_wait, Duration::from_millis(250));
+        assert_eq!(s.limits.header_read_timeout, Duration::from_secs(2));
+        assert_eq!(s.limits.idle_timeout, Duration::from_secs(60));
+        std::fs::write(&path, "[limits]\nidle_timeout = \"soon\"\n").unwrap();
+        assert!(Settings::load(Some(&path)).is_err());
         std::fs::write(&path, "bind = \"0.0.0.0:9000\"\nbnid = 1\n").unwrap();
         let e = Settings::load(Some(&path)).unwrap_err().to_string();
         assert!(
@@ -316,7 +411,7 @@ mod tests {
     #[test]
     fn limits_outside_their_range_are_refused() {
         let valid = Limits::default();
-        let cases: [(Limits, Option<&str>); 5] = [
+        let cases: [(Limits, Option<&str>); 7] = [
             (valid.clone(), None),
             (
                 Limits {
@@ -345,6 +440,20 @@ mod tests {
                     ..valid.clone()
                 },
                 Some("invalid shutdown_grace_secs = 3601: must be between 0 and 3600"),
+            ),
+            (
+                Limits {
+                    max_connections: 0,
+                    ..valid.clone()
+                },
+                Some("invalid max_connections = 0: must be between 1 and 1000000"),
+            ),
+            (
+                Limits {
+                    idle_timeout: Duration::ZERO,
+                    ..valid.clone()
+                },
+                Some("invalid idle_timeout = 0s: must be between 100ms and 1h"),
             ),
         ];
         for (limits, expected) in cases {

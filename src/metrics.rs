@@ -153,30 +153,8 @@ pub fn store_pool(in_use: usize, idle: usize, max: usize) {
     gauge!(STORE_POOL, "state" => "max").set(max as f64);
 }
 
-/// Counts one download in [`DOWNLOADS_IN_FLIGHT`] (or [`DOWNLOADS_QUEUED`])
-/// while it lives: hold it as long as the download streams (or waits).
-#[must_use = "the gauge goes back down when this is dropped"]
-pub struct GaugeGuard(&'static str);
-
-impl GaugeGuard {
-    /// A download that started streaming.
-    pub fn in_flight() -> Self {
-        Self::up(DOWNLOADS_IN_FLIGHT)
-    }
-
-    /// A download waiting for a slot.
-    pub fn queued() -> Self {
-        Self::up(DOWNLOADS_QUEUED)
-    }
-
-    fn up(name: &'static str) -> Self {
-        gauge!(name).increment(1.0);
-        Self(name)
-    }
-}
-
-impl Drop for GaugeGuard {
-    fn drop(&mut self) {
-        gauge!(self.0).decrement(1.0);
-    }
+/// Downloads streaming and waiting for a slot, at scrape time.
+pub fn downloads(in_flight: usize, queued: usize) {
+    gauge!(DOWNLOADS_IN_FLIGHT).set(in_flight as f64);
+    gauge!(DOWNLOADS_QUEUED).set(queued as f64);
 }

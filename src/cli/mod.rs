@@ -99,6 +99,10 @@ pub struct ServeArgs {
     /// the bound address is printed) [default: 127.0.0.1:8080]
     #[arg(long, env = "CATALYTICS_BIND", value_name = "ADDR", value_parser = parse_bind)]
     pub bind: Option<SocketAddr>,
+    /// The URL clients reach the service at, published in local mode's
+    /// discovery document [default: http://<bound address>]
+    #[arg(long, env = "CATALYTICS_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
     /// External token issuer URL (selects issuer mode) [default: none: local
     /// mode, tokens from `catalytics token`]
     #[arg(long, env = "CATALYTICS_ISSUER", value_name = "URL")]
@@ -109,8 +113,8 @@ pub struct ServeArgs {
     /// Required token audience [default: none: `aud` not checked]
     #[arg(long, env = "CATALYTICS_AUDIENCE", value_name = "AUD")]
     pub audience: Option<String>,
-    /// Downloads allowed to stream at once, 1 to 10000 (one more gets 429)
-    /// [default: 64]
+    /// Downloads allowed to stream at once, 1 to 10000 (more wait up to
+    /// `download_queue_wait`, then get 429) [default: 64]
     #[arg(long, env = "CATALYTICS_MAX_CONCURRENT_DOWNLOADS", value_name = "N")]
     pub max_concurrent_downloads: Option<usize>,
     /// Downloads one organization may start per minute, 1 to 1000000
@@ -158,6 +162,9 @@ impl ServeArgs {
     pub fn apply(&self, settings: &mut Settings) {
         if let Some(bind) = self.bind {
             settings.bind = bind;
+        }
+        if let Some(url) = &self.public_url {
+            settings.public_url = Some(url.clone());
         }
         if let Some(issuer) = &self.issuer {
             settings.auth.issuer = Some(issuer.clone());

@@ -1,11 +1,12 @@
 //! The HTTP layer: routes, extractors, middleware. Handlers stay thin: parse
 //! at the edge into domain types, call the store, encode.
 
-mod download;
+pub mod download;
 mod events;
 mod extract;
 mod fallback;
 mod health;
+pub mod limits;
 mod middleware;
 pub mod openapi;
 mod prometheus;
@@ -42,6 +43,13 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(prometheus::metrics))
         .routes(routes!(openapi::document));
     let (router, document) = api.split_for_parts();
-    let router = router.layer(Extension(openapi::Served::new(document)));
-    middleware::apply(router.fallback(fallback::not_found).with_state(state))
+    let router = router
+        .layer(Extension(openapi::Served::new(document)))
+        .fallback(fallback::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::enforce,
+        ))
+        .with_state(state);
+    middleware::apply(router)
 }

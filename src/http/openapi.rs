@@ -13,9 +13,9 @@
 //! 2. Register it in [`super::router`] with one line:
 //!    `.routes(routes!(module::handler))`.
 //!
-//! Responses that the middleware can give to *any* request (a panic's 500)
-//! are added to every operation by [`CommonResponses`]; add new ones there,
-//! not to each handler. Request and response types derive `ToSchema` where
+//! Responses that the middleware can give to *any* request (request limits,
+//! a panic's 500) are added to every operation by [`CommonResponses`]; add
+//! new ones there, not to each handler. Request and response types derive `ToSchema` where
 //! they are defined; the wire form of a reported event, which is parsed by
 //! hand (see `ingest`), is described here by [`WireEvent`].
 
@@ -66,15 +66,43 @@ impl Modify for BearerSecurity {
     }
 }
 
-/// Responses any operation can give, whatever its handler does.
+/// Responses any operation can give, whatever its handler does: the
+/// request limits of `http::limits` and a panic's 500.
 pub struct CommonResponses;
+
+impl CommonResponses {
+    /// `(status, description, only for operations with a request body)`.
+    const ALL: [(&'static str, &'static str, bool); 5] = [
+        (
+            "400",
+            "A malformed request, e.g. two Authorization headers (BadRequest).",
+            false,
+        ),
+        (
+            "408",
+            "The request body stalled longer than the body stall timeout (RequestTimeout).",
+            true,
+        ),
+        (
+            "414",
+            "The request target is over 8 KiB (UriTooLong).",
+            false,
+        ),
+        (
+            "431",
+            "The request head is over 32 KiB (RequestHeaderFieldsTooLarge).",
+            false,
+        ),
+        (
+            "500",
+            "An unexpected failure; the cause is logged, never sent (InternalServerError).",
+            false,
+        ),
+    ];
+}
 
 impl Modify for CommonResponses {
     fn modify(&self, openapi: &mut Document) {
-        let common: [(&str, Response); 1] = [(
-            "500",
-            error_response("An unexpected failure (the cause is logged, never sent)."),
-        )];
         for item in openapi.paths.paths.values_mut() {
             let operations = [
                 &mut item.get,
@@ -84,12 +112,16 @@ impl Modify for CommonResponses {
                 &mut item.patch,
             ];
             for operation in operations.into_iter().flatten() {
-                for (status, response) in &common {
+                let has_body = operation.request_body.is_some();
+                for (status, description, body_only) in Self::ALL {
+                    if body_only && !has_body {
+                        continue;
+                    }
                     operation
                         .responses
                         .responses
-                        .entry((*status).to_owned())
-                        .or_insert_with(|| RefOr::T(response.clone()));
+                        .entry(status.to_owned())
+                        .or_insert_with(|| RefOr::T(error_response(description)));
                 }
             }
         }

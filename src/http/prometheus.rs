@@ -1,5 +1,6 @@
 //! `GET /metrics`: every series of [`crate::metrics`] in the Prometheus text
-//! format, with the store's pool sampled at the scrape.
+//! format, with the download slots, their queue and the store's pool
+//! sampled at the scrape.
 
 use super::AppState;
 use axum::extract::State;
@@ -20,6 +21,7 @@ use axum::response::IntoResponse;
     ))
 )]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    crate::metrics::downloads(state.downloads.in_flight(), state.downloads.queued());
     if let Some(pool) = state.store.pool_use() {
         crate::metrics::store_pool(pool.in_use, pool.idle, pool.max);
     }

@@ -12,7 +12,12 @@ use std::process::{Child, Command};
 
 /// `serve` on port 0 with stderr (the log) going to the file `log`.
 fn serve_logging_to(data_dir: &Path, log: &Path, extra: &[&str]) -> (Child, String) {
-    spawn_serve_logging(data_dir, extra, std::fs::File::create(log).unwrap())
+    start_serve(
+        Command::new(env!("CARGO_BIN_EXE_catalytics")),
+        data_dir,
+        extra,
+        std::fs::File::create(log).unwrap().into(),
+    )
 }
 
 fn stop(mut child: Child) {
