@@ -10,9 +10,19 @@ use std::path::Path;
 /// The SQLite file's name inside the data dir (see [`crate::store::open`]).
 const SQLITE_FILE: &str = "catalytics.sqlite3";
 
-/// Makes sure `dir` exists and can be written. Returns whether it was
-/// created by this call.
-pub fn prepare(dir: &Path) -> anyhow::Result<bool> {
+/// Whether a command must be able to write the data dir.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Refuse to start without write access (commands that write and exit).
+    Write,
+    /// Start anyway and say so (`serve`: the store answers 503 until the
+    /// directory is writable, and heals without a restart).
+    WriteWhenPossible,
+}
+
+/// Makes sure `dir` exists and can be written (see [`Access`]). Returns
+/// whether it was created by this call.
+pub fn prepare(dir: &Path, access: Access) -> anyhow::Result<bool> {
     let created = match std::fs::metadata(dir) {
         Ok(meta) if meta.is_dir() => false,
         Ok(_) => anyhow::bail!("data dir {} is not a directory", dir.display()),
@@ -24,7 +34,19 @@ pub fn prepare(dir: &Path) -> anyhow::Result<bool> {
         }
         Err(e) => return Err(e).with_context(|| format!("cannot use data dir {}", dir.display())),
     };
-    // A probe file shows what the store and the key file will meet.
+    match (check_writable(dir), access) {
+        (Ok(()), _) => {}
+        (Err(e), Access::Write) => return Err(e),
+        (Err(e), Access::WriteWhenPossible) => {
+            tracing::warn!("{}; writes answer 503 until it is", super::one_line(&e))
+        }
+    }
+    Ok(created)
+}
+
+/// Whether the store and the key file can be written in `dir`: a probe
+/// file, and the SQLite file opened for writing when it exists.
+fn check_writable(dir: &Path) -> anyhow::Result<()> {
     let probe = dir.join(format!(".write-check-{}", std::process::id()));
     OpenOptions::new()
         .write(true)
@@ -40,7 +62,7 @@ pub fn prepare(dir: &Path) -> anyhow::Result<bool> {
             .open(&db)
             .with_context(|| format!("cannot open {} for writing", db.display()))?;
     }
-    Ok(created)
+    Ok(())
 }
 
 /// An I/O error in plain words, without the OS error number.
@@ -91,8 +113,8 @@ mod tests {
     fn creates_a_missing_dir_once() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("a/b");
-        assert!(prepare(&dir).unwrap());
-        assert!(!prepare(&dir).unwrap());
+        assert!(prepare(&dir, Access::Write).unwrap());
+        assert!(!prepare(&dir, Access::Write).unwrap());
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "no probe left");
     }
 }

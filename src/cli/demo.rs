@@ -71,7 +71,7 @@ struct Made {
 
 impl Made {
     fn data_dir(dir: &Path) -> anyhow::Result<Self> {
-        let created = super::prepare_data_dir(dir)?;
+        let created = super::prepare_data_dir(dir, super::DataDirAccess::Write)?;
         Ok(Self {
             dir: dir.to_owned(),
             created,

@@ -15,7 +15,7 @@ mod import;
 mod serve;
 mod token;
 
-pub use data_dir::prepare as prepare_data_dir;
+pub use data_dir::{prepare as prepare_data_dir, Access as DataDirAccess};
 
 use crate::config::{parse_bind, Settings};
 use crate::telemetry::LogFormat;
@@ -220,7 +220,11 @@ fn uses_data_dir(settings: &Settings, command: &Command) -> bool {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = resolve_settings(&cli.global, &cli.command)?;
     if uses_data_dir(&settings, &cli.command) {
-        data_dir::prepare(&settings.data_dir)?;
+        let access = match cli.command {
+            Command::Serve(_) => data_dir::Access::WriteWhenPossible,
+            _ => data_dir::Access::Write,
+        };
+        data_dir::prepare(&settings.data_dir, access)?;
     }
     match cli.command {
         Command::Serve(_) => serve::run(settings).await,

@@ -172,7 +172,18 @@ fn an_unwritable_data_dir_says_permission_denied() {
             missing.display()
         ),
     );
-    let out = as_nobody(&["serve", "--bind", "127.0.0.1:0"], parent.path());
+    let out = as_nobody(
+        &[
+            "grant",
+            "--org",
+            "o",
+            "--user",
+            "u",
+            "--role",
+            "Co-Administrator",
+        ],
+        parent.path(),
+    );
     assert_fails_with(
         &out,
         &format!(

@@ -120,3 +120,25 @@ fn the_running_it_section_works_as_pasted() {
         ]
     );
 }
+
+/// The settings files shown in the docs load and pass validation as written.
+#[test]
+fn documented_settings_files_are_valid() {
+    for doc in ["docs/operations.md", "docs/first-hour.md"] {
+        let text =
+            std::fs::read_to_string(format!("{}/{doc}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let blocks: Vec<&str> = text
+            .split("```toml\n")
+            .skip(1)
+            .map(|rest| rest.split("```").next().unwrap())
+            .collect();
+        assert!(!blocks.is_empty(), "{doc} shows a settings file");
+        for block in blocks {
+            let settings: catalytics::config::Settings =
+                toml::from_str(block).unwrap_or_else(|e| panic!("{doc}: {e}\n{block}"));
+            settings
+                .validate()
+                .unwrap_or_else(|e| panic!("{doc}: {e}\n{block}"));
+        }
+    }
+}
