@@ -7,7 +7,7 @@
 use super::extract::AnalyticsReader;
 use super::AppState;
 use crate::domain::{OrgId, UserId};
-use crate::error::{ApiError, ErrorDetail};
+use crate::error::{ApiError, ErrorDetail, ErrorEnvelope};
 use axum::body::Body;
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -18,14 +18,48 @@ use serde::Serialize;
 /// Largest erasure request body read; `{"userId": …}` needs far less.
 const MAX_BODY_BYTES: usize = 16 * 1024;
 
+/// The request body, for the OpenAPI document (parsed by [`ErasureRequest`]).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ErasureBody {
+    /// The user id to erase, as in the events' `user.id`.
+    #[schema(rename = "userId")]
+    user_id: String,
+}
+
 /// The answer: how many events the request pseudonymized.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErasureAnswer {
     /// 0 when the user was already erased or had no events.
     pub events: u64,
 }
 
 /// The erasure handler.
+#[utoipa::path(
+    post,
+    path = crate::http::ERASURES_PATH,
+    tag = "privacy",
+    operation_id = "eraseUser",
+    summary = "Erase a user",
+    description = "For an Account Administrator or Co-Administrator of the token's organization. \
+                   The user's events stay, under the pseudonym erased-<16 hex> with an empty email; \
+                   later events for the user are pseudonymized on arrival. Idempotent.",
+    request_body(content = ErasureBody, content_type = "application/json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Erased; `events` counts the events this request changed.", body = ErasureAnswer),
+        (status = 400, description = "Malformed HTTP (BadRequest).", body = ErrorEnvelope),
+        (status = 401, description = "No Authorization header (HeaderNotFound) or an unacceptable token (InvalidToken).", body = ErrorEnvelope,
+            headers(("WWW-Authenticate" = String, description = "Bearer challenge"))),
+        (status = 403, description = "Not an organization administrator (InsufficientPermissions).", body = ErrorEnvelope),
+        (status = 414, description = "Request target too long (UriTooLong).", body = ErrorEnvelope),
+        (status = 422, description = "Not {\"userId\": \"...\"} (InvalidErasureRequest, one detail).", body = ErrorEnvelope),
+        (status = 431, description = "Request head too large (RequestHeaderFieldsTooLarge).", body = ErrorEnvelope),
+        (status = 500, description = "A bug (InternalServerError).", body = ErrorEnvelope),
+        (status = 503, description = "The store cannot be reached (ServiceUnavailable); nothing changed.", body = ErrorEnvelope,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
 pub async fn erase(
     State(state): State<AppState>,
     admin: OrgAdministrator,

@@ -63,18 +63,35 @@ impl PgStore {
             StoreError::Config(format!("invalid PostgreSQL URL: {}", error::describe(&e)))
         })?;
         let target = describe(&config);
-        let pool = build_pool(config)?;
+        let store = Self {
+            pool: build_pool(config)?,
+        };
         let started = Instant::now();
         let mut delay = FIRST_RETRY;
         loop {
-            match migrate(&pool).await {
+            // A server that answers "no" (unknown database, role or
+            // password) will not change its mind: fail at once.
+            let attempt = match store.pool.get().await {
+                Err(deadpool_postgres::PoolError::Backend(e)) if error::is_refusal(&e) => {
+                    return Err(StoreError::Config(format!(
+                        "PostgreSQL at {target}: {}",
+                        error::refusal_reason(&e)
+                    )));
+                }
+                Err(e) => Err(StoreError::from(e)),
+                Ok(client) => {
+                    drop(client);
+                    store.migrate().await
+                }
+            };
+            match attempt {
                 Ok(()) => {
                     let now = Timestamp::now();
                     let horizon = partitions::opening_horizon(now);
-                    if let Err(e) = partitions::ensure(&pool, horizon, now).await {
+                    if let Err(e) = partitions::ensure(&store.pool, horizon, now).await {
                         tracing::warn!(error = %e, "cannot create events partitions yet; the retention task retries");
                     }
-                    return Ok(Self { pool });
+                    return Ok(store);
                 }
                 Err(StoreError::Unavailable(cause)) if started.elapsed() + delay <= max_wait => {
                     tracing::warn!(%target, %cause, retry_in = ?delay, "waiting for PostgreSQL");
@@ -88,13 +105,9 @@ impl PgStore {
 
     /// Applies pending migrations (also done by `open`).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        migrate(&self.pool).await
+        let mut client = self.pool.get().await?;
+        migrations::apply(&mut client).await
     }
-}
-
-async fn migrate(pool: &Pool) -> Result<(), StoreError> {
-    let mut client = pool.get().await?;
-    migrations::apply(&mut client).await
 }
 
 /// Where the URL points, for log lines: `host:port/database`, never the
@@ -295,6 +308,23 @@ impl Store for PgStore {
             ));
         }
         Ok(())
+    }
+
+    async fn holds_events(&self) -> Result<bool, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one("SELECT EXISTS (SELECT 1 FROM events)", &[])
+            .await?;
+        Ok(row.get(0))
+    }
+
+    fn pool_use(&self) -> Option<super::PoolUse> {
+        let status = self.pool.status();
+        Some(super::PoolUse {
+            in_use: status.size.saturating_sub(status.available),
+            idle: status.available,
+            max: status.max_size,
+        })
     }
 
     fn max_concurrent_exports(&self) -> Option<usize> {
