@@ -21,6 +21,9 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// `postgres://…` or `sqlite://PATH`; `None` → SQLite in `data_dir`.
     pub database_url: Option<String>,
+    /// PostgreSQL connections per process; downloads may stream on all but
+    /// four of them. SQLite ignores it.
+    pub database_pool_size: usize,
     /// Token checks.
     pub auth: AuthSettings,
     /// Protective limits.
@@ -56,6 +59,7 @@ impl Default for Settings {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             database_url: None,
+            database_pool_size: crate::store::postgres::POOL_SIZE,
             auth: AuthSettings::default(),
             limits: Limits::default(),
         }
@@ -72,6 +76,7 @@ impl fmt::Debug for Settings {
                 "database_url",
                 &self.database_url.as_deref().map(redact_url),
             )
+            .field("database_pool_size", &self.database_pool_size)
             .field("auth", &self.auth)
             .field("limits", &self.limits)
             .finish()

@@ -441,15 +441,16 @@ mod parity {
     use crate::common::*;
     use catalytics::demo::DemoLibrary;
     use catalytics::domain::{DateRange, Event, EventKind, Timestamp};
-    use catalytics::export::CsvEncoder;
+    use catalytics::export::CsvWriter;
     use futures_util::StreamExt;
 
     async fn csv(store: &DynStore, org_id: &str, window: DateRange) -> Vec<u8> {
-        let mut enc = CsvEncoder::new();
-        let mut out = enc.header().to_vec();
-        let mut stream = store.export(&org(org_id), window).await.expect("export");
+        let export = store.export(&org(org_id), window).await.expect("export");
+        let mut writer = CsvWriter::new(export.dictionary);
+        let mut out = writer.header().to_vec();
+        let mut stream = export.rows;
         while let Some(batch) = stream.next().await {
-            out.extend_from_slice(&enc.rows(&batch.expect("batch")));
+            out.extend_from_slice(&writer.rows(&batch.expect("batch")).expect("names"));
         }
         out
     }
@@ -725,7 +726,8 @@ mod pg_operations {
                     let mut stream = store
                         .export(&org("org-1"), everything())
                         .await
-                        .expect("export");
+                        .expect("export")
+                        .rows;
                     let first = stream.next().await.expect("a batch").expect("rows");
                     assert!(!first.is_empty());
                     drop(stream);

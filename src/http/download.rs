@@ -8,9 +8,9 @@ use super::extract::AnalyticsReader;
 use super::AppState;
 use crate::domain::{DateRange, OrgId};
 use crate::error::ApiError;
-use crate::export::CsvEncoder;
-use crate::store::RowStream;
-use axum::body::{Body, Bytes};
+use crate::export::CsvWriter;
+use crate::store::Export;
+use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -46,28 +46,31 @@ pub async fn download(
         .map_err(|_| ApiError::TooManyRequests {
             retry_after_secs: BUSY_RETRY_AFTER_SECS,
         })?;
-    let rows = state.store.export(&org, range).await?;
-    Ok(csv_response(&org, range, rows, permit))
+    let export = state.store.export(&org, range).await?;
+    Ok(csv_response(&org, range, export, permit))
 }
 
 fn csv_response(
     org: &OrgId,
     range: DateRange,
-    rows: RowStream,
+    export: Export,
     permit: OwnedSemaphorePermit,
 ) -> Response {
     tracing::info!(start = %range.start(), end = %range.end(), "download started");
-    let mut encoder = CsvEncoder::new();
-    let header_row = encoder.header();
+    let mut writer = CsvWriter::new(export.dictionary);
+    let header_row = writer.header();
     let org = org.clone();
-    let csv = rows.map(move |batch| match batch {
-        Ok(rows) => Ok::<Bytes, std::io::Error>(encoder.rows(&rows)),
-        Err(e) => {
+    let csv = export.rows.map(move |batch| {
+        let chunk = match batch {
+            Ok(rows) => writer.rows(&rows).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        chunk.map_err(|cause| {
             // After the 200 the only honest signal left is to abort the
             // body, which every client reports as an error.
-            tracing::error!(org = %org, cause = %e, "export failed mid-stream; aborting response");
-            Err(std::io::Error::other("export aborted"))
-        }
+            tracing::error!(org = %org, %cause, "export failed mid-stream; aborting response");
+            std::io::Error::other("export aborted")
+        })
     });
     // The slot is freed as soon as the last row is encoded, before the
     // terminating chunk reaches the client, so a client that sends its next

@@ -12,7 +12,7 @@ mod row;
 pub mod sqlite;
 
 pub use error::StoreError;
-pub use row::{stream_after_first, ExportRow, RowBatch, RowStream};
+pub use row::{EventRow, Export, ExportRow, RowBatch, RowStream};
 
 use crate::domain::{AccessGrant, DateRange, Event, Grant, OrgId, UserId};
 use async_trait::async_trait;
@@ -45,9 +45,10 @@ pub trait Store: Send + Sync + 'static {
     async fn ingest(&self, events: Vec<Event>) -> Result<IngestOutcome, StoreError>;
 
     /// Streams the organization's events in `range`, ordered by timestamp then
-    /// event id, in batches, without ever holding the window in memory.
+    /// event id, as narrow rows in batches, without ever holding the window
+    /// in memory, with the dictionary of names they refer to.
     /// A failure after the first batch arrives as an `Err` item.
-    async fn export(&self, org: &OrgId, range: DateRange) -> Result<RowStream, StoreError>;
+    async fn export(&self, org: &OrgId, range: DateRange) -> Result<Export, StoreError>;
 
     /// Whether `user` holds any role or permission that allows downloading
     /// `org`'s analytics.
@@ -81,6 +82,16 @@ pub async fn open(
     database_url: Option<&str>,
     data_dir: &Path,
 ) -> Result<Arc<dyn Store>, StoreError> {
+    open_with_pool_size(database_url, data_dir, postgres::POOL_SIZE).await
+}
+
+/// [`open`] with a chosen PostgreSQL pool size (setting
+/// `database_pool_size`; SQLite ignores it).
+pub async fn open_with_pool_size(
+    database_url: Option<&str>,
+    data_dir: &Path,
+    pool_size: usize,
+) -> Result<Arc<dyn Store>, StoreError> {
     match database_url {
         None | Some("") => {
             let path = data_dir.join("catalytics.sqlite3");
@@ -91,7 +102,9 @@ pub async fn open(
             Ok(Arc::new(sqlite::SqliteStore::open(path).await?))
         }
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Ok(Arc::new(postgres::PgStore::open(url).await?))
+            Ok(Arc::new(
+            postgres::PgStore::open_with_pool_size(url, pool_size).await?,
+        ))
         }
         Some(_) => Err(StoreError::Config(
             "database URL must start with sqlite:// or postgres://".into(),

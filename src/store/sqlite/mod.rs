@@ -14,7 +14,9 @@ mod migrations;
 mod pool;
 mod writer;
 
-use super::{access_grant_from_stored, IngestOutcome, RowStream, Store, StoreError};
+use super::{access_grant_from_stored, Export, IngestOutcome, Store, StoreError};
+use crate::export::DictionaryCache;
+use std::sync::Arc;
 use crate::domain::{AccessGrant, DateRange, Event, Grant, OrgId, UserId};
 use async_trait::async_trait;
 use pool::ReadPool;
@@ -33,6 +35,7 @@ pub struct SqliteStore {
     writer: writer::Writer,
     _checkpointer: checkpoint::Checkpointer,
     readers: ReadPool,
+    dictionaries: Arc<DictionaryCache>,
 }
 
 impl SqliteStore {
@@ -66,6 +69,7 @@ impl SqliteStore {
             .map_err(|e| StoreError::Backend(format!("cannot start the checkpoint thread: {e}")))?;
         Ok(Self {
             readers: ReadPool::new(&path),
+            dictionaries: Arc::default(),
             writer: writer::Writer::spawn(conn)?,
             _checkpointer: checkpointer,
         })
@@ -104,8 +108,14 @@ impl Store for SqliteStore {
         self.writer.ingest(events).await
     }
 
-    async fn export(&self, org: &OrgId, range: DateRange) -> Result<RowStream, StoreError> {
-        export::export(self.readers.clone(), org.clone(), range).await
+    async fn export(&self, org: &OrgId, range: DateRange) -> Result<Export, StoreError> {
+        export::export(
+            self.readers.clone(),
+            Arc::clone(&self.dictionaries),
+            org.clone(),
+            range,
+        )
+        .await
     }
 
     async fn may_view_analytics(&self, org: &OrgId, user: &UserId) -> Result<bool, StoreError> {
