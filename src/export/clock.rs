@@ -27,8 +27,9 @@ impl TimestampCells {
         }
     }
 
-    /// Appends `ts` as `yyyy-MM-ddTHH:mm:ss.fffZ` (24 bytes).
-    pub fn push(&mut self, out: &mut Vec<u8>, ts: Timestamp) {
+    /// `ts` as `yyyy-MM-ddTHH:mm:ss.fffZ`.
+    #[inline]
+    pub fn render(&mut self, ts: Timestamp) -> [u8; Timestamp::WIRE_LEN] {
         let millis = ts.millis();
         let day = millis.div_euclid(MILLIS_PER_DAY);
         if day != self.day {
@@ -40,7 +41,9 @@ impl TimestampCells {
         let ms = millis.rem_euclid(MILLIS_PER_DAY) as u32;
         let (secs, milli) = (ms / 1000, ms % 1000);
         let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-        let time: [u8; 13] = [
+        let mut out = [0u8; Timestamp::WIRE_LEN];
+        out[..11].copy_from_slice(&self.date);
+        out[11..].copy_from_slice(&[
             b'0' + (h / 10) as u8,
             b'0' + (h % 10) as u8,
             b':',
@@ -54,9 +57,8 @@ impl TimestampCells {
             b'0' + (milli / 10 % 10) as u8,
             b'0' + (milli % 10) as u8,
             b'Z',
-        ];
-        out.extend_from_slice(&self.date);
-        out.extend_from_slice(&time);
+        ]);
+        out
     }
 }
 
@@ -79,9 +81,8 @@ mod tests {
             253_402_300_799_999, // 9999-12-31T23:59:59.999Z
         ] {
             let ts = Timestamp::from_millis(millis);
-            let mut out = Vec::new();
-            cells.push(&mut out, ts);
-            assert_eq!(String::from_utf8(out).unwrap(), ts.to_wire(), "{millis}");
+            let out = cells.render(ts);
+            assert_eq!(std::str::from_utf8(&out).unwrap(), ts.to_wire(), "{millis}");
         }
     }
 }

@@ -73,13 +73,13 @@ pub struct Export {
     pub rows: RowStream,
 }
 
-/// Rows per batch once streaming (≈ 64 KiB of rows, ≈ 250 KiB of CSV).
-pub(crate) const BATCH_ROWS: usize = 1024;
+/// Rows per batch once streaming (≈ 32 KiB of rows, ≈ 140 KiB of CSV).
+pub(crate) const BATCH_ROWS: usize = 512;
 /// The first batch is small so the first bytes leave quickly whatever the
 /// window.
 pub(crate) const FIRST_BATCH_ROWS: usize = 64;
 /// Batches buffered between a backend's reader and the HTTP body: with
-/// [`BATCH_ROWS`] this bounds an export's rows in flight to ≈ 256 KiB.
+/// [`BATCH_ROWS`] this bounds an export's rows in flight to ≈ 128 KiB.
 pub(crate) const CHANNEL_BATCHES: usize = 4;
 
 /// The sending ends a backend's export task fills: the dictionary once,
