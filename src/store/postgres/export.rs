@@ -1,10 +1,13 @@
 //! The PostgreSQL export, in one repeatable-read, read-only transaction
-//! (one snapshot for names and rows): the organization's dictionary (four
-//! small queries, pipelined), then the window's narrow integer rows as a
+//! (one snapshot for names and rows): the window's narrow integer rows as a
 //! binary `COPY … TO STDOUT`, decoded in Rust ([`super::copy`]) into
-//! batches that feed a bounded channel. When the client goes away the task
-//! cancels the COPY, its transaction rolls back and the connection returns
-//! to the pool.
+//! batches that feed a bounded channel, and the dictionary of their names
+//! (four queries, pipelined). A large window gets the organization's every
+//! name first, then streams; a small one (a bounded count says which) is
+//! read whole first and gets only the names it uses, which is what keeps
+//! small downloads cheap without a cross-process cache. When the client
+//! goes away the task cancels the COPY, its transaction rolls back and the
+//! connection returns to the pool.
 //!
 //! The rows come from an ordered scan of the `(org_key, ts, id)` primary
 //! key: the planner is told not to sort or scan the whole table, which for
@@ -15,28 +18,102 @@ use super::copy::CopyDecoder;
 use crate::domain::{DateRange, OrgId};
 use crate::export::{ComponentNames, Dictionary, DictionaryBuilder};
 use crate::store::row::{export_channel, ExportSender, BATCH_ROWS, FIRST_BATCH_ROWS};
-use crate::store::{Export, StoreError};
+use crate::store::{EventRow, Export, StoreError};
 use deadpool_postgres::{Object, Pool, Transaction};
 use futures_util::StreamExt;
 use std::sync::Arc;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{CancelToken, IsolationLevel, NoTls};
 
 /// Ordered index scan only (see module docs).
 const INDEX_ORDER: &str =
     "SET LOCAL enable_sort = off; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off";
 
-const ORG_KEY_SQL: &str = "SELECT org_key FROM organizations WHERE org_id = $1";
-const COMPONENTS_SQL: &str = "
-SELECT c.component_key, c.external_id, c.display_name, c.catalogs_label, cat.name, m.name
-FROM components c
-LEFT JOIN categories cat ON cat.org_key = c.org_key AND cat.category_key = c.category_key
-LEFT JOIN manufacturers m ON m.org_key = c.org_key AND m.manufacturer_key = c.manufacturer_key
-WHERE c.org_key = $1";
-const USERS_SQL: &str = "SELECT user_key, external_id, email FROM users WHERE org_key = $1";
-const APPLICATIONS_SQL: &str =
-    "SELECT application_key, name FROM applications WHERE org_key = $1";
-const PROJECTS_SQL: &str = "SELECT project_key, external_id FROM projects WHERE org_key = $1";
+/// Windows of at most this many rows are read whole before any name: their
+/// dictionary then holds only the names they use, which for a small
+/// window is far cheaper than the organization's every name.
+const SMALL_WINDOW_ROWS: i64 = 4096;
+
+/// The organization's key and its window's row count, counted only up to
+/// `$4` (so the count costs little however large the window).
+const ORG_AND_SIZE_SQL: &str = "
+SELECT o.org_key, (
+    SELECT count(*) FROM (
+        SELECT 1 FROM events e WHERE e.org_key = o.org_key AND e.ts >= $2 AND e.ts < $3 LIMIT $4
+    ) w
+)
+FROM organizations o WHERE o.org_id = $1";
+
+/// The dictionary queries: the organization's every name, or (`$2`) only
+/// those of the given keys.
+struct NameQueries {
+    components: &'static str,
+    users: &'static str,
+    applications: &'static str,
+    projects: &'static str,
+}
+
+macro_rules! name_queries {
+    ($($filter:literal)?) => {
+        NameQueries {
+            components: concat!(
+                "SELECT c.component_key, c.external_id, c.display_name, c.catalogs_label, cat.name, m.name
+                 FROM components c
+                 LEFT JOIN categories cat ON cat.org_key = c.org_key AND cat.category_key = c.category_key
+                 LEFT JOIN manufacturers m ON m.org_key = c.org_key AND m.manufacturer_key = c.manufacturer_key
+                 WHERE c.org_key = $1",
+                $(" AND c.component_key", $filter)?
+            ),
+            users: concat!(
+                "SELECT user_key, external_id, email FROM users WHERE org_key = $1",
+                $(" AND user_key", $filter)?
+            ),
+            applications: concat!(
+                "SELECT application_key, name FROM applications WHERE org_key = $1",
+                $(" AND application_key", $filter)?
+            ),
+            projects: concat!(
+                "SELECT project_key, external_id FROM projects WHERE org_key = $1",
+                $(" AND project_key", $filter)?
+            ),
+        }
+    };
+}
+
+const ALL_NAMES: NameQueries = name_queries!();
+const NAMES_OF_KEYS: NameQueries = name_queries!(" = ANY($2)");
+
+/// The distinct keys a set of rows refers to, per dimension.
+#[derive(Default)]
+struct UsedKeys {
+    components: Vec<i64>,
+    users: Vec<i64>,
+    applications: Vec<i64>,
+    projects: Vec<i64>,
+}
+
+impl UsedKeys {
+    fn of(rows: &[EventRow]) -> Self {
+        let mut keys = Self::default();
+        for r in rows {
+            keys.components.push(r.component);
+            keys.users.push(r.user);
+            keys.applications.extend(r.application);
+            keys.projects.extend(r.project);
+        }
+        for list in [
+            &mut keys.components,
+            &mut keys.users,
+            &mut keys.applications,
+            &mut keys.projects,
+        ] {
+            list.sort_unstable();
+            list.dedup();
+        }
+        keys
+    }
+}
 
 /// The COPY statement for one window. COPY takes no parameters; the values
 /// are integers formatted here, never text from a request.
@@ -102,28 +179,58 @@ async fn stream(
     range: DateRange,
     tx: &mut ExportSender,
 ) -> Result<Ended, StoreError> {
-    let org_key: i64 = match txn
-        .query_opt(&txn.prepare_cached(ORG_KEY_SQL).await?, &[&org.as_str()])
-        .await?
-    {
-        Some(row) => row.try_get(0)?,
-        None => {
-            // No events were ever stored for it: a header-only download.
-            if let Some(d) = tx.dictionary.take() {
-                let _ = d.send(Arc::new(Dictionary::default()));
-            }
-            let _ = tx.rows.send(Ok(Vec::new())).await;
-            return Ok(Ended::Complete);
+    let (start, end) = (range.start().millis(), range.end().millis());
+    let find = txn.prepare_cached(ORG_AND_SIZE_SQL).await?;
+    let (org_id, limit) = (org.as_str(), SMALL_WINDOW_ROWS + 1);
+    let params: [&(dyn ToSql + Sync); 4] = [&org_id, &start, &end, &limit];
+    // Sent together: one round trip.
+    let ((), found) = tokio::try_join!(
+        txn.batch_execute(INDEX_ORDER),
+        txn.query_opt(&find, &params),
+    )?;
+    let Some(found) = found else {
+        // No events were ever stored for it: a header-only download.
+        if let Some(d) = tx.dictionary.take() {
+            let _ = d.send(Arc::new(Dictionary::default()));
         }
+        let _ = tx.rows.send(Ok(Vec::new())).await;
+        return Ok(Ended::Complete);
     };
-    let dictionary = Arc::new(dictionary(txn, org_key).await?);
+    let (org_key, small): (i64, i64) = (found.try_get(0)?, found.try_get(1)?);
+    let copy_statement = copy_sql(org_key, range);
+    if small <= SMALL_WINDOW_ROWS {
+        let mut rows = Vec::with_capacity(usize::try_from(small).unwrap_or(0));
+        let copy = txn.copy_out(copy_statement.as_str()).await?;
+        futures_util::pin_mut!(copy);
+        let mut decoder = CopyDecoder::new();
+        while let Some(chunk) = copy.next().await {
+            decoder.feed(&chunk?, &mut rows)?;
+        }
+        if !decoder.finished() {
+            return Err(StoreError::Backend("COPY ended before its end marker".into()));
+        }
+        let dictionary = dictionary(txn, org_key, Some(&UsedKeys::of(&rows))).await?;
+        if let Some(d) = tx.dictionary.take() {
+            let _ = d.send(Arc::new(dictionary));
+        }
+        if rows.is_empty() {
+            // An empty batch still tells `export` that the query ran.
+            let _ = tx.rows.send(Ok(Vec::new())).await;
+        }
+        for part in rows.chunks(BATCH_ROWS) {
+            if tx.rows.send(Ok(part.to_vec())).await.is_err() {
+                break;
+            }
+        }
+        return Ok(Ended::Complete);
+    }
+    let dictionary = Arc::new(dictionary(txn, org_key, None).await?);
     if let Some(d) = tx.dictionary.take() {
         if d.send(dictionary).is_err() {
             return Ok(Ended::Complete); // nobody waits any more; nothing running
         }
     }
-    txn.batch_execute(INDEX_ORDER).await?;
-    let copy = txn.copy_out(copy_sql(org_key, range).as_str()).await?;
+    let copy = txn.copy_out(copy_statement.as_str()).await?;
     futures_util::pin_mut!(copy);
     let mut decoder = CopyDecoder::new();
     let mut limit = FIRST_BATCH_ROWS;
@@ -159,14 +266,30 @@ async fn stream(
     Ok(Ended::Complete)
 }
 
-/// Reads and renders every name of the organization: four queries sent
-/// together, so one round trip.
-async fn dictionary(txn: &Transaction<'_>, org_key: i64) -> Result<Dictionary, StoreError> {
+/// Reads and renders the organization's names — all of them, or only
+/// those of `keys` — with four queries sent together (one round trip).
+async fn dictionary<'a>(
+    txn: &'a Transaction<'_>,
+    org_key: i64,
+    keys: Option<&'a UsedKeys>,
+) -> Result<Dictionary, StoreError> {
+    let query = |sql: &'static str, list: Option<&'a [i64]>| async move {
+        let stmt = txn.prepare_cached(sql).await?;
+        match list {
+            Some(list) => txn.query(&stmt, &[&org_key, &list]).await,
+            None => txn.query(&stmt, &[&org_key]).await,
+        }
+    };
+    let sql = if keys.is_some() {
+        &NAMES_OF_KEYS
+    } else {
+        &ALL_NAMES
+    };
     let (components, users, applications, projects) = tokio::try_join!(
-        async { txn.query(&txn.prepare_cached(COMPONENTS_SQL).await?, &[&org_key]).await },
-        async { txn.query(&txn.prepare_cached(USERS_SQL).await?, &[&org_key]).await },
-        async { txn.query(&txn.prepare_cached(APPLICATIONS_SQL).await?, &[&org_key]).await },
-        async { txn.query(&txn.prepare_cached(PROJECTS_SQL).await?, &[&org_key]).await },
+        query(sql.components, keys.map(|k| k.components.as_slice())),
+        query(sql.users, keys.map(|k| k.users.as_slice())),
+        query(sql.applications, keys.map(|k| k.applications.as_slice())),
+        query(sql.projects, keys.map(|k| k.projects.as_slice())),
     )?;
     let mut b = DictionaryBuilder::new();
     for r in &components {
