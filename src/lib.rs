@@ -10,9 +10,11 @@
 //! - [`config`] — typed settings: defaults, TOML file, `CATALYTICS_*` env, flags.
 //! - [`startup`] — [`startup::Application`]: store + verifier + bound listener,
 //!   run until a shutdown signal. Tests run it on port 0.
-//! - [`telemetry`] — the tracing subscriber.
-//! - [`http`] — routes, auth extractors, middleware (request ids, spans),
-//!   one module per operation.
+//! - [`listener`] — the accept loop and connection hygiene: connection
+//!   limit, head and idle timers, JSON answers for unparseable requests.
+//! - [`telemetry`] — the tracing subscriber and its best-effort log sink.
+//! - [`http`] — routes, auth extractors, middleware (request ids, spans,
+//!   request limits), one module per operation.
 //! - [`error`] — [`error::ApiError`], the only place errors become HTTP.
 //! - [`domain`] — types parsed once at the boundary: [`domain::Timestamp`],
 //!   [`domain::DateRange`], [`domain::OrgId`], [`domain::EventKind`], [`domain::Event`].
@@ -21,9 +23,10 @@
 //! - [`auth`] — JWT verification against a JWKS (local issuer or remote),
 //!   with a short cache of verified tokens.
 //! - [`store`] — the [`store::Store`] trait and one module per backend:
-//!   `store::sqlite` (writer thread with group commit, read pool, background
+//!   `store::sqlite` (writer thread with group commit that reopens itself
+//!   after a full disk or read-only file, read pool, background
 //!   checkpoints) and `store::postgres` (pool, set-based ingestion, cursor
-//!   export).
+//!   export, the replicas' shared download rate limit).
 //! - [`export`] — rows → CSV bytes with the spreadsheet-injection guard.
 //! - [`demo`] — realistic generated data for `catalytics demo` and the benchmarks.
 //!
@@ -41,6 +44,7 @@ pub mod error;
 pub mod export;
 pub mod http;
 pub mod ingest;
+pub mod listener;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -13,12 +13,14 @@ mod export;
 mod ingest;
 mod keys;
 mod migrations;
+mod rate;
 mod sql;
 
 use super::{Export, IngestOutcome, Store, StoreError};
 use crate::domain::{AccessGrant, DateRange, Event, Grant, OrgId, Timestamp, UserId};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_postgres::config::Host;
 use tokio_postgres::NoTls;
@@ -235,7 +237,17 @@ impl Store for PgStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         let client = self.pool.get().await?;
-        client.simple_query("SELECT 1").await?;
+        // A server that only reads (a standby after a failover, or one put
+        // read-only) answers, but cannot take this replica's writes.
+        let read_only: String = client
+            .query_one("SELECT current_setting('transaction_read_only')", &[])
+            .await?
+            .try_get(0)?;
+        if read_only == "on" {
+            return Err(StoreError::Unavailable(
+                "PostgreSQL server is read-only".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -247,5 +259,9 @@ impl Store for PgStore {
                 .saturating_sub(RESERVED_CONNECTIONS)
                 .max(1),
         )
+    }
+
+    fn shared_rate_limiter(&self) -> Option<Arc<dyn super::SharedRateLimiter>> {
+        Some(Arc::new(self.clone()))
     }
 }
