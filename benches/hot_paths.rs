@@ -63,7 +63,9 @@ fn export(c: &mut Criterion) {
             kind: e.kind,
             component: (i * 7 % COMPONENTS) as i64,
             user: (i * 13 % USERS) as i64,
-            application: e.application.map(|_| (i % library.applications.len()) as i64),
+            application: e
+                .application
+                .map(|_| (i % library.applications.len()) as i64),
             project: e.project_id.map(|_| (i % library.projects.len()) as i64),
         })
         .collect();

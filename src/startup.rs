@@ -32,8 +32,8 @@ impl Application {
             &settings.data_dir,
             settings.database_pool_size,
         )
-            .await
-            .context("cannot open the store")?;
+        .await
+        .context("cannot open the store")?;
         Self::build_with_store(settings, store).await
     }
 

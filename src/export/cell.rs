@@ -11,7 +11,10 @@ use super::guard::needs_guard;
 pub fn push_cell(out: &mut Vec<u8>, value: &str) {
     let guard = needs_guard(value);
     let bytes = value.as_bytes();
-    if !bytes.iter().any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n')) {
+    if !bytes
+        .iter()
+        .any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'))
+    {
         if guard {
             out.push(b'\'');
         }

@@ -147,11 +147,9 @@ async fn open_store(
         Some(url) if url.starts_with("sqlite://") => {
             sqlite(Path::new(url.trim_start_matches("sqlite://"))).await
         }
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Ok(Arc::new(
-                postgres::PgStore::open_with_pool_size(url, pool_size).await?,
-            ))
-        }
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Ok(
+            Arc::new(postgres::PgStore::open_with_pool_size(url, pool_size).await?),
+        ),
         Some(_) => Err(StoreError::Config(
             "database URL must start with sqlite:// or postgres://".into(),
         )),

@@ -207,7 +207,9 @@ async fn stream(
             decoder.feed(&chunk?, &mut rows)?;
         }
         if !decoder.finished() {
-            return Err(StoreError::Backend("COPY ended before its end marker".into()));
+            return Err(StoreError::Backend(
+                "COPY ended before its end marker".into(),
+            ));
         }
         let dictionary = dictionary(txn, org_key, Some(&UsedKeys::of(&rows))).await?;
         if let Some(d) = tx.dictionary.take() {
@@ -258,7 +260,9 @@ async fn stream(
         }
     }
     if !decoder.finished() {
-        return Err(StoreError::Backend("COPY ended before its end marker".into()));
+        return Err(StoreError::Backend(
+            "COPY ended before its end marker".into(),
+        ));
     }
     if !batch.is_empty() || !sent_any {
         let _ = tx.rows.send(Ok(batch)).await;

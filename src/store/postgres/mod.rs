@@ -254,11 +254,7 @@ impl Store for PgStore {
     fn max_concurrent_exports(&self) -> Option<usize> {
         // Each streaming export holds a pooled connection; leave a few for
         // ingestion and authorization checks.
-        Some(
-            self.pool_size
-                .saturating_sub(RESERVED_CONNECTIONS)
-                .max(1),
-        )
+        Some(self.pool_size.saturating_sub(RESERVED_CONNECTIONS).max(1))
     }
 
     fn shared_rate_limiter(&self) -> Option<Arc<dyn super::SharedRateLimiter>> {

@@ -32,8 +32,7 @@ LEFT JOIN categories cat ON cat.category_key = c.category_key
 LEFT JOIN manufacturers m ON m.manufacturer_key = c.manufacturer_key
 WHERE c.org_key = ?1";
 const USERS_SQL: &str = "SELECT user_key, external_id, email FROM users WHERE org_key = ?1";
-const APPLICATIONS_SQL: &str =
-    "SELECT application_key, name FROM applications WHERE org_key = ?1";
+const APPLICATIONS_SQL: &str = "SELECT application_key, name FROM applications WHERE org_key = ?1";
 const PROJECTS_SQL: &str = "SELECT project_key, external_id FROM projects WHERE org_key = ?1";
 
 /// Starts the export and waits for its dictionary and first batch.

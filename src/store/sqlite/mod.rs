@@ -15,13 +15,13 @@ mod pool;
 mod writer;
 
 use super::{access_grant_from_stored, Export, IngestOutcome, Store, StoreError};
-use crate::export::DictionaryCache;
-use std::sync::Arc;
 use crate::domain::{AccessGrant, DateRange, Event, Grant, OrgId, UserId};
+use crate::export::DictionaryCache;
 use async_trait::async_trait;
 use pool::ReadPool;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Page size of new databases. Event ids are random, so every new event
