@@ -79,13 +79,14 @@ async fn assert_cut_short(app: &TestApp, received: &[u8], total: usize, outcome:
         Timestamp::parse(WIDE.1).unwrap(),
     )
     .unwrap();
+    let export = app.store.export(&org, range).await.unwrap();
+    let mut writer = catalytics::export::CsvWriter::new(export.dictionary);
     let mut all = Vec::new();
-    let mut stream = app.store.export(&org, range).await.unwrap();
+    let mut stream = export.rows;
     while let Some(batch) = stream.next().await {
         all.extend(batch.unwrap());
     }
-    let mut encoder = catalytics::export::CsvEncoder::new();
-    let bytes = encoder.header().len() + encoder.rows(&all[..rows]).len();
+    let bytes = writer.header().len() + writer.rows(&all[..rows]).unwrap().len();
     assert!(bytes >= received.len());
     assert_eq!(record, download_record(rows, bytes, outcome));
 }
