@@ -18,6 +18,7 @@ contract_tests!(
     window_is_half_open,
     rows_are_ordered_by_timestamp_then_id,
     duplicates_within_and_across_batches_are_stored_once,
+    conflicts_are_counted_named_and_not_stored,
     concurrent_identical_batches_are_stored_once,
     newest_event_timestamp_wins_names,
     ties_go_to_the_later_event,
@@ -33,6 +34,7 @@ fn outcome(accepted: u64, duplicates: u64) -> IngestOutcome {
     IngestOutcome {
         accepted,
         duplicates,
+        ..IngestOutcome::default()
     }
 }
 
@@ -137,9 +139,10 @@ async fn rows_are_ordered_by_timestamp_then_id(store: DynStore) {
     let ts: Vec<i64> = rows.iter().map(|r| r.timestamp.millis()).collect();
     assert_eq!(ts, expected_ts);
     // The ids are not exported; tell same-timestamp rows apart by user.
+    // (Other ids in the same order: an id names one event in one organization.)
     let mut tagged = Vec::new();
     for (i, id) in ids.iter().enumerate() {
-        let mut e = event_with_id("org-2", 5000, *id);
+        let mut e = event_with_id("org-2", 5000, id + 0x100);
         e.user.id = uid(&format!("user-{i}"));
         tagged.push(e);
     }
@@ -156,29 +159,62 @@ async fn rows_are_ordered_by_timestamp_then_id(store: DynStore) {
 
 async fn duplicates_within_and_across_batches_are_stored_once(store: DynStore) {
     let first = event_with_id("org-1", 1000, 7);
-    let mut repeat = event_with_id("org-1", 3000, 7);
-    repeat.component.display_name = name("Ignored? no: names still upsert");
+    let mut repeat = first.clone();
+    repeat.component.display_name = name("=HIJACKED");
+    repeat.user.email = name("hijacked@example.com");
     let other = event_with_id("org-1", 2000, 8);
     let got = store
-        .ingest(vec![first.clone(), repeat, other.clone()])
+        .ingest(vec![first.clone(), repeat.clone(), other.clone()])
         .await
         .expect("ingest");
     assert_eq!(got, outcome(2, 1));
     let got = store
-        .ingest(vec![other, first, event_with_id("org-1", 4000, 9)])
+        .ingest(vec![other, repeat, event_with_id("org-1", 4000, 9)])
         .await
         .expect("ingest");
     assert_eq!(got, outcome(1, 2));
     let rows = export_all(&store, "org-1", everything()).await;
     let ts: Vec<i64> = rows.iter().map(|r| r.timestamp.millis()).collect();
-    // The first occurrence of id 7 (at 1000) is the stored one.
     assert_eq!(ts, vec![1000, 2000, 4000]);
-    // The same id in another organization is a different event.
+    // A duplicate changes nothing: the names are the stored events'.
+    assert!(rows.iter().all(|r| r.component_name == first.component.display_name.as_str()));
+    assert!(rows.iter().all(|r| r.user_email == first.user.email.as_str()));
+}
+
+async fn conflicts_are_counted_named_and_not_stored(store: DynStore) {
+    let first = event_with_id("org-1", 1000, 7);
+    store.ingest(vec![first.clone()]).await.expect("ingest");
+    let mut later = event_with_id("org-1", 3000, 7);
+    later.component.display_name = name("=HIJACKED");
+    let mut placed = first.clone();
+    placed.kind = EventKind::Place;
+    let elsewhere = event_with_id("org-2", 1000, 7);
+    let mut in_batch = event_with_id("org-1", 5000, 10);
+    let mut in_batch_again = in_batch.clone();
+    in_batch.component.id = oid("c-first");
+    in_batch_again.component.id = oid("c-second");
+    in_batch_again.component.display_name = name("Never stored");
     let got = store
-        .ingest(vec![event_with_id("org-2", 1000, 7)])
+        .ingest(vec![later, placed, elsewhere, in_batch, in_batch_again.clone()])
         .await
         .expect("ingest");
-    assert_eq!(got, outcome(1, 0));
+    assert_eq!(
+        got,
+        IngestOutcome {
+            accepted: 1,
+            duplicates: 0,
+            conflicts: 4,
+            conflicting: vec![first.id, first.id, first.id, in_batch_again.id],
+        }
+    );
+    let rows = export_all(&store, "org-1", everything()).await;
+    let stored: Vec<(i64, &str, &str)> = rows
+        .iter()
+        .map(|r| (r.timestamp.millis(), r.component_id.as_str(), r.component_name.as_str()))
+        .collect();
+    let name = first.component.display_name.as_str();
+    assert_eq!(stored, vec![(1000, first.component.id.as_str(), name), (5000, "c-first", name)]);
+    assert!(export_all(&store, "org-2", everything()).await.is_empty());
 }
 
 async fn concurrent_identical_batches_are_stored_once(store: DynStore) {
@@ -642,7 +678,7 @@ mod pg_operations {
         }
         let versions: Vec<i64> = admin(&db.url)
             .await
-            .query("SELECT version FROM schema_migrations", &[])
+            .query("SELECT version FROM schema_migrations ORDER BY version", &[])
             .await
             .map(|rows| rows.iter().map(|r| r.get(0)).collect())
             .unwrap_or_default();
@@ -650,7 +686,10 @@ mod pg_operations {
         for r in results {
             r.expect("task").expect("open");
         }
-        assert_eq!(versions, vec![1]);
+        let mut known = versions.clone();
+        known.dedup();
+        assert_eq!(known, versions, "each migration recorded once");
+        assert!(versions.starts_with(&[1, 2]), "{versions:?}");
     }
 
     async fn terminate_connections(base: &str, db: &str) -> i64 {

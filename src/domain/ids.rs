@@ -108,6 +108,13 @@ impl EventId {
     }
 }
 
+impl serde::Serialize for EventId {
+    /// The hyphenated form, as the wire carries it.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl fmt::Display for EventId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.hyphenated().fmt(f)

@@ -1,86 +1,63 @@
-//! Lookup tables built from the rows the ingestion statements return,
-//! keyed the way those rows come back: organization key, then the
-//! dimension's natural key (name or external id).
+//! Surrogate keys of the rows an ingestion transaction has read or
+//! created, by natural key, built from the rows its statements return:
+//! `(org_key, natural key, surrogate key, …)`.
 
 use crate::domain::OrgId;
+use crate::store::decide::{ByOrg, Key};
 use crate::store::StoreError;
 use std::collections::HashMap;
 use tokio_postgres::Row;
 
-/// Values per organization key and natural key.
-pub struct ByOrg<V>(HashMap<i64, HashMap<String, V>>);
-
-impl<V> Default for ByOrg<V> {
-    fn default() -> Self {
-        Self(HashMap::new())
-    }
+/// Organization keys both ways: rows come back with `org_key`, plans speak
+/// of [`OrgId`]s.
+#[derive(Default)]
+pub struct OrgKeys {
+    keys: HashMap<OrgId, i64>,
+    ids: HashMap<i64, OrgId>,
 }
-
-impl<V> ByOrg<V> {
-    /// Records `value` for (`org`, `natural`).
-    pub fn insert(&mut self, org: i64, natural: String, value: V) {
-        self.0.entry(org).or_default().insert(natural, value);
-    }
-
-    /// The value of (`org`, `natural`), if present.
-    pub fn get(&self, org: i64, natural: &str) -> Option<&V> {
-        self.0.get(&org)?.get(natural)
-    }
-}
-
-impl ByOrg<i64> {
-    /// Builds a key map from `(org_key, natural key, surrogate key)` rows.
-    pub fn from_rows(rows: &[Row]) -> Result<Self, tokio_postgres::Error> {
-        let mut map = Self::default();
-        for row in rows {
-            map.insert(row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
-        }
-        Ok(map)
-    }
-
-    /// The surrogate key of a row the transaction has created or read;
-    /// missing means a bug in the statements, not bad input.
-    pub fn key(&self, org: i64, natural: &str, what: &str) -> Result<i64, StoreError> {
-        self.get(org, natural).copied().ok_or_else(|| missing(what))
-    }
-}
-
-impl ByOrg<()> {
-    /// A set of `(org_key, natural key)` rows, as `RETURNING` gives them.
-    pub fn set_from_rows(rows: &[Row]) -> Result<Self, tokio_postgres::Error> {
-        let mut set = Self::default();
-        for row in rows {
-            set.insert(row.try_get(0)?, row.try_get(1)?, ());
-        }
-        Ok(set)
-    }
-
-    /// Whether (`org`, `natural`) is in the set.
-    pub fn contains(&self, org: i64, natural: &str) -> bool {
-        self.get(org, natural).is_some()
-    }
-}
-
-/// Organization keys by organization id.
-pub struct OrgKeys(HashMap<String, i64>);
 
 impl OrgKeys {
     /// Builds the map from `(org_id, org_key)` rows.
-    pub fn from_rows(rows: &[Row]) -> Result<Self, tokio_postgres::Error> {
-        let mut map = HashMap::with_capacity(rows.len());
+    pub fn from_rows(rows: &[Row]) -> Result<Self, StoreError> {
+        let mut out = Self::default();
         for row in rows {
-            map.insert(row.try_get(0)?, row.try_get(1)?);
+            let id = OrgId::parse(row.try_get::<_, String>(0)?)
+                .map_err(|e| StoreError::Corrupt(format!("stored organization id: {e}")))?;
+            let key: i64 = row.try_get(1)?;
+            out.ids.insert(key, id.clone());
+            out.keys.insert(id, key);
         }
-        Ok(Self(map))
+        Ok(out)
     }
 
     /// The key of an organization the transaction has created or read.
     pub fn key(&self, org: &OrgId) -> Result<i64, StoreError> {
-        self.0
-            .get(org.as_str())
+        self.keys
+            .get(org)
             .copied()
             .ok_or_else(|| missing("organization"))
     }
+
+    /// The organization of a key the transaction has read.
+    pub fn id(&self, key: i64) -> Result<&OrgId, StoreError> {
+        self.ids.get(&key).ok_or_else(|| missing("organization"))
+    }
+
+    /// Records `(org_key, natural key, surrogate key)` rows into `map`.
+    pub fn collect(&self, rows: &[Row], map: &mut ByOrg<i64>) -> Result<(), StoreError> {
+        for row in rows {
+            map.insert(self.id(row.try_get(0)?)?.clone(), row.try_get(1)?, row.try_get(2)?);
+        }
+        Ok(())
+    }
+}
+
+/// The surrogate key of `key` in `map`; missing means a bug in the
+/// statements, not bad input.
+pub fn key_of<T: AsRef<str>>(map: &ByOrg<i64>, key: Key<'_, T>, what: &str) -> Result<i64, StoreError> {
+    map.get(key.org, key.id.as_ref())
+        .copied()
+        .ok_or_else(|| missing(what))
 }
 
 fn missing(what: &str) -> StoreError {

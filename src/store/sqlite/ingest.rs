@@ -1,50 +1,174 @@
-//! The SQLite ingestion transaction: dimensions first, then the narrow rows.
+//! The SQLite ingestion transaction: read what the file holds for the
+//! group, [`decide`], write the plan. One immediate transaction, so nothing
+//! changes between the read and the write.
 
-use crate::domain::{Event, Name, OpaqueId, OrgId, Timestamp, UserId};
-use crate::store::batch::{catalog_signature, BatchPlan};
+use crate::domain::{Event, OrgId};
+use crate::store::decide::{
+    decide, ByOrg, Change, ComponentVersion, Key, NameVersion, Plan, Snapshot, StoredComponent,
+    StoredName,
+};
+use crate::store::facts::Fingerprint;
 use crate::store::{IngestOutcome, StoreError};
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
-use rustc_hash::FxHashMap as HashMap;
-use std::collections::BTreeSet;
+use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
+use std::collections::{BTreeSet, HashMap};
 
-/// A component row as stored: key, name, category, manufacturer, catalog
-/// signature, name timestamp.
-type StoredComponent = (i64, String, Option<i64>, Option<i64>, String, i64);
-
-/// Surrogate keys resolved for one batch.
-#[derive(Default)]
-struct Keys<'a> {
-    orgs: HashMap<&'a OrgId, i64>,
-    components: HashMap<(&'a OrgId, &'a OpaqueId), i64>,
-    catalogs: HashMap<(&'a OrgId, &'a OpaqueId), i64>,
-    users: HashMap<(&'a OrgId, &'a UserId), i64>,
-    categories: HashMap<(&'a OrgId, &'a Name), i64>,
-    manufacturers: HashMap<(&'a OrgId, &'a Name), i64>,
-    applications: HashMap<(&'a OrgId, &'a Name), i64>,
-    projects: HashMap<(&'a OrgId, &'a OpaqueId), i64>,
+/// Stores `batches` in one immediate transaction and commits it (durably,
+/// given `synchronous=FULL`) before returning each batch's outcome. Batches
+/// are decided in order, so an id repeated in a later batch is its
+/// duplicate or conflict.
+pub fn ingest(
+    conn: &mut rusqlite::Connection,
+    batches: &[Vec<Event>],
+) -> Result<Vec<IngestOutcome>, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let (snapshot, mut keys) = read(&tx, batches.iter().flatten())?;
+    let plan = decide(batches.iter().map(Vec::as_slice), &snapshot);
+    write(&tx, &plan, &mut keys)?;
+    tx.commit()?;
+    Ok(plan.outcomes)
 }
 
-impl Keys<'_> {
+/// Surrogate keys of the rows the transaction has read or created.
+#[derive(Default)]
+struct Keys {
+    orgs: HashMap<OrgId, i64>,
+    components: ByOrg<i64>,
+    catalogs: ByOrg<i64>,
+    users: ByOrg<i64>,
+}
+
+impl Keys {
     fn org(&self, org: &OrgId) -> Result<i64, StoreError> {
-        self.orgs
-            .get(org)
-            .copied()
-            .ok_or_else(|| missing("organization"))
+        self.orgs.get(org).copied().ok_or_else(|| missing("organization"))
     }
 }
 
+/// A key the plan needs was neither read nor created: a bug, not bad input.
 fn missing(what: &str) -> StoreError {
     StoreError::Corrupt(format!("{what} key was not resolved during ingestion"))
 }
+
+fn key_of<T: AsRef<str>>(
+    map: &ByOrg<i64>,
+    key: Key<'_, T>,
+    what: &str,
+) -> Result<i64, StoreError> {
+    map.get(key.org, key.id.as_ref())
+        .copied()
+        .ok_or_else(|| missing(what))
+}
+
+// ---- read -------------------------------------------------------------------
+
+/// What the file holds for `events`' ids, components, catalogs and users.
+fn read<'a>(
+    tx: &Transaction<'_>,
+    events: impl Iterator<Item = &'a Event> + Clone,
+) -> Result<(Snapshot, Keys), StoreError> {
+    let mut snapshot = Snapshot::default();
+    let mut keys = Keys::default();
+    let mut org_stmt = tx.prepare_cached("SELECT org_key FROM organizations WHERE org_id = ?1")?;
+    for e in events.clone() {
+        if !keys.orgs.contains_key(&e.organization) {
+            if let Some(key) = org_stmt
+                .query_row(params![e.organization.as_str()], |r| r.get(0))
+                .optional()?
+            {
+                keys.orgs.insert(e.organization.clone(), key);
+            }
+        }
+    }
+    let mut id_stmt = tx.prepare_cached("SELECT facts FROM event_ids WHERE id = ?1")?;
+    let mut component_stmt = tx.prepare_cached(
+        "SELECT c.component_key, c.display_name, cat.name, man.name, c.catalog_ids, c.name_ts
+         FROM components c
+         LEFT JOIN categories cat ON cat.category_key = c.category_key
+         LEFT JOIN manufacturers man ON man.manufacturer_key = c.manufacturer_key
+         WHERE c.org_key = ?1 AND c.external_id = ?2",
+    )?;
+    let mut catalog_stmt = tx.prepare_cached(
+        "SELECT catalog_key, display_name, name_ts FROM catalogs WHERE org_key = ?1 AND external_id = ?2",
+    )?;
+    let mut user_stmt = tx.prepare_cached(
+        "SELECT user_key, email, name_ts FROM users WHERE org_key = ?1 AND external_id = ?2",
+    )?;
+    let stored_name = |stmt: &mut rusqlite::CachedStatement<'_>, org_key: i64, id: &str| {
+        stmt.query_row(params![org_key, id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                StoredName {
+                    name: r.get(1)?,
+                    name_ts: crate::domain::Timestamp::from_millis(r.get(2)?),
+                },
+            ))
+        })
+        .optional()
+    };
+    for e in events {
+        let id = e.id.as_uuid().as_bytes().as_slice();
+        if !snapshot.events.contains_key(&e.id) {
+            if let Some(facts) = id_stmt
+                .query_row(params![id], |r| r.get::<_, Option<Vec<u8>>>(0))
+                .optional()?
+            {
+                snapshot
+                    .events
+                    .insert(e.id, facts.as_deref().and_then(Fingerprint::from_bytes));
+            }
+        }
+        let org = &e.organization;
+        let Some(&org_key) = keys.orgs.get(org) else {
+            continue; // a new organization holds nothing yet
+        };
+        let c = &e.component;
+        if keys.components.get(org, c.id.as_str()).is_none() {
+            let row = component_stmt
+                .query_row(params![org_key, c.id.as_str()], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        StoredComponent {
+                            name: r.get(1)?,
+                            category: r.get(2)?,
+                            manufacturer: r.get(3)?,
+                            catalog_ids: r.get(4)?,
+                            name_ts: crate::domain::Timestamp::from_millis(r.get(5)?),
+                        },
+                    ))
+                })
+                .optional()?;
+            if let Some((key, stored)) = row {
+                keys.components.insert(org.clone(), c.id.to_string(), key);
+                snapshot.components.insert(org.clone(), c.id.to_string(), stored);
+            }
+        }
+        for catalog in &c.catalogs {
+            if keys.catalogs.get(org, catalog.id.as_str()).is_none() {
+                if let Some((key, stored)) =
+                    stored_name(&mut catalog_stmt, org_key, catalog.id.as_str())?
+                {
+                    keys.catalogs.insert(org.clone(), catalog.id.to_string(), key);
+                    snapshot.catalogs.insert(org.clone(), catalog.id.to_string(), stored);
+                }
+            }
+        }
+        if keys.users.get(org, e.user.id.as_str()).is_none() {
+            if let Some((key, stored)) = stored_name(&mut user_stmt, org_key, e.user.id.as_str())? {
+                keys.users.insert(org.clone(), e.user.id.to_string(), key);
+                snapshot.users.insert(org.clone(), e.user.id.to_string(), stored);
+            }
+        }
+    }
+    Ok((snapshot, keys))
+}
+
+// ---- write ------------------------------------------------------------------
 
 /// Events inserted per statement: multi-row inserts spend far less time in
 /// statement overhead than one row at a time (8 values a row, well under
 /// SQLite's limit of 32,766 variables).
 const ROWS_PER_INSERT: usize = 128;
 
-/// `INSERT … VALUES (…), (…) ON CONFLICT DO NOTHING` for `rows` rows; rows
-/// whose id is already stored (or repeated earlier in the statement) are
-/// skipped, so the statement's change count is the number accepted.
+/// `INSERT INTO events … VALUES (…), (…)` for `rows` rows.
 fn insert_events_sql(rows: usize) -> String {
     let mut sql = String::from(
         "INSERT INTO events (org_key, ts, id, kind, component_key, user_key, application_key, project_key) VALUES ",
@@ -55,311 +179,248 @@ fn insert_events_sql(rows: usize) -> String {
         }
         sql.push_str("(?,?,?,?,?,?,?,?)");
     }
-    sql.push_str(" ON CONFLICT DO NOTHING");
     sql
 }
 
-/// Stores `batches` in one immediate transaction and commits it (durably,
-/// given `synchronous=FULL`) before returning each batch's outcome. Batches
-/// are applied in order, so an id repeated in a later batch is its duplicate.
-pub fn ingest(
-    conn: &mut Connection,
-    batches: &[Vec<Event>],
-) -> Result<Vec<IngestOutcome>, StoreError> {
-    let plan = BatchPlan::new(batches.iter().flatten());
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut keys = Keys::default();
+/// Get-or-create keys of the name-only dimensions a plan uses.
+#[derive(Default)]
+struct NameKeys {
+    categories: ByOrg<i64>,
+    manufacturers: ByOrg<i64>,
+    applications: ByOrg<i64>,
+    projects: ByOrg<i64>,
+}
 
+/// A name-only dimension table: get-or-create by value, never renamed.
+struct NameTable {
+    table: &'static str,
+    key: &'static str,
+    value: &'static str,
+}
+
+impl NameTable {
+    fn resolve<T: AsRef<str>>(
+        &self,
+        tx: &Transaction<'_>,
+        keys: &Keys,
+        wanted: &BTreeSet<Key<'_, T>>,
+    ) -> Result<ByOrg<i64>, StoreError> {
+        let Self { table, key, value } = self;
+        let mut select =
+            tx.prepare_cached(&format!("SELECT {key} FROM {table} WHERE org_key = ?1 AND {value} = ?2"))?;
+        let mut insert = tx.prepare_cached(&format!(
+            "INSERT INTO {table} (org_key, {value}) VALUES (?1, ?2) RETURNING {key}"
+        ))?;
+        let mut out = ByOrg::default();
+        for k in wanted {
+            let args = params![keys.org(k.org)?, k.id.as_ref()];
+            let found = select.query_row(args, |r| r.get(0)).optional()?;
+            let surrogate = match found {
+                Some(found) => found,
+                None => insert.query_row(args, |r| r.get(0))?,
+            };
+            out.insert(k.org.clone(), k.id.as_ref().to_owned(), surrogate);
+        }
+        Ok(out)
+    }
+}
+
+/// Carries out `plan`, creating keys as it goes.
+fn write(tx: &Transaction<'_>, plan: &Plan<'_>, keys: &mut Keys) -> Result<(), StoreError> {
+    if plan.is_empty() {
+        return Ok(());
+    }
     for org in &plan.orgs {
-        keys.orgs.insert(org, org_key(&tx, org)?);
-    }
-    let named = [
-        (
-            "categories",
-            "category_key",
-            &plan.categories,
-            &mut keys.categories,
-        ),
-        (
-            "manufacturers",
-            "manufacturer_key",
-            &plan.manufacturers,
-            &mut keys.manufacturers,
-        ),
-        (
-            "applications",
-            "application_key",
-            &plan.applications,
-            &mut keys.applications,
-        ),
-    ];
-    for (table, key_col, wanted, into) in named {
-        for &(org, name) in wanted {
-            let org_key = *keys.orgs.get(org).ok_or_else(|| missing("organization"))?;
-            into.insert(
-                (org, name),
-                name_key(&tx, table, key_col, "name", org_key, name.as_str())?,
-            );
+        if !keys.orgs.contains_key(*org) {
+            let key = tx
+                .prepare_cached("INSERT INTO organizations (org_id) VALUES (?1) RETURNING org_key")?
+                .query_row(params![org.as_str()], |r| r.get(0))?;
+            keys.orgs.insert((*org).clone(), key);
         }
     }
-    for &(org, project) in &plan.projects {
-        let org_key = keys.org(org)?;
-        keys.projects.insert(
-            (org, project),
-            name_key(
-                &tx,
-                "projects",
-                "project_key",
-                "external_id",
-                org_key,
-                project.as_str(),
-            )?,
-        );
+    let names = NameKeys {
+        categories: NameTable { table: "categories", key: "category_key", value: "name" }
+            .resolve(tx, keys, &plan.categories)?,
+        manufacturers: NameTable { table: "manufacturers", key: "manufacturer_key", value: "name" }
+            .resolve(tx, keys, &plan.manufacturers)?,
+        applications: NameTable { table: "applications", key: "application_key", value: "name" }
+            .resolve(tx, keys, &plan.applications)?,
+        projects: NameTable { table: "projects", key: "project_key", value: "external_id" }
+            .resolve(tx, keys, &plan.projects)?,
+    };
+    let mut relabel = BTreeSet::new();
+    write_catalogs(tx, plan, keys, &mut relabel)?;
+    write_users(tx, plan, keys)?;
+    write_components(tx, plan, keys, &names, &mut relabel)?;
+    let mut label = tx.prepare_cached(
+        "UPDATE components SET catalogs_label = (
+             SELECT group_concat(c.display_name, '; ' ORDER BY c.display_name)
+             FROM component_catalogs cc JOIN catalogs c ON c.catalog_key = cc.catalog_key
+             WHERE cc.component_key = ?1)
+         WHERE component_key = ?1",
+    )?;
+    for key in relabel {
+        label.execute(params![key])?;
     }
+    write_events(tx, plan, keys, &names)
+}
 
-    let mut relabel: BTreeSet<i64> = BTreeSet::new();
-    for (&(org, id), &(ts, name)) in &plan.catalogs {
-        let (key, renamed) = upsert_catalog(&tx, keys.org(org)?, id, name, ts)?;
-        keys.catalogs.insert((org, id), key);
-        if renamed {
-            let mut stmt = tx.prepare_cached(
-                "SELECT component_key FROM component_catalogs WHERE catalog_key = ?1",
-            )?;
-            for k in stmt.query_map(params![key], |r| r.get::<_, i64>(0))? {
-                relabel.insert(k?);
+fn write_catalogs(
+    tx: &Transaction<'_>,
+    plan: &Plan<'_>,
+    keys: &mut Keys,
+    relabel: &mut BTreeSet<i64>,
+) -> Result<(), StoreError> {
+    for (k, change) in &plan.catalogs {
+        match change {
+            Change::Insert(NameVersion { name, ts, .. }) => {
+                let key = tx
+                    .prepare_cached(
+                        "INSERT INTO catalogs (org_key, external_id, display_name, name_ts)
+                         VALUES (?1, ?2, ?3, ?4) RETURNING catalog_key",
+                    )?
+                    .query_row(params![keys.org(k.org)?, k.id.as_str(), name.as_str(), ts.millis()], |r| r.get(0))?;
+                keys.catalogs.insert(k.org.clone(), k.id.to_string(), key);
             }
+            Change::Update(NameVersion { name, ts, renamed }) => {
+                let key = key_of(&keys.catalogs, *k, "catalog")?;
+                tx.prepare_cached(
+                    "UPDATE catalogs SET display_name = ?2, name_ts = ?3 WHERE catalog_key = ?1",
+                )?
+                .execute(params![key, name.as_str(), ts.millis()])?;
+                if *renamed {
+                    let mut members = tx.prepare_cached(
+                        "SELECT component_key FROM component_catalogs WHERE catalog_key = ?1",
+                    )?;
+                    for member in members.query_map(params![key], |r| r.get::<_, i64>(0))? {
+                        relabel.insert(member?);
+                    }
+                }
+            }
+            Change::Keep => {}
         }
     }
-    for (&(org, id), &(ts, email)) in &plan.users {
-        keys.users
-            .insert((org, id), upsert_user(&tx, keys.org(org)?, id, email, ts)?);
+    Ok(())
+}
+
+fn write_users(tx: &Transaction<'_>, plan: &Plan<'_>, keys: &mut Keys) -> Result<(), StoreError> {
+    for (k, change) in &plan.users {
+        match change {
+            Change::Insert(NameVersion { name, ts, .. }) => {
+                let key = tx
+                    .prepare_cached(
+                        "INSERT INTO users (org_key, external_id, email, name_ts)
+                         VALUES (?1, ?2, ?3, ?4) RETURNING user_key",
+                    )?
+                    .query_row(params![keys.org(k.org)?, k.id.as_str(), name.as_str(), ts.millis()], |r| r.get(0))?;
+                keys.users.insert(k.org.clone(), k.id.to_string(), key);
+            }
+            Change::Update(NameVersion { name, ts, .. }) => {
+                tx.prepare_cached("UPDATE users SET email = ?2, name_ts = ?3 WHERE user_key = ?1")?
+                    .execute(params![key_of(&keys.users, *k, "user")?, name.as_str(), ts.millis()])?;
+            }
+            Change::Keep => {}
+        }
     }
-    for (&(org, id), &(ts, component)) in &plan.components {
-        let org_key = keys.org(org)?;
+    Ok(())
+}
+
+fn write_components(
+    tx: &Transaction<'_>,
+    plan: &Plan<'_>,
+    keys: &mut Keys,
+    names: &NameKeys,
+    relabel: &mut BTreeSet<i64>,
+) -> Result<(), StoreError> {
+    for (k, change) in &plan.components {
+        let Some(v) = change.version() else { continue };
+        let ComponentVersion { component, ts, catalog_ids, membership_changed } = v;
         let category = component
             .category
             .as_ref()
-            .map(|c| {
-                keys.categories
-                    .get(&(org, c))
-                    .copied()
-                    .ok_or_else(|| missing("category"))
-            })
+            .map(|id| key_of(&names.categories, Key { org: k.org, id }, "category"))
             .transpose()?;
         let manufacturer = component
             .manufacturer
             .as_ref()
-            .map(|m| {
-                keys.manufacturers
-                    .get(&(org, m))
-                    .copied()
-                    .ok_or_else(|| missing("manufacturer"))
-            })
+            .map(|id| key_of(&names.manufacturers, Key { org: k.org, id }, "manufacturer"))
             .transpose()?;
-        let signature = catalog_signature(component);
-        let stored: Option<StoredComponent> = tx
-            .prepare_cached(
-                "SELECT component_key, display_name, category_key, manufacturer_key, catalog_ids, name_ts
-                 FROM components WHERE org_key = ?1 AND external_id = ?2",
-            )?
-            .query_row(params![org_key, id.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
-            .optional()?;
-        let (key, membership_changed) = match stored {
-            None => {
-                let key: i64 = tx.prepare_cached(
+        let key = if let Change::Insert(_) = change {
+            let key = tx
+                .prepare_cached(
                     "INSERT INTO components (org_key, external_id, display_name, category_key, manufacturer_key, catalog_ids, name_ts)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING component_key",
                 )?
-                .query_row(params![org_key, id.as_str(), component.display_name.as_str(), category, manufacturer, signature, ts.millis()], |r| r.get(0))?;
-                (key, true)
-            }
-            Some((key, _, _, _, _, stored_ts)) if ts.millis() < stored_ts => (key, false),
-            Some((key, name, cat, man, ids, _)) => {
-                let changed = name != component.display_name.as_str()
-                    || cat != category
-                    || man != manufacturer
-                    || ids != signature;
-                if changed {
-                    tx.prepare_cached(
-                        "UPDATE components SET display_name = ?2, category_key = ?3, manufacturer_key = ?4, catalog_ids = ?5, name_ts = ?6
-                         WHERE component_key = ?1",
-                    )?
-                    .execute(params![key, component.display_name.as_str(), category, manufacturer, signature, ts.millis()])?;
-                } else {
-                    tx.prepare_cached(
-                        "UPDATE components SET name_ts = ?2 WHERE component_key = ?1",
-                    )?
-                    .execute(params![key, ts.millis()])?;
-                }
-                (key, ids != signature)
-            }
+                .query_row(
+                    params![keys.org(k.org)?, k.id.as_str(), component.display_name.as_str(), category, manufacturer, catalog_ids, ts.millis()],
+                    |r| r.get(0),
+                )?;
+            keys.components.insert(k.org.clone(), k.id.to_string(), key);
+            key
+        } else {
+            let key = key_of(&keys.components, *k, "component")?;
+            tx.prepare_cached(
+                "UPDATE components SET display_name = ?2, category_key = ?3, manufacturer_key = ?4, catalog_ids = ?5, name_ts = ?6
+                 WHERE component_key = ?1",
+            )?
+            .execute(params![key, component.display_name.as_str(), category, manufacturer, catalog_ids, ts.millis()])?;
+            key
         };
-        if membership_changed {
+        if *membership_changed {
             tx.prepare_cached("DELETE FROM component_catalogs WHERE component_key = ?1")?
                 .execute(params![key])?;
             let mut insert = tx.prepare_cached(
                 "INSERT INTO component_catalogs (component_key, catalog_key) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
             )?;
             for c in &component.catalogs {
-                let catalog_key = keys
-                    .catalogs
-                    .get(&(org, &c.id))
-                    .copied()
-                    .ok_or_else(|| missing("catalog"))?;
-                insert.execute(params![key, catalog_key])?;
+                let catalog = key_of(&keys.catalogs, Key { org: k.org, id: &c.id }, "catalog")?;
+                insert.execute(params![key, catalog])?;
             }
             relabel.insert(key);
         }
-        keys.components.insert((org, id), key);
     }
-    {
-        let mut stmt = tx.prepare_cached(
-            "UPDATE components SET catalogs_label = (
-                 SELECT group_concat(c.display_name, '; ' ORDER BY c.display_name)
-                 FROM component_catalogs cc JOIN catalogs c ON c.catalog_key = cc.catalog_key
-                 WHERE cc.component_key = ?1)
-             WHERE component_key = ?1",
-        )?;
-        for key in relabel {
-            stmt.execute(params![key])?;
-        }
-    }
-
-    let mut outcomes = Vec::with_capacity(batches.len());
-    for events in batches {
-        let mut accepted = 0u64;
-        for chunk in events.chunks(ROWS_PER_INSERT) {
-            let mut values: Vec<rusqlite::types::Value> = Vec::with_capacity(chunk.len() * 8);
-            for e in chunk {
-                let org = &e.organization;
-                let component = keys
-                    .components
-                    .get(&(org, &e.component.id))
-                    .copied()
-                    .ok_or_else(|| missing("component"))?;
-                let user = keys
-                    .users
-                    .get(&(org, &e.user.id))
-                    .copied()
-                    .ok_or_else(|| missing("user"))?;
-                let application = e
-                    .application
-                    .as_ref()
-                    .and_then(|a| keys.applications.get(&(org, a)).copied());
-                let project = e
-                    .project_id
-                    .as_ref()
-                    .and_then(|p| keys.projects.get(&(org, p)).copied());
-                values.extend([
-                    keys.org(org)?.into(),
-                    e.timestamp.millis().into(),
-                    e.id.as_uuid().as_bytes().to_vec().into(),
-                    i64::from(e.kind.code()).into(),
-                    component.into(),
-                    user.into(),
-                    application.into(),
-                    project.into(),
-                ]);
-            }
-            let mut insert = tx.prepare_cached(&insert_events_sql(chunk.len()))?;
-            accepted += insert.execute(rusqlite::params_from_iter(values))? as u64;
-        }
-        outcomes.push(IngestOutcome {
-            accepted,
-            duplicates: events.len() as u64 - accepted,
-        });
-    }
-    tx.commit()?;
-    Ok(outcomes)
+    Ok(())
 }
 
-fn org_key(tx: &Transaction<'_>, org: &OrgId) -> Result<i64, StoreError> {
-    name_key_in(
-        tx,
-        "SELECT org_key FROM organizations WHERE org_id = ?1",
-        "INSERT INTO organizations (org_id) VALUES (?1) RETURNING org_key",
-        params![org.as_str()],
-    )
-}
-
-/// Get-or-create for the name-only dimensions.
-fn name_key(
+fn write_events(
     tx: &Transaction<'_>,
-    table: &str,
-    key_col: &str,
-    name_col: &str,
-    org_key: i64,
-    value: &str,
-) -> Result<i64, StoreError> {
-    let select = format!("SELECT {key_col} FROM {table} WHERE org_key = ?1 AND {name_col} = ?2");
-    let insert =
-        format!("INSERT INTO {table} (org_key, {name_col}) VALUES (?1, ?2) RETURNING {key_col}");
-    name_key_in(tx, &select, &insert, params![org_key, value])
-}
-
-fn name_key_in(
-    tx: &Transaction<'_>,
-    select: &str,
-    insert: &str,
-    args: &[&dyn rusqlite::ToSql],
-) -> Result<i64, StoreError> {
-    if let Some(key) = tx
-        .prepare_cached(select)?
-        .query_row(args, |r| r.get(0))
-        .optional()?
-    {
-        return Ok(key);
-    }
-    Ok(tx.prepare_cached(insert)?.query_row(args, |r| r.get(0))?)
-}
-
-/// Inserts or renames a catalog; returns its key and whether its visible
-/// name changed (so the labels of its components must be rebuilt).
-fn upsert_catalog(
-    tx: &Transaction<'_>,
-    org_key: i64,
-    id: &OpaqueId,
-    name: &Name,
-    ts: Timestamp,
-) -> Result<(i64, bool), StoreError> {
-    let stored: Option<(i64, String, i64)> = tx
-        .prepare_cached("SELECT catalog_key, display_name, name_ts FROM catalogs WHERE org_key = ?1 AND external_id = ?2")?
-        .query_row(params![org_key, id.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .optional()?;
-    match stored {
-        None => {
-            let key = tx
-                .prepare_cached("INSERT INTO catalogs (org_key, external_id, display_name, name_ts) VALUES (?1, ?2, ?3, ?4) RETURNING catalog_key")?
-                .query_row(params![org_key, id.as_str(), name.as_str(), ts.millis()], |r| r.get(0))?;
-            Ok((key, false))
+    plan: &Plan<'_>,
+    keys: &Keys,
+    names: &NameKeys,
+) -> Result<(), StoreError> {
+    let mut id_insert =
+        tx.prepare_cached("INSERT INTO event_ids (id, org_key, facts) VALUES (?1, ?2, ?3)")?;
+    for chunk in plan.new_events.chunks(ROWS_PER_INSERT) {
+        let mut values: Vec<rusqlite::types::Value> = Vec::with_capacity(chunk.len() * 8);
+        for new in chunk {
+            let e = new.event;
+            let org = &e.organization;
+            let org_key = keys.org(org)?;
+            let id = e.id.as_uuid().as_bytes().to_vec();
+            id_insert.execute(params![id, org_key, new.facts.as_bytes()])?;
+            let application = e
+                .application
+                .as_ref()
+                .map(|id| key_of(&names.applications, Key { org, id }, "application"))
+                .transpose()?;
+            let project = e
+                .project_id
+                .as_ref()
+                .map(|id| key_of(&names.projects, Key { org, id }, "project"))
+                .transpose()?;
+            values.extend([
+                org_key.into(),
+                e.timestamp.millis().into(),
+                id.into(),
+                i64::from(e.kind.code()).into(),
+                key_of(&keys.components, Key { org, id: &e.component.id }, "component")?.into(),
+                key_of(&keys.users, Key { org, id: &e.user.id }, "user")?.into(),
+                application.into(),
+                project.into(),
+            ]);
         }
-        Some((key, _, stored_ts)) if ts.millis() < stored_ts => Ok((key, false)),
-        Some((key, stored_name, _)) => {
-            tx.prepare_cached(
-                "UPDATE catalogs SET display_name = ?2, name_ts = ?3 WHERE catalog_key = ?1",
-            )?
-            .execute(params![key, name.as_str(), ts.millis()])?;
-            Ok((key, stored_name != name.as_str()))
-        }
+        tx.prepare_cached(&insert_events_sql(chunk.len()))?
+            .execute(rusqlite::params_from_iter(values))?;
     }
-}
-
-fn upsert_user(
-    tx: &Transaction<'_>,
-    org_key: i64,
-    id: &UserId,
-    email: &Name,
-    ts: Timestamp,
-) -> Result<i64, StoreError> {
-    Ok(tx
-        .prepare_cached(
-            "INSERT INTO users (org_key, external_id, email, name_ts) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (org_key, external_id) DO UPDATE SET email = excluded.email, name_ts = excluded.name_ts
-             WHERE excluded.name_ts >= users.name_ts",
-        )?
-        .execute(params![org_key, id.as_str(), email.as_str(), ts.millis()])
-        .and_then(|_| {
-            tx.prepare_cached("SELECT user_key FROM users WHERE org_key = ?1 AND external_id = ?2")?
-                .query_row(params![org_key, id.as_str()], |r| r.get(0))
-        })?)
+    Ok(())
 }
