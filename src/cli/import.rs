@@ -9,7 +9,7 @@
 
 use crate::config::Settings;
 use crate::domain::Event;
-use crate::error::ErrorDetail;
+use crate::domain::Problem;
 use crate::ingest::parse_line;
 use crate::store::IngestOutcome;
 use anyhow::Context;
@@ -35,7 +35,7 @@ pub struct ImportArgs {
 /// What the reader thread hands over.
 enum Chunk {
     Events(Vec<Event>, u64),
-    Rejected(usize, Vec<ErrorDetail>),
+    Rejected(usize, Vec<Problem>),
     Failed(String),
 }
 

@@ -4,14 +4,16 @@
 
 mod params;
 
-use super::extract::AnalyticsReader;
+pub use params::DownloadWindow;
+
+use super::extract::OrgViewer;
 use super::AppState;
 use crate::domain::{DateRange, OrgId};
 use crate::error::ApiError;
 use crate::export::CsvEncoder;
 use crate::store::RowStream;
 use axum::body::{Body, Bytes};
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
@@ -23,14 +25,9 @@ const BUSY_RETRY_AFTER_SECS: u64 = 1;
 /// The download handler.
 pub async fn download(
     State(state): State<AppState>,
-    AnalyticsReader(caller): AnalyticsReader,
-    RawQuery(query): RawQuery,
+    OrgViewer { org }: OrgViewer,
+    DownloadWindow(range): DownloadWindow,
 ) -> Result<Response, ApiError> {
-    let org = caller.org.ok_or(ApiError::InsufficientPermissions)?;
-    if !state.store.may_view_analytics(&org, &caller.user).await? {
-        return Err(ApiError::InsufficientPermissions);
-    }
-    let range = params::parse(query.as_deref()).map_err(ApiError::InvalidDownload)?;
     if let Some(limiter) = &state.download_rate {
         if let Err(not_until) = limiter.check_key(&org.as_str().to_owned()) {
             let wait = not_until.wait_time_from(governor::clock::Clock::now(limiter.clock()));
