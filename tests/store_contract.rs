@@ -177,8 +177,12 @@ async fn duplicates_within_and_across_batches_are_stored_once(store: DynStore) {
     let ts: Vec<i64> = rows.iter().map(|r| r.timestamp.millis()).collect();
     assert_eq!(ts, vec![1000, 2000, 4000]);
     // A duplicate changes nothing: the names are the stored events'.
-    assert!(rows.iter().all(|r| r.component_name == first.component.display_name.as_str()));
-    assert!(rows.iter().all(|r| r.user_email == first.user.email.as_str()));
+    assert!(rows
+        .iter()
+        .all(|r| r.component_name == first.component.display_name.as_str()));
+    assert!(rows
+        .iter()
+        .all(|r| r.user_email == first.user.email.as_str()));
 }
 
 async fn conflicts_are_counted_named_and_not_stored(store: DynStore) {
@@ -195,7 +199,13 @@ async fn conflicts_are_counted_named_and_not_stored(store: DynStore) {
     in_batch_again.component.id = oid("c-second");
     in_batch_again.component.display_name = name("Never stored");
     let got = store
-        .ingest(vec![later, placed, elsewhere, in_batch, in_batch_again.clone()])
+        .ingest(vec![
+            later,
+            placed,
+            elsewhere,
+            in_batch,
+            in_batch_again.clone(),
+        ])
         .await
         .expect("ingest");
     assert_eq!(
@@ -210,10 +220,22 @@ async fn conflicts_are_counted_named_and_not_stored(store: DynStore) {
     let rows = export_all(&store, "org-1", everything()).await;
     let stored: Vec<(i64, &str, &str)> = rows
         .iter()
-        .map(|r| (r.timestamp.millis(), r.component_id.as_str(), r.component_name.as_str()))
+        .map(|r| {
+            (
+                r.timestamp.millis(),
+                r.component_id.as_str(),
+                r.component_name.as_str(),
+            )
+        })
         .collect();
     let name = first.component.display_name.as_str();
-    assert_eq!(stored, vec![(1000, first.component.id.as_str(), name), (5000, "c-first", name)]);
+    assert_eq!(
+        stored,
+        vec![
+            (1000, first.component.id.as_str(), name),
+            (5000, "c-first", name)
+        ]
+    );
     assert!(export_all(&store, "org-2", everything()).await.is_empty());
 }
 
@@ -678,7 +700,10 @@ mod pg_operations {
         }
         let versions: Vec<i64> = admin(&db.url)
             .await
-            .query("SELECT version FROM schema_migrations ORDER BY version", &[])
+            .query(
+                "SELECT version FROM schema_migrations ORDER BY version",
+                &[],
+            )
             .await
             .map(|rows| rows.iter().map(|r| r.get(0)).collect())
             .unwrap_or_default();

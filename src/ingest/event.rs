@@ -1,10 +1,10 @@
 //! One wire event (a JSON value) → a domain [`Event`], checking every field
 //! and reporting every problem with its JSON path.
 
+use crate::domain::Problem;
 use crate::domain::{
     Catalog, Component, Event, EventId, EventKind, Name, OpaqueId, OrgId, Timestamp, User, UserId,
 };
-use crate::domain::Problem;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::borrow::Cow;

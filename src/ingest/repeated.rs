@@ -204,11 +204,18 @@ mod tests {
             (r#"[1,{"k":[]}]"#, "", vec![]),
         ];
         for (json, root, expected) in cases {
-            assert_eq!(repeated_keys(json.as_bytes(), root).ok(), Some(expected.iter().map(|s| s.to_string()).collect()), "{json}");
+            assert_eq!(
+                repeated_keys(json.as_bytes(), root).ok(),
+                Some(expected.iter().map(|s| s.to_string()).collect()),
+                "{json}"
+            );
         }
         let many: String = (0..40).map(|i| format!("\"k{i}\":0,")).collect();
         let json = format!("{{{many}\"k7\":1}}");
-        assert_eq!(repeated_keys(json.as_bytes(), "").ok(), Some(vec!["k7".to_owned()]));
+        assert_eq!(
+            repeated_keys(json.as_bytes(), "").ok(),
+            Some(vec!["k7".to_owned()])
+        );
         assert!(repeated_keys(b"{\"a\":", "").is_err());
         assert!(repeated_keys(b"{} x", "").is_err());
     }

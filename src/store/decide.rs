@@ -300,7 +300,10 @@ pub fn decide<'a>(batches: impl IntoIterator<Item = &'a [Event]>, stored: &Snaps
         }
         keep_latest(
             &mut users,
-            Key { org, id: &e.user.id },
+            Key {
+                org,
+                id: &e.user.id,
+            },
             e.timestamp,
             &e.user.email,
         );
@@ -313,11 +316,21 @@ pub fn decide<'a>(batches: impl IntoIterator<Item = &'a [Event]>, stored: &Snaps
     }
     plan.catalogs = catalogs
         .into_iter()
-        .map(|(key, latest)| (key, name_change(latest, stored.catalogs.get(key.org, key.id.as_str()))))
+        .map(|(key, latest)| {
+            (
+                key,
+                name_change(latest, stored.catalogs.get(key.org, key.id.as_str())),
+            )
+        })
         .collect();
     plan.users = users
         .into_iter()
-        .map(|(key, latest)| (key, name_change(latest, stored.users.get(key.org, key.id.as_str()))))
+        .map(|(key, latest)| {
+            (
+                key,
+                name_change(latest, stored.users.get(key.org, key.id.as_str())),
+            )
+        })
         .collect();
     for (key, latest) in components {
         let change = component_change(latest, stored.components.get(key.org, key.id.as_str()));
@@ -334,7 +347,10 @@ pub fn decide<'a>(batches: impl IntoIterator<Item = &'a [Event]>, stored: &Snaps
     plan
 }
 
-fn name_change<'a>(latest: Latest<&'a Name>, stored: Option<&StoredName>) -> Change<NameVersion<'a>> {
+fn name_change<'a>(
+    latest: Latest<&'a Name>,
+    stored: Option<&StoredName>,
+) -> Change<NameVersion<'a>> {
     let Latest { ts, value: name } = latest;
     match stored {
         None => Change::Insert(NameVersion {
@@ -357,7 +373,10 @@ fn component_change<'a>(
     latest: Latest<&'a Component>,
     stored: Option<&StoredComponent>,
 ) -> Change<ComponentVersion<'a>> {
-    let Latest { ts, value: component } = latest;
+    let Latest {
+        ts,
+        value: component,
+    } = latest;
     let catalog_ids = catalog_signature(component);
     let Some(s) = stored else {
         return Change::Insert(ComponentVersion {

@@ -87,10 +87,16 @@ mod tests {
                     EventKind::View
                 }
             }),
-            Box::new(|e| e.component.id = OpaqueId::parse("other").unwrap_or_else(|_| unreachable!())),
+            Box::new(|e| {
+                e.component.id = OpaqueId::parse("other").unwrap_or_else(|_| unreachable!())
+            }),
             Box::new(|e| e.application = None),
-            Box::new(|e| e.application = Some(Name::parse("Other 1.0").unwrap_or_else(|_| unreachable!()))),
-            Box::new(|e| e.project_id = Some(OpaqueId::parse("p-other").unwrap_or_else(|_| unreachable!()))),
+            Box::new(|e| {
+                e.application = Some(Name::parse("Other 1.0").unwrap_or_else(|_| unreachable!()))
+            }),
+            Box::new(|e| {
+                e.project_id = Some(OpaqueId::parse("p-other").unwrap_or_else(|_| unreachable!()))
+            }),
         ];
         for change in &changed {
             let mut e = base.clone();
@@ -98,7 +104,8 @@ mod tests {
             assert_ne!(Fingerprint::of(&e), fp, "{e:?}");
         }
         let mut renamed = base.clone();
-        renamed.component.display_name = Name::parse("=HIJACKED").unwrap_or_else(|_| unreachable!());
+        renamed.component.display_name =
+            Name::parse("=HIJACKED").unwrap_or_else(|_| unreachable!());
         renamed.component.catalogs.clear();
         renamed.user.email = Name::parse("x@example.com").unwrap_or_else(|_| unreachable!());
         assert_eq!(Fingerprint::of(&renamed), fp);

@@ -33,6 +33,7 @@ mod auth_local;
 mod csv_content;
 mod demo;
 mod ingest;
+mod integrity;
 mod params;
 mod process;
 mod replicas;

@@ -181,11 +181,21 @@ mod tests {
         let mut bomb = GzEncoder::new(Vec::new(), flate2::Compression::best());
         let zeros = vec![0u8; 1 << 20];
         for _ in 0..64 {
-            bomb.write_all(&zeros).unwrap_or_else(|_| unreachable!("writes to a Vec"));
+            bomb.write_all(&zeros)
+                .unwrap_or_else(|_| unreachable!("writes to a Vec"));
         }
-        let bomb = bomb.finish().unwrap_or_else(|_| unreachable!("writes to a Vec"));
-        assert!(bomb.len() < 1 << 20, "64 MiB of zeros compress to {} bytes", bomb.len());
+        let bomb = bomb
+            .finish()
+            .unwrap_or_else(|_| unreachable!("writes to a Vec"));
+        assert!(
+            bomb.len() < 1 << 20,
+            "64 MiB of zeros compress to {} bytes",
+            bomb.len()
+        );
         assert!(matches!(inflate(&bomb), Err(ApiError::PayloadTooLarge(_))));
-        assert!(matches!(inflate(b"not gzip"), Err(ApiError::InvalidEvents(_))));
+        assert!(matches!(
+            inflate(b"not gzip"),
+            Err(ApiError::InvalidEvents(_))
+        ));
     }
 }

@@ -178,7 +178,8 @@ async fn read(
     )?;
     let orgs = OrgKeys::from_rows(&found)?;
 
-    let (mut components, mut catalogs, mut users) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+    let (mut components, mut catalogs, mut users) =
+        (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
     for e in events {
         let org = orgs.key(&e.organization)?;
         components.insert((org, e.component.id.as_str()));
@@ -198,7 +199,11 @@ async fn read(
         rows(tx, &s.component_lock, [&components.orgs, &components.ids]),
         rows(tx, &s.user_lock, [&users.orgs, &users.ids]),
         exec(tx, &s.savepoint, []),
-        exec(tx, &s.event_ids_claim, [&claims.ids, &claims.orgs, &claims.facts]),
+        exec(
+            tx,
+            &s.event_ids_claim,
+            [&claims.ids, &claims.orgs, &claims.facts]
+        ),
     );
     let (catalog_rows, component_rows, user_rows, _) =
         (catalog_rows?, component_rows?, user_rows?, savepoint?);
@@ -236,7 +241,11 @@ async fn read(
                 name: row.try_get(3)?,
                 name_ts: Timestamp::from_millis(row.try_get(4)?),
             };
-            stored.insert(keys.orgs.id(row.try_get(0)?)?.clone(), row.try_get(1)?, name);
+            stored.insert(
+                keys.orgs.id(row.try_get(0)?)?.clone(),
+                row.try_get(1)?,
+                name,
+            );
         }
     }
     Ok((snapshot, keys))
@@ -290,7 +299,11 @@ async fn stored_events(
         Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
             let (_, fresh) = tokio::try_join!(
                 exec(tx, &s.rollback_to_savepoint, []),
-                rows(tx, &s.event_ids_insert, [&claims.ids, &claims.orgs, &claims.facts]),
+                rows(
+                    tx,
+                    &s.event_ids_insert,
+                    [&claims.ids, &claims.orgs, &claims.facts]
+                ),
             )?;
             let mut fresh_ids = HashSet::with_capacity(fresh.len());
             for row in &fresh {
@@ -471,22 +484,42 @@ async fn write(
         rows(
             tx,
             &s.catalog_insert,
-            [&new_catalogs.orgs, &new_catalogs.ids, &new_catalogs.names, &new_catalogs.ts]
+            [
+                &new_catalogs.orgs,
+                &new_catalogs.ids,
+                &new_catalogs.names,
+                &new_catalogs.ts
+            ]
         ),
         exec(
             tx,
             &s.catalog_update,
-            [&catalog_updates.orgs, &catalog_updates.keys, &catalog_updates.names, &catalog_updates.ts]
+            [
+                &catalog_updates.orgs,
+                &catalog_updates.keys,
+                &catalog_updates.names,
+                &catalog_updates.ts
+            ]
         ),
         rows(
             tx,
             &s.user_insert,
-            [&new_users.orgs, &new_users.ids, &new_users.names, &new_users.ts]
+            [
+                &new_users.orgs,
+                &new_users.ids,
+                &new_users.names,
+                &new_users.ts
+            ]
         ),
         exec(
             tx,
             &s.user_update,
-            [&user_updates.orgs, &user_updates.keys, &user_updates.names, &user_updates.ts]
+            [
+                &user_updates.orgs,
+                &user_updates.keys,
+                &user_updates.names,
+                &user_updates.ts
+            ]
         ),
     )?;
     let mut names = NameKeys::default();
@@ -512,7 +545,9 @@ async fn write(
                 &mut new
             }
             _ => {
-                updates.keys.push(key_of(&keys.components, *k, "component")?);
+                updates
+                    .keys
+                    .push(key_of(&keys.components, *k, "component")?);
                 &mut updates
             }
         };
@@ -539,7 +574,15 @@ async fn write(
         rows(
             tx,
             &s.component_insert,
-            [&new.orgs, &new.ids, &new.names, &new.categories, &new.manufacturers, &new.signatures, &new.ts]
+            [
+                &new.orgs,
+                &new.ids,
+                &new.names,
+                &new.categories,
+                &new.manufacturers,
+                &new.signatures,
+                &new.ts
+            ]
         ),
         exec(
             tx,
@@ -571,27 +614,51 @@ async fn write(
         for catalog in &v.component.catalogs {
             mem_orgs.push(org);
             mem_components.push(key);
-            mem_catalogs.push(key_of(&keys.catalogs, Key { org: k.org, id: &catalog.id }, "catalog")?);
+            mem_catalogs.push(key_of(
+                &keys.catalogs,
+                Key {
+                    org: k.org,
+                    id: &catalog.id,
+                },
+                "catalog",
+            )?);
         }
     }
     let ev = event_columns(plan, keys, &names)?;
     let relabel: [Param<'_>; 4] = [&changed.orgs, &changed.keys, &renamed.orgs, &renamed.keys];
     tokio::try_join!(
         exec(tx, &s.membership_delete, [&changed.orgs, &changed.keys]),
-        exec(tx, &s.membership_insert, [&mem_orgs, &mem_components, &mem_catalogs]),
+        exec(
+            tx,
+            &s.membership_insert,
+            [&mem_orgs, &mem_components, &mem_catalogs]
+        ),
         exec(tx, &s.relabel_lock, relabel),
         exec(tx, &s.relabel, relabel),
         exec(
             tx,
             &s.events_insert,
-            [&ev.orgs, &ev.ts, &ev.ids, &ev.kinds, &ev.components, &ev.users, &ev.applications, &ev.projects]
+            [
+                &ev.orgs,
+                &ev.ts,
+                &ev.ids,
+                &ev.kinds,
+                &ev.components,
+                &ev.users,
+                &ev.applications,
+                &ev.projects
+            ]
         ),
     )?;
     Ok(())
 }
 
 /// The plan's new events, resolved to keys.
-fn event_columns(plan: &Plan<'_>, keys: &Keys, names: &NameKeys) -> Result<EventColumns, StoreError> {
+fn event_columns(
+    plan: &Plan<'_>,
+    keys: &Keys,
+    names: &NameKeys,
+) -> Result<EventColumns, StoreError> {
     let mut cols = EventColumns::default();
     for new in &plan.new_events {
         let e = new.event;
@@ -600,9 +667,22 @@ fn event_columns(plan: &Plan<'_>, keys: &Keys, names: &NameKeys) -> Result<Event
         cols.ts.push(e.timestamp.millis());
         cols.ids.push(*e.id.as_uuid());
         cols.kinds.push(e.kind.code());
-        cols.components
-            .push(key_of(&keys.components, Key { org, id: &e.component.id }, "component")?);
-        cols.users.push(key_of(&keys.users, Key { org, id: &e.user.id }, "user")?);
+        cols.components.push(key_of(
+            &keys.components,
+            Key {
+                org,
+                id: &e.component.id,
+            },
+            "component",
+        )?);
+        cols.users.push(key_of(
+            &keys.users,
+            Key {
+                org,
+                id: &e.user.id,
+            },
+            "user",
+        )?);
         cols.applications.push(
             e.application
                 .as_ref()

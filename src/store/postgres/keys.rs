@@ -46,7 +46,11 @@ impl OrgKeys {
     /// Records `(org_key, natural key, surrogate key)` rows into `map`.
     pub fn collect(&self, rows: &[Row], map: &mut ByOrg<i64>) -> Result<(), StoreError> {
         for row in rows {
-            map.insert(self.id(row.try_get(0)?)?.clone(), row.try_get(1)?, row.try_get(2)?);
+            map.insert(
+                self.id(row.try_get(0)?)?.clone(),
+                row.try_get(1)?,
+                row.try_get(2)?,
+            );
         }
         Ok(())
     }
@@ -54,7 +58,11 @@ impl OrgKeys {
 
 /// The surrogate key of `key` in `map`; missing means a bug in the
 /// statements, not bad input.
-pub fn key_of<T: AsRef<str>>(map: &ByOrg<i64>, key: Key<'_, T>, what: &str) -> Result<i64, StoreError> {
+pub fn key_of<T: AsRef<str>>(
+    map: &ByOrg<i64>,
+    key: Key<'_, T>,
+    what: &str,
+) -> Result<i64, StoreError> {
     map.get(key.org, key.id.as_ref())
         .copied()
         .ok_or_else(|| missing(what))

@@ -39,7 +39,10 @@ struct Keys {
 
 impl Keys {
     fn org(&self, org: &OrgId) -> Result<i64, StoreError> {
-        self.orgs.get(org).copied().ok_or_else(|| missing("organization"))
+        self.orgs
+            .get(org)
+            .copied()
+            .ok_or_else(|| missing("organization"))
     }
 }
 
@@ -48,11 +51,7 @@ fn missing(what: &str) -> StoreError {
     StoreError::Corrupt(format!("{what} key was not resolved during ingestion"))
 }
 
-fn key_of<T: AsRef<str>>(
-    map: &ByOrg<i64>,
-    key: Key<'_, T>,
-    what: &str,
-) -> Result<i64, StoreError> {
+fn key_of<T: AsRef<str>>(map: &ByOrg<i64>, key: Key<'_, T>, what: &str) -> Result<i64, StoreError> {
     map.get(key.org, key.id.as_ref())
         .copied()
         .ok_or_else(|| missing(what))
@@ -138,7 +137,9 @@ fn read<'a>(
                 .optional()?;
             if let Some((key, stored)) = row {
                 keys.components.insert(org.clone(), c.id.to_string(), key);
-                snapshot.components.insert(org.clone(), c.id.to_string(), stored);
+                snapshot
+                    .components
+                    .insert(org.clone(), c.id.to_string(), stored);
             }
         }
         for catalog in &c.catalogs {
@@ -146,15 +147,20 @@ fn read<'a>(
                 if let Some((key, stored)) =
                     stored_name(&mut catalog_stmt, org_key, catalog.id.as_str())?
                 {
-                    keys.catalogs.insert(org.clone(), catalog.id.to_string(), key);
-                    snapshot.catalogs.insert(org.clone(), catalog.id.to_string(), stored);
+                    keys.catalogs
+                        .insert(org.clone(), catalog.id.to_string(), key);
+                    snapshot
+                        .catalogs
+                        .insert(org.clone(), catalog.id.to_string(), stored);
                 }
             }
         }
         if keys.users.get(org, e.user.id.as_str()).is_none() {
             if let Some((key, stored)) = stored_name(&mut user_stmt, org_key, e.user.id.as_str())? {
                 keys.users.insert(org.clone(), e.user.id.to_string(), key);
-                snapshot.users.insert(org.clone(), e.user.id.to_string(), stored);
+                snapshot
+                    .users
+                    .insert(org.clone(), e.user.id.to_string(), stored);
             }
         }
     }
@@ -206,8 +212,9 @@ impl NameTable {
         wanted: &BTreeSet<Key<'_, T>>,
     ) -> Result<ByOrg<i64>, StoreError> {
         let Self { table, key, value } = self;
-        let mut select =
-            tx.prepare_cached(&format!("SELECT {key} FROM {table} WHERE org_key = ?1 AND {value} = ?2"))?;
+        let mut select = tx.prepare_cached(&format!(
+            "SELECT {key} FROM {table} WHERE org_key = ?1 AND {value} = ?2"
+        ))?;
         let mut insert = tx.prepare_cached(&format!(
             "INSERT INTO {table} (org_key, {value}) VALUES (?1, ?2) RETURNING {key}"
         ))?;
@@ -239,14 +246,30 @@ fn write(tx: &Transaction<'_>, plan: &Plan<'_>, keys: &mut Keys) -> Result<(), S
         }
     }
     let names = NameKeys {
-        categories: NameTable { table: "categories", key: "category_key", value: "name" }
-            .resolve(tx, keys, &plan.categories)?,
-        manufacturers: NameTable { table: "manufacturers", key: "manufacturer_key", value: "name" }
-            .resolve(tx, keys, &plan.manufacturers)?,
-        applications: NameTable { table: "applications", key: "application_key", value: "name" }
-            .resolve(tx, keys, &plan.applications)?,
-        projects: NameTable { table: "projects", key: "project_key", value: "external_id" }
-            .resolve(tx, keys, &plan.projects)?,
+        categories: NameTable {
+            table: "categories",
+            key: "category_key",
+            value: "name",
+        }
+        .resolve(tx, keys, &plan.categories)?,
+        manufacturers: NameTable {
+            table: "manufacturers",
+            key: "manufacturer_key",
+            value: "name",
+        }
+        .resolve(tx, keys, &plan.manufacturers)?,
+        applications: NameTable {
+            table: "applications",
+            key: "application_key",
+            value: "name",
+        }
+        .resolve(tx, keys, &plan.applications)?,
+        projects: NameTable {
+            table: "projects",
+            key: "project_key",
+            value: "external_id",
+        }
+        .resolve(tx, keys, &plan.projects)?,
     };
     let mut relabel = BTreeSet::new();
     write_catalogs(tx, plan, keys, &mut relabel)?;
@@ -279,7 +302,10 @@ fn write_catalogs(
                         "INSERT INTO catalogs (org_key, external_id, display_name, name_ts)
                          VALUES (?1, ?2, ?3, ?4) RETURNING catalog_key",
                     )?
-                    .query_row(params![keys.org(k.org)?, k.id.as_str(), name.as_str(), ts.millis()], |r| r.get(0))?;
+                    .query_row(
+                        params![keys.org(k.org)?, k.id.as_str(), name.as_str(), ts.millis()],
+                        |r| r.get(0),
+                    )?;
                 keys.catalogs.insert(k.org.clone(), k.id.to_string(), key);
             }
             Change::Update(NameVersion { name, ts, renamed }) => {
@@ -312,12 +338,19 @@ fn write_users(tx: &Transaction<'_>, plan: &Plan<'_>, keys: &mut Keys) -> Result
                         "INSERT INTO users (org_key, external_id, email, name_ts)
                          VALUES (?1, ?2, ?3, ?4) RETURNING user_key",
                     )?
-                    .query_row(params![keys.org(k.org)?, k.id.as_str(), name.as_str(), ts.millis()], |r| r.get(0))?;
+                    .query_row(
+                        params![keys.org(k.org)?, k.id.as_str(), name.as_str(), ts.millis()],
+                        |r| r.get(0),
+                    )?;
                 keys.users.insert(k.org.clone(), k.id.to_string(), key);
             }
             Change::Update(NameVersion { name, ts, .. }) => {
                 tx.prepare_cached("UPDATE users SET email = ?2, name_ts = ?3 WHERE user_key = ?1")?
-                    .execute(params![key_of(&keys.users, *k, "user")?, name.as_str(), ts.millis()])?;
+                    .execute(params![
+                        key_of(&keys.users, *k, "user")?,
+                        name.as_str(),
+                        ts.millis()
+                    ])?;
             }
             Change::Keep => {}
         }
@@ -334,7 +367,12 @@ fn write_components(
 ) -> Result<(), StoreError> {
     for (k, change) in &plan.components {
         let Some(v) = change.version() else { continue };
-        let ComponentVersion { component, ts, catalog_ids, membership_changed } = v;
+        let ComponentVersion {
+            component,
+            ts,
+            catalog_ids,
+            membership_changed,
+        } = v;
         let category = component
             .category
             .as_ref()
@@ -373,7 +411,14 @@ fn write_components(
                 "INSERT INTO component_catalogs (component_key, catalog_key) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
             )?;
             for c in &component.catalogs {
-                let catalog = key_of(&keys.catalogs, Key { org: k.org, id: &c.id }, "catalog")?;
+                let catalog = key_of(
+                    &keys.catalogs,
+                    Key {
+                        org: k.org,
+                        id: &c.id,
+                    },
+                    "catalog",
+                )?;
                 insert.execute(params![key, catalog])?;
             }
             relabel.insert(key);
@@ -413,8 +458,24 @@ fn write_events(
                 e.timestamp.millis().into(),
                 id.into(),
                 i64::from(e.kind.code()).into(),
-                key_of(&keys.components, Key { org, id: &e.component.id }, "component")?.into(),
-                key_of(&keys.users, Key { org, id: &e.user.id }, "user")?.into(),
+                key_of(
+                    &keys.components,
+                    Key {
+                        org,
+                        id: &e.component.id,
+                    },
+                    "component",
+                )?
+                .into(),
+                key_of(
+                    &keys.users,
+                    Key {
+                        org,
+                        id: &e.user.id,
+                    },
+                    "user",
+                )?
+                .into(),
                 application.into(),
                 project.into(),
             ]);
