@@ -417,3 +417,297 @@ pub fn catalog_signature(component: &Component) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Catalog, EventKind, User};
+    use uuid::Uuid;
+
+    fn text<T>(parse: impl Fn(String) -> Result<T, crate::domain::TextError>, s: &str) -> T {
+        parse(s.to_owned()).unwrap_or_else(|_| unreachable!("valid test text"))
+    }
+
+    /// Event `id` at `ts` about component `c` named `name`, in catalogs
+    /// `catalogs` (id = name), by user `u1` with `email`.
+    fn ev(id: u128, ts: i64, name: &str, catalogs: &[&str], email: &str) -> Event {
+        Event {
+            id: EventId::from_uuid(Uuid::from_u128(id)),
+            organization: text(OrgId::parse, "org"),
+            timestamp: Timestamp::from_millis(ts),
+            kind: EventKind::View,
+            component: Component {
+                id: text(OpaqueId::parse, "c"),
+                display_name: text(Name::parse, name),
+                catalogs: catalogs
+                    .iter()
+                    .map(|k| Catalog {
+                        id: text(OpaqueId::parse, k),
+                        display_name: text(Name::parse, k),
+                    })
+                    .collect(),
+                category: Some(text(Name::parse, &format!("{name} category"))),
+                manufacturer: None,
+            },
+            user: User {
+                id: text(UserId::parse, "u1"),
+                email: text(Name::parse, email),
+            },
+            application: None,
+            project_id: None,
+        }
+    }
+
+    fn id(n: u128) -> EventId {
+        EventId::from_uuid(Uuid::from_u128(n))
+    }
+
+    fn outcome(accepted: u64, duplicates: u64, conflicting: &[u128]) -> IngestOutcome {
+        IngestOutcome {
+            accepted,
+            duplicates,
+            conflicts: conflicting.len() as u64,
+            conflicting: conflicting.iter().map(|n| id(*n)).collect(),
+        }
+    }
+
+    /// A store holding `events` as they were decided, names included.
+    fn holding(events: &[Event]) -> Snapshot {
+        let mut s = Snapshot::default();
+        for e in events {
+            s.events.insert(e.id, Some(Fingerprint::of(e)));
+        }
+        let plan = decide([events], &Snapshot::default());
+        let org = text(OrgId::parse, "org");
+        for (k, change) in &plan.components {
+            if let Some(v) = change.version() {
+                let stored = StoredComponent {
+                    name: v.component.display_name.to_string(),
+                    category: v.component.category.as_ref().map(ToString::to_string),
+                    manufacturer: None,
+                    catalog_ids: v.catalog_ids.clone(),
+                    name_ts: v.ts,
+                };
+                s.components.insert(org.clone(), k.id.to_string(), stored);
+            }
+        }
+        for (k, change) in &plan.catalogs {
+            if let Some(v) = change.version() {
+                let stored = StoredName {
+                    name: v.name.to_string(),
+                    name_ts: v.ts,
+                };
+                s.catalogs.insert(org.clone(), k.id.to_string(), stored);
+            }
+        }
+        for (k, change) in &plan.users {
+            if let Some(v) = change.version() {
+                let stored = StoredName {
+                    name: v.name.to_string(),
+                    name_ts: v.ts,
+                };
+                s.users.insert(org.clone(), k.id.to_string(), stored);
+            }
+        }
+        s
+    }
+
+    /// What the plan does to component `c`: (name written, whether its
+    /// membership is rewritten), or `None` when it is kept or untouched.
+    fn component(plan: &Plan<'_>) -> Option<(String, bool)> {
+        plan.components
+            .values()
+            .find_map(Change::version)
+            .map(|v| (v.component.display_name.to_string(), v.membership_changed))
+    }
+
+    fn email(plan: &Plan<'_>) -> Option<String> {
+        plan.users
+            .values()
+            .find_map(Change::version)
+            .map(|v| v.name.to_string())
+    }
+
+    #[test]
+    fn events_are_new_duplicates_or_conflicts() {
+        let stored = [ev(1, 100, "A", &[], "a@x")];
+        let mut legacy = holding(&stored);
+        legacy.events.insert(id(9), None);
+        let renamed = ev(1, 100, "Renamed", &["k"], "b@x");
+        let mut placed = ev(1, 100, "A", &[], "a@x");
+        placed.kind = EventKind::Place;
+        let cases: Vec<(&str, Vec<Vec<Event>>, Vec<IngestOutcome>)> = vec![
+            (
+                "new",
+                vec![vec![ev(2, 50, "B", &[], "a@x")]],
+                vec![outcome(1, 0, &[])],
+            ),
+            (
+                "names are not facts",
+                vec![vec![renamed.clone()]],
+                vec![outcome(0, 1, &[])],
+            ),
+            (
+                "timestamp is a fact",
+                vec![vec![ev(1, 101, "A", &[], "a@x")]],
+                vec![outcome(0, 0, &[1])],
+            ),
+            (
+                "kind is a fact",
+                vec![vec![placed]],
+                vec![outcome(0, 0, &[1])],
+            ),
+            (
+                "first occurrence in a batch is the event",
+                vec![vec![
+                    ev(3, 10, "C", &[], "a@x"),
+                    ev(3, 10, "D", &[], "x@x"),
+                    ev(3, 11, "C", &[], "a@x"),
+                ]],
+                vec![outcome(1, 1, &[3])],
+            ),
+            (
+                "a later batch of the group repeats an earlier one",
+                vec![
+                    vec![ev(4, 10, "C", &[], "a@x")],
+                    vec![ev(4, 10, "C", &[], "a@x"), ev(4, 12, "C", &[], "a@x")],
+                ],
+                vec![outcome(1, 0, &[]), outcome(0, 1, &[4])],
+            ),
+            (
+                "no fingerprint kept: a duplicate",
+                vec![vec![ev(9, 1, "Z", &[], "z@x")]],
+                vec![outcome(0, 1, &[])],
+            ),
+        ];
+        for (case, batches, expected) in cases {
+            let plan = decide(batches.iter().map(Vec::as_slice), &legacy);
+            assert_eq!(plan.outcomes, expected, "{case}");
+        }
+    }
+
+    #[test]
+    fn names_come_only_from_stored_events() {
+        let stored = holding(&[ev(1, 100, "A", &["k"], "a@x")]);
+        let batch = [ev(1, 100, "=HIJACKED", &["evil"], "evil@x")];
+        let plan = decide([&batch[..]], &stored);
+        assert!(plan.is_empty());
+        assert!(plan.components.is_empty() && plan.catalogs.is_empty() && plan.users.is_empty());
+        let conflict = [ev(1, 500, "=HIJACKED", &["evil"], "evil@x")];
+        let plan = decide([&conflict[..]], &stored);
+        assert!(plan.components.is_empty() && plan.orgs.is_empty());
+    }
+
+    #[test]
+    fn the_newest_event_wins_names_and_ties_go_to_the_later_arrival() {
+        let stored = holding(&[ev(1, 100, "A", &["k"], "a@x")]);
+        // (case, batch, component written, email written)
+        let cases: Vec<(&str, Vec<Event>, Option<(&str, bool)>, Option<&str>)> = vec![
+            (
+                "newer renames",
+                vec![ev(2, 200, "B", &["k"], "b@x")],
+                Some(("B", false)),
+                Some("b@x"),
+            ),
+            (
+                "older loses",
+                vec![ev(2, 50, "B", &["j"], "b@x")],
+                None,
+                None,
+            ),
+            (
+                "a tie goes to the later arrival",
+                vec![ev(2, 100, "B", &["k"], "b@x")],
+                Some(("B", false)),
+                Some("b@x"),
+            ),
+            (
+                "a tie with the same names writes nothing",
+                vec![ev(2, 100, "A", &["k"], "a@x")],
+                None,
+                None,
+            ),
+            (
+                "newer with the same names moves the time",
+                vec![ev(2, 150, "A", &["k"], "a@x")],
+                Some(("A", false)),
+                Some("a@x"),
+            ),
+            (
+                "membership follows the newest",
+                vec![ev(2, 200, "A", &["k", "j"], "a@x")],
+                Some(("A", true)),
+                Some("a@x"),
+            ),
+            (
+                "in a batch the newest wins wherever it is",
+                vec![
+                    ev(2, 300, "New", &["k"], "n@x"),
+                    ev(3, 200, "Mid", &[], "m@x"),
+                ],
+                Some(("New", false)),
+                Some("n@x"),
+            ),
+            (
+                "in a batch a tie goes to the later event",
+                vec![
+                    ev(2, 300, "First", &["k"], "f@x"),
+                    ev(3, 300, "Second", &["k"], "s@x"),
+                ],
+                Some(("Second", false)),
+                Some("s@x"),
+            ),
+        ];
+        for (case, batch, written, email_written) in cases {
+            let plan = decide([&batch[..]], &stored);
+            let expected = written.map(|(n, m)| (n.to_owned(), m));
+            assert_eq!(component(&plan), expected, "{case}");
+            assert_eq!(email(&plan).as_deref(), email_written, "{case}");
+        }
+    }
+
+    #[test]
+    fn catalogs_and_names_used_by_written_versions() {
+        let stored = holding(&[ev(1, 100, "A", &["k"], "a@x")]);
+        let mut renaming = ev(2, 200, "A", &["k"], "a@x");
+        renaming.component.catalogs[0].display_name = text(Name::parse, "K renamed");
+        let plan = decide([std::slice::from_ref(&renaming)], &stored);
+        let catalog = plan
+            .catalogs
+            .values()
+            .next()
+            .and_then(Change::version)
+            .cloned();
+        assert_eq!(
+            catalog.map(|v| (v.name.to_string(), v.renamed)),
+            Some(("K renamed".into(), true))
+        );
+        assert_eq!(plan.categories.len(), 1, "the written version's category");
+        let late = ev(3, 50, "Old", &["k"], "a@x");
+        let plan = decide([std::slice::from_ref(&late)], &stored);
+        assert!(
+            plan.categories.is_empty(),
+            "a losing version's category is not needed"
+        );
+        assert_eq!(plan.catalogs.values().next(), Some(&Change::Keep));
+        let fresh = decide([std::slice::from_ref(&late)], &Snapshot::default());
+        assert!(
+            matches!(fresh.components.values().next(), Some(Change::Insert(v)) if v.membership_changed)
+        );
+    }
+
+    #[test]
+    fn at_most_a_hundred_conflicts_are_named() {
+        let stored: Vec<Event> = (0..150).map(|i| ev(i, 10, "A", &[], "a@x")).collect();
+        let snapshot = holding(&stored);
+        let moved: Vec<Event> = (0..150).map(|i| ev(i, 11, "A", &[], "a@x")).collect();
+        let plan = decide([&moved[..]], &snapshot);
+        let expected: Vec<u128> = (0..100).collect();
+        let mut want = outcome(0, 0, &expected);
+        want.conflicts = 150;
+        assert_eq!(plan.outcomes, vec![want]);
+        let mut total = plan.outcomes[0].clone();
+        total += plan.outcomes[0].clone();
+        assert_eq!((total.conflicts, total.conflicting.len()), (300, 100));
+    }
+}
