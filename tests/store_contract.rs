@@ -805,3 +805,177 @@ mod pg_operations {
         result.expect("test body");
     }
 }
+
+// ---- Differential ---------------------------------------------------------------
+
+/// Seeded random batches (renames, catalog changes, ties, duplicates,
+/// conflicts, late events, several organizations) go into a SQLite and a
+/// PostgreSQL store: every answer is identical, and so is every download.
+mod differential {
+    use crate::common::*;
+    use catalytics::domain::{Event, EventKind};
+    use catalytics::export::CsvEncoder;
+    use catalytics::store::IngestOutcome;
+    use futures_util::StreamExt;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    const SEED: u64 = 0x00c0_ffee_3_1;
+    const BATCHES: usize = 300;
+    const ORGS: [&str; 3] = ["org-1", "org-2", "org-3"];
+    const NAMES: [&str; 8] = [
+        "Valve",
+        "Pump",
+        "=Formula",
+        "Ünïcødé",
+        "a, b",
+        "Zed",
+        "\"q\"",
+        "line\nbreak",
+    ];
+
+    struct Generator {
+        rng: StdRng,
+        sent: Vec<Event>,
+        next_id: u128,
+    }
+
+    impl Generator {
+        fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+            from[self.rng.random_range(0..from.len())]
+        }
+
+        fn maybe_name(&mut self) -> Option<catalytics::domain::Name> {
+            self.rng.random_bool(0.7).then(|| name(self.pick(&NAMES)))
+        }
+
+        /// A new event: few components, catalogs, users and timestamps, so
+        /// renames, ties and late events are frequent.
+        fn new_event(&mut self) -> Event {
+            self.next_id += 1;
+            let org = self.pick(&ORGS);
+            let ts = 1_700_000_000_000 + self.rng.random_range(0..40) * 1000;
+            let mut e = event_with_id(org, ts, self.next_id);
+            e.kind = EventKind::ALL[self.rng.random_range(0..3)];
+            e.component.id = oid(&format!("c{}", self.rng.random_range(0..6)));
+            e.component.display_name = name(self.pick(&NAMES));
+            e.component.catalogs = (0..self.rng.random_range(0..4))
+                .map(|_| {
+                    let id = format!("k{}", self.rng.random_range(0..5));
+                    catalog(&id, self.pick(&NAMES))
+                })
+                .collect();
+            e.component.category = self.maybe_name();
+            e.component.manufacturer = self.maybe_name();
+            e.user.id = uid(&format!("u{}", self.rng.random_range(0..4)));
+            e.user.email = name(&format!("{}@example.com", self.pick(&["a", "b", "c"])));
+            e.application = self.maybe_name();
+            e.project_id = self
+                .rng
+                .random_bool(0.5)
+                .then(|| oid(self.pick(&["p1", "p2"])));
+            e
+        }
+
+        /// A re-send of `e`: the same facts (a duplicate, perhaps with new
+        /// names) or one fact changed (a conflict).
+        fn resend(&mut self, e: &Event) -> Event {
+            let mut again = e.clone();
+            match self.rng.random_range(0..8) {
+                0 => {
+                    again.timestamp =
+                        catalytics::domain::Timestamp::from_millis(e.timestamp.millis() + 1)
+                }
+                1 => again.kind = EventKind::ALL[(e.kind as usize) % 3],
+                2 => again.component.id = oid("c-conflict"),
+                3 => again.user.id = uid("u-conflict"),
+                4 => again.organization = org(self.pick(&ORGS)),
+                _ => {
+                    again.component.display_name = name(self.pick(&NAMES));
+                    again.user.email = name("resent@example.com");
+                    again.component.catalogs.clear();
+                }
+            }
+            again
+        }
+
+        fn batch(&mut self) -> Vec<Event> {
+            let mut batch: Vec<Event> = Vec::new();
+            for _ in 0..self.rng.random_range(0..30) {
+                let roll = self.rng.random_range(0..10);
+                let e = if roll < 2 && !self.sent.is_empty() {
+                    let i = self.rng.random_range(0..self.sent.len());
+                    let earlier = self.sent[i].clone();
+                    self.resend(&earlier)
+                } else if roll == 2 && !batch.is_empty() {
+                    let i = self.rng.random_range(0..batch.len());
+                    let earlier = batch[i].clone();
+                    self.resend(&earlier)
+                } else {
+                    self.new_event()
+                };
+                batch.push(e);
+            }
+            self.sent.extend(batch.iter().cloned());
+            batch
+        }
+    }
+
+    async fn csv(store: &DynStore, org_id: &str) -> Vec<u8> {
+        let mut enc = CsvEncoder::new();
+        let mut out = enc.header().to_vec();
+        let mut stream = store
+            .export(&org(org_id), everything())
+            .await
+            .expect("export");
+        while let Some(batch) = stream.next().await {
+            out.extend_from_slice(&enc.rows(&batch.expect("batch")));
+        }
+        out
+    }
+
+    async fn assert_same_downloads(lite: &DynStore, pg: &DynStore, after: usize) {
+        for org_id in ORGS {
+            let expected = csv(lite, org_id).await;
+            let got = csv(pg, org_id).await;
+            assert!(
+                expected == got,
+                "{org_id} after {after} batches:\n{}\n---\n{}",
+                String::from_utf8_lossy(&expected),
+                String::from_utf8_lossy(&got)
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn random_batches_give_identical_answers_and_downloads() {
+        run_postgres(|pg| async move {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let lite = catalytics::store::open(None, dir.path())
+                .await
+                .expect("open SQLite");
+            let mut generator = Generator {
+                rng: StdRng::seed_from_u64(SEED),
+                sent: Vec::new(),
+                next_id: 0,
+            };
+            let mut total = IngestOutcome::default();
+            for i in 0..BATCHES {
+                let batch = generator.batch();
+                let a = lite.ingest(batch.clone()).await.expect("SQLite ingest");
+                let b = pg.ingest(batch).await.expect("PostgreSQL ingest");
+                assert_eq!(a, b, "answers to batch {i} (seed {SEED:#x})");
+                total += a;
+                if i % 50 == 49 {
+                    assert_same_downloads(&lite, &pg, i + 1).await;
+                }
+            }
+            assert_same_downloads(&lite, &pg, BATCHES).await;
+            assert!(
+                total.accepted > 2000 && total.duplicates > 100 && total.conflicts > 100,
+                "the batches exercise every rule: {total:?}"
+            );
+        })
+        .await;
+    }
+}
