@@ -3,6 +3,8 @@
 //! `import` command and the demo, so all three accept exactly the same input.
 
 mod event;
+#[cfg(test)]
+mod properties;
 mod repeated;
 mod wire;
 

@@ -132,3 +132,64 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Every message the download's 422 may carry (DESIGN §2).
+    fn documented(d: &Problem) -> bool {
+        let format = |name: &str| {
+            format!("Parameter '{name}' format is incorrect, valid format is yyyy-MM-dd'T'HH:mm:ss.fff'Z'.")
+        };
+        match (d.code, d.target.as_str()) {
+            ("MissingRequiredParameter", START | END) => {
+                d.message == "Required parameter is missing."
+            }
+            ("InvalidValue", START) => d.message == format(START),
+            ("InvalidValue", END) => {
+                d.message == format(END)
+                    || d.message == "Parameter 'endDate' must be later than 'startDate'."
+            }
+            _ => false,
+        }
+    }
+
+    /// Query strings made of the parameters' own pieces, so that valid,
+    /// almost valid and repeated values all come up.
+    fn query() -> impl Strategy<Value = String> {
+        let name = prop::sample::select(vec!["startDate", "endDate", "startdate", "x", ""]);
+        let value = prop_oneof![
+            Just("2024-01-01T00:00:00.000Z".to_owned()),
+            Just("2024-02-01T00%3A00%3A00.000Z".to_owned()),
+            Just("2023-02-29T00:00:00.000Z".to_owned()),
+            "[0-9TZ:.%+&=-]{0,30}",
+            any::<String>(),
+        ];
+        prop::collection::vec((name, value), 0..5).prop_map(|pairs| {
+            pairs
+                .iter()
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect::<Vec<_>>()
+                .join("&")
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        #[test]
+        fn any_query_gives_a_window_or_documented_problems(q in prop_oneof![query(), any::<String>()]) {
+            match parse(Some(&q)) {
+                Ok(range) => prop_assert!(range.start() < range.end()),
+                Err(details) => {
+                    prop_assert!(!details.is_empty() && details.len() <= 2, "{details:?}");
+                    for d in &details {
+                        prop_assert!(documented(d), "{d:?}");
+                    }
+                }
+            }
+        }
+    }
+}
