@@ -11,11 +11,13 @@
 //! - [`startup`] — [`startup::Application`]: store + verifier + bound listener,
 //!   run until a shutdown signal. Tests run it on port 0.
 //! - [`telemetry`] — the tracing subscriber.
-//! - [`http`] — routes, auth extractors, middleware (request ids, spans),
+//! - [`http`] — routes, extractors (authentication, authorization and
+//!   validation: `EventBatch`, `DownloadWindow`), middleware (request ids, spans),
 //!   one module per operation.
 //! - [`error`] — [`error::ApiError`], the only place errors become HTTP.
 //! - [`domain`] — types parsed once at the boundary: [`domain::Timestamp`],
-//!   [`domain::DateRange`], [`domain::OrgId`], [`domain::EventKind`], [`domain::Event`].
+//!   [`domain::DateRange`], [`domain::OrgId`], [`domain::EventKind`], [`domain::Event`],
+//!   and [`domain::Problem`], a validation problem as parsers report it.
 //! - [`ingest`] — request bodies (JSON, NDJSON) → validated events, shared by
 //!   the HTTP operation, `import` and the demo.
 //! - [`auth`] — JWT verification against a JWKS (local issuer or remote),
@@ -23,7 +25,10 @@
 //! - [`store`] — the [`store::Store`] trait and one module per backend:
 //!   `store::sqlite` (writer thread with group commit, read pool, background
 //!   checkpoints) and `store::postgres` (pool, set-based ingestion, cursor
-//!   export).
+//!   export). Ingestion is read (per backend) → [`store::decide`] (one pure
+//!   decision for both: new, duplicate or conflicting events, which names
+//!   and memberships change) → write (per backend); [`store::facts`]
+//!   fingerprints the facts kept with each event id.
 //! - [`export`] — rows → CSV bytes with the spreadsheet-injection guard.
 //! - [`demo`] — realistic generated data for `catalytics demo` and the benchmarks.
 //!
