@@ -820,7 +820,7 @@ mod differential {
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
-    const SEED: u64 = 0x00c0_ffee_3_1;
+    const SEED: u64 = 0x0000_c0ff_ee31;
     const BATCHES: usize = 300;
     const ORGS: [&str; 3] = ["org-1", "org-2", "org-3"];
     const NAMES: [&str; 8] = [

@@ -71,14 +71,14 @@ struct Seen<'de> {
 
 impl<'de> Seen<'de> {
     /// Records `key`; `false` when it was seen before.
-    fn insert(&mut self, key: &Cow<'de, str>) -> bool {
+    fn insert(&mut self, key: Cow<'de, str>) -> bool {
         if !self.many.is_empty() {
-            return self.many.insert(key.clone());
+            return self.many.insert(key);
         }
-        if self.few.contains(key) {
+        if self.few.contains(&key) {
             return false;
         }
-        self.few.push(key.clone());
+        self.few.push(key);
         if self.few.len() > LINEAR_KEYS {
             self.many.extend(self.few.drain(..));
         }
@@ -139,7 +139,7 @@ impl<'de> Visitor<'de> for Node<'_, '_, 'de> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let mut seen = Seen::default();
         while let Some(key) = map.next_key_seed(KeySeed)? {
-            let first = seen.insert(&key);
+            let first = seen.insert(key.clone());
             self.0.path.push(Step::Key(key));
             if !first {
                 let path = self.0.render();

@@ -528,6 +528,22 @@ mod tests {
             .map(|v| v.name.to_string())
     }
 
+    /// One row of the classification table.
+    struct Classified {
+        case: &'static str,
+        batches: Vec<Vec<Event>>,
+        outcomes: Vec<IngestOutcome>,
+    }
+
+    /// One row of the names table: what the plan writes for component `c`
+    /// (its name and whether its membership is rewritten) and user `u1`.
+    struct Named {
+        case: &'static str,
+        batch: Vec<Event>,
+        component: Option<(&'static str, bool)>,
+        email: Option<&'static str>,
+    }
+
     #[test]
     fn events_are_new_duplicates_or_conflicts() {
         let stored = [ev(1, 100, "A", &[], "a@x")];
@@ -536,53 +552,58 @@ mod tests {
         let renamed = ev(1, 100, "Renamed", &["k"], "b@x");
         let mut placed = ev(1, 100, "A", &[], "a@x");
         placed.kind = EventKind::Place;
-        let cases: Vec<(&str, Vec<Vec<Event>>, Vec<IngestOutcome>)> = vec![
-            (
-                "new",
-                vec![vec![ev(2, 50, "B", &[], "a@x")]],
-                vec![outcome(1, 0, &[])],
-            ),
-            (
-                "names are not facts",
-                vec![vec![renamed.clone()]],
-                vec![outcome(0, 1, &[])],
-            ),
-            (
-                "timestamp is a fact",
-                vec![vec![ev(1, 101, "A", &[], "a@x")]],
-                vec![outcome(0, 0, &[1])],
-            ),
-            (
-                "kind is a fact",
-                vec![vec![placed]],
-                vec![outcome(0, 0, &[1])],
-            ),
-            (
-                "first occurrence in a batch is the event",
-                vec![vec![
+        let cases = vec![
+            Classified {
+                case: "new",
+                batches: vec![vec![ev(2, 50, "B", &[], "a@x")]],
+                outcomes: vec![outcome(1, 0, &[])],
+            },
+            Classified {
+                case: "names are not facts",
+                batches: vec![vec![renamed.clone()]],
+                outcomes: vec![outcome(0, 1, &[])],
+            },
+            Classified {
+                case: "timestamp is a fact",
+                batches: vec![vec![ev(1, 101, "A", &[], "a@x")]],
+                outcomes: vec![outcome(0, 0, &[1])],
+            },
+            Classified {
+                case: "kind is a fact",
+                batches: vec![vec![placed]],
+                outcomes: vec![outcome(0, 0, &[1])],
+            },
+            Classified {
+                case: "first occurrence in a batch is the event",
+                batches: vec![vec![
                     ev(3, 10, "C", &[], "a@x"),
                     ev(3, 10, "D", &[], "x@x"),
                     ev(3, 11, "C", &[], "a@x"),
                 ]],
-                vec![outcome(1, 1, &[3])],
-            ),
-            (
-                "a later batch of the group repeats an earlier one",
-                vec![
+                outcomes: vec![outcome(1, 1, &[3])],
+            },
+            Classified {
+                case: "a later batch of the group repeats an earlier one",
+                batches: vec![
                     vec![ev(4, 10, "C", &[], "a@x")],
                     vec![ev(4, 10, "C", &[], "a@x"), ev(4, 12, "C", &[], "a@x")],
                 ],
-                vec![outcome(1, 0, &[]), outcome(0, 1, &[4])],
-            ),
-            (
-                "no fingerprint kept: a duplicate",
-                vec![vec![ev(9, 1, "Z", &[], "z@x")]],
-                vec![outcome(0, 1, &[])],
-            ),
+                outcomes: vec![outcome(1, 0, &[]), outcome(0, 1, &[4])],
+            },
+            Classified {
+                case: "no fingerprint kept: a duplicate",
+                batches: vec![vec![ev(9, 1, "Z", &[], "z@x")]],
+                outcomes: vec![outcome(0, 1, &[])],
+            },
         ];
-        for (case, batches, expected) in cases {
+        for Classified {
+            case,
+            batches,
+            outcomes,
+        } in cases
+        {
             let plan = decide(batches.iter().map(Vec::as_slice), &legacy);
-            assert_eq!(plan.outcomes, expected, "{case}");
+            assert_eq!(plan.outcomes, outcomes, "{case}");
         }
     }
 
@@ -602,63 +623,69 @@ mod tests {
     fn the_newest_event_wins_names_and_ties_go_to_the_later_arrival() {
         let stored = holding(&[ev(1, 100, "A", &["k"], "a@x")]);
         // (case, batch, component written, email written)
-        let cases: Vec<(&str, Vec<Event>, Option<(&str, bool)>, Option<&str>)> = vec![
-            (
-                "newer renames",
-                vec![ev(2, 200, "B", &["k"], "b@x")],
-                Some(("B", false)),
-                Some("b@x"),
-            ),
-            (
-                "older loses",
-                vec![ev(2, 50, "B", &["j"], "b@x")],
-                None,
-                None,
-            ),
-            (
-                "a tie goes to the later arrival",
-                vec![ev(2, 100, "B", &["k"], "b@x")],
-                Some(("B", false)),
-                Some("b@x"),
-            ),
-            (
-                "a tie with the same names writes nothing",
-                vec![ev(2, 100, "A", &["k"], "a@x")],
-                None,
-                None,
-            ),
-            (
-                "newer with the same names moves the time",
-                vec![ev(2, 150, "A", &["k"], "a@x")],
-                Some(("A", false)),
-                Some("a@x"),
-            ),
-            (
-                "membership follows the newest",
-                vec![ev(2, 200, "A", &["k", "j"], "a@x")],
-                Some(("A", true)),
-                Some("a@x"),
-            ),
-            (
-                "in a batch the newest wins wherever it is",
-                vec![
+        let cases = vec![
+            Named {
+                case: "newer renames",
+                batch: vec![ev(2, 200, "B", &["k"], "b@x")],
+                component: Some(("B", false)),
+                email: Some("b@x"),
+            },
+            Named {
+                case: "older loses",
+                batch: vec![ev(2, 50, "B", &["j"], "b@x")],
+                component: None,
+                email: None,
+            },
+            Named {
+                case: "a tie goes to the later arrival",
+                batch: vec![ev(2, 100, "B", &["k"], "b@x")],
+                component: Some(("B", false)),
+                email: Some("b@x"),
+            },
+            Named {
+                case: "a tie with the same names writes nothing",
+                batch: vec![ev(2, 100, "A", &["k"], "a@x")],
+                component: None,
+                email: None,
+            },
+            Named {
+                case: "newer with the same names moves the time",
+                batch: vec![ev(2, 150, "A", &["k"], "a@x")],
+                component: Some(("A", false)),
+                email: Some("a@x"),
+            },
+            Named {
+                case: "membership follows the newest",
+                batch: vec![ev(2, 200, "A", &["k", "j"], "a@x")],
+                component: Some(("A", true)),
+                email: Some("a@x"),
+            },
+            Named {
+                case: "in a batch the newest wins wherever it is",
+                batch: vec![
                     ev(2, 300, "New", &["k"], "n@x"),
                     ev(3, 200, "Mid", &[], "m@x"),
                 ],
-                Some(("New", false)),
-                Some("n@x"),
-            ),
-            (
-                "in a batch a tie goes to the later event",
-                vec![
+                component: Some(("New", false)),
+                email: Some("n@x"),
+            },
+            Named {
+                case: "in a batch a tie goes to the later event",
+                batch: vec![
                     ev(2, 300, "First", &["k"], "f@x"),
                     ev(3, 300, "Second", &["k"], "s@x"),
                 ],
-                Some(("Second", false)),
-                Some("s@x"),
-            ),
+                component: Some(("Second", false)),
+                email: Some("s@x"),
+            },
         ];
-        for (case, batch, written, email_written) in cases {
+        for Named {
+            case,
+            batch,
+            component: written,
+            email: email_written,
+        } in cases
+        {
             let plan = decide([&batch[..]], &stored);
             let expected = written.map(|(n, m)| (n.to_owned(), m));
             assert_eq!(component(&plan), expected, "{case}");

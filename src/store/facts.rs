@@ -78,27 +78,28 @@ mod tests {
     fn facts_change_the_fingerprint_and_names_do_not() {
         let base = sample();
         let fp = Fingerprint::of(&base);
-        let changed: Vec<Box<dyn Fn(&mut Event)>> = vec![
-            Box::new(|e| e.timestamp = Timestamp::from_millis(e.timestamp.millis() + 1)),
-            Box::new(|e| {
+        let changed: [fn(&mut Event); 8] = [
+            |e| {
+                e.organization =
+                    crate::domain::OrgId::parse("other").unwrap_or_else(|_| unreachable!())
+            },
+            |e| {
+                e.user.id = crate::domain::UserId::parse("other").unwrap_or_else(|_| unreachable!())
+            },
+            |e| e.timestamp = Timestamp::from_millis(e.timestamp.millis() + 1),
+            |e| {
                 e.kind = if e.kind == EventKind::View {
                     EventKind::Place
                 } else {
                     EventKind::View
                 }
-            }),
-            Box::new(|e| {
-                e.component.id = OpaqueId::parse("other").unwrap_or_else(|_| unreachable!())
-            }),
-            Box::new(|e| e.application = None),
-            Box::new(|e| {
-                e.application = Some(Name::parse("Other 1.0").unwrap_or_else(|_| unreachable!()))
-            }),
-            Box::new(|e| {
-                e.project_id = Some(OpaqueId::parse("p-other").unwrap_or_else(|_| unreachable!()))
-            }),
+            },
+            |e| e.component.id = OpaqueId::parse("other").unwrap_or_else(|_| unreachable!()),
+            |e| e.application = None,
+            |e| e.application = Some(Name::parse("Other 1.0").unwrap_or_else(|_| unreachable!())),
+            |e| e.project_id = Some(OpaqueId::parse("p-other").unwrap_or_else(|_| unreachable!())),
         ];
-        for change in &changed {
+        for change in changed {
             let mut e = base.clone();
             change(&mut e);
             assert_ne!(Fingerprint::of(&e), fp, "{e:?}");

@@ -11,6 +11,11 @@ const EVENTS: &str = "/library/components/analytics/events";
 const JSON: &str = "application/json";
 const NDJSON: &str = "application/x-ndjson";
 
+/// Changes one field of a wire event.
+type Edit = fn(&mut Value);
+/// Puts a value into one field of a wire event.
+type Put = fn(&mut Value, Value);
+
 fn wire(org: &str, ts: &str) -> Value {
     to_wire(&event(org, ts))
 }
@@ -80,7 +85,7 @@ async fn conflicts_are_named_and_not_stored() {
     let stored = wire("org-a", "2024-01-01T00:00:00.000Z");
     let response = app.post_json(std::slice::from_ref(&stored)).await;
     assert_eq!(body_of(response).await, (200, answer(1, 0, &[])));
-    let facts: [(&str, fn(&mut Value)); 7] = [
+    let facts: [(&str, Edit); 7] = [
         ("timestamp", |e| {
             e["timestamp"] = json!("2024-01-01T00:00:00.001Z")
         }),
@@ -195,7 +200,7 @@ async fn nul_and_repeated_keys_are_refused_on_both_stores() {
     let app = spawn_app().await;
     let good = wire("org-a", "2024-01-01T00:00:00.000Z");
     let nul = json!("a\u{0}b");
-    let places: [(&str, &str, fn(&mut Value, Value)); 10] = [
+    let places: [(&str, &str, Put); 10] = [
         ("component.displayName", "displayName", |e, v| {
             e["component"]["displayName"] = v
         }),

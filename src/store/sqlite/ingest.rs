@@ -10,6 +10,7 @@ use crate::store::decide::{
 use crate::store::facts::Fingerprint;
 use crate::store::{IngestOutcome, StoreError};
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 
 /// Stores `batches` in one immediate transaction and commits it (durably,
@@ -105,14 +106,12 @@ fn read<'a>(
     };
     for e in events {
         let id = e.id.as_uuid().as_bytes().as_slice();
-        if !snapshot.events.contains_key(&e.id) {
-            if let Some(facts) = id_stmt
+        if let Entry::Vacant(slot) = snapshot.events.entry(e.id) {
+            let stored = id_stmt
                 .query_row(params![id], |r| r.get::<_, Option<Vec<u8>>>(0))
-                .optional()?
-            {
-                snapshot
-                    .events
-                    .insert(e.id, facts.as_deref().and_then(Fingerprint::from_bytes));
+                .optional()?;
+            if let Some(facts) = stored {
+                slot.insert(facts.as_deref().and_then(Fingerprint::from_bytes));
             }
         }
         let org = &e.organization;
