@@ -20,8 +20,8 @@ use super::keys::{key_of, OrgKeys};
 use super::sql::{NameStatements, Prepared};
 use crate::domain::{Event, EventId, Timestamp};
 use crate::store::decide::{
-    decide, ByOrg, Change, Key, NameVersion, Occurrences, Plan, Snapshot, StoredComponent,
-    StoredName, Verdict,
+    decide, ByOrg, Change, Key, NameKeys, NameVersion, Occurrences, Plan, Snapshot,
+    StoredComponent, StoredName, Verdict,
 };
 use crate::store::facts::Fingerprint;
 use crate::store::{IngestOutcome, StoreError};
@@ -418,15 +418,6 @@ async fn resolve_names(
         rows(tx, &s.select, [&values.orgs, &values.ids]),
     )?;
     Ok(found)
-}
-
-/// Keys of the name-only dimensions the plan uses.
-#[derive(Default)]
-struct NameKeys {
-    categories: ByOrg<i64>,
-    manufacturers: ByOrg<i64>,
-    applications: ByOrg<i64>,
-    projects: ByOrg<i64>,
 }
 
 /// Component versions as array parameters: external ids for inserts,

@@ -4,14 +4,14 @@
 
 use crate::domain::{Event, OrgId};
 use crate::store::decide::{
-    decide, ByOrg, Change, ComponentVersion, Key, NameVersion, Plan, Snapshot, StoredComponent,
-    StoredName,
+    decide, ByOrg, Change, ComponentVersion, Key, NameKeys, NameVersion, Plan, Snapshot,
+    StoredComponent, StoredName,
 };
 use crate::store::facts::Fingerprint;
 use crate::store::{IngestOutcome, StoreError};
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Stores `batches` in one immediate transaction and commits it (durably,
 /// given `synchronous=FULL`) before returning each batch's outcome. Batches
@@ -187,15 +187,6 @@ fn insert_events_sql(rows: usize) -> String {
     sql
 }
 
-/// Get-or-create keys of the name-only dimensions a plan uses.
-#[derive(Default)]
-struct NameKeys {
-    categories: ByOrg<i64>,
-    manufacturers: ByOrg<i64>,
-    applications: ByOrg<i64>,
-    projects: ByOrg<i64>,
-}
-
 /// A name-only dimension table: get-or-create by value, never renamed.
 struct NameTable {
     table: &'static str,
@@ -271,8 +262,14 @@ fn write(tx: &Transaction<'_>, plan: &Plan<'_>, keys: &mut Keys) -> Result<(), S
         .resolve(tx, keys, &plan.projects)?,
     };
     let mut relabel = BTreeSet::new();
-    write_catalogs(tx, plan, keys, &mut relabel)?;
-    write_users(tx, plan, keys)?;
+    let mut members =
+        tx.prepare_cached("SELECT component_key FROM component_catalogs WHERE catalog_key = ?1")?;
+    for catalog in CATALOGS.write(tx, &plan.catalogs, &keys.orgs, &mut keys.catalogs)? {
+        for member in members.query_map(params![catalog], |r| r.get::<_, i64>(0))? {
+            relabel.insert(member?);
+        }
+    }
+    USERS.write(tx, &plan.users, &keys.orgs, &mut keys.users)?;
     write_components(tx, plan, keys, &names, &mut relabel)?;
     let mut label = tx.prepare_cached(
         "UPDATE components SET catalogs_label = (
@@ -287,74 +284,65 @@ fn write(tx: &Transaction<'_>, plan: &Plan<'_>, keys: &mut Keys) -> Result<(), S
     write_events(tx, plan, keys, &names)
 }
 
-fn write_catalogs(
-    tx: &Transaction<'_>,
-    plan: &Plan<'_>,
-    keys: &mut Keys,
-    relabel: &mut BTreeSet<i64>,
-) -> Result<(), StoreError> {
-    for (k, change) in &plan.catalogs {
-        match change {
-            Change::Insert(NameVersion { name, ts, .. }) => {
-                let key = tx
-                    .prepare_cached(
-                        "INSERT INTO catalogs (org_key, external_id, display_name, name_ts)
-                         VALUES (?1, ?2, ?3, ?4) RETURNING catalog_key",
-                    )?
-                    .query_row(
-                        params![keys.org(k.org)?, k.id.as_str(), name.as_str(), ts.millis()],
-                        |r| r.get(0),
-                    )?;
-                keys.catalogs.insert(k.org.clone(), k.id.to_string(), key);
-            }
-            Change::Update(NameVersion { name, ts, renamed }) => {
-                let key = key_of(&keys.catalogs, *k, "catalog")?;
-                tx.prepare_cached(
-                    "UPDATE catalogs SET display_name = ?2, name_ts = ?3 WHERE catalog_key = ?1",
-                )?
-                .execute(params![key, name.as_str(), ts.millis()])?;
-                if *renamed {
-                    let mut members = tx.prepare_cached(
-                        "SELECT component_key FROM component_catalogs WHERE catalog_key = ?1",
-                    )?;
-                    for member in members.query_map(params![key], |r| r.get::<_, i64>(0))? {
-                        relabel.insert(member?);
-                    }
-                }
-            }
-            Change::Keep => {}
-        }
-    }
-    Ok(())
+/// A dimension whose name changes: catalogs (display name), users (email).
+struct NamedTable {
+    table: &'static str,
+    key: &'static str,
+    name: &'static str,
 }
 
-fn write_users(tx: &Transaction<'_>, plan: &Plan<'_>, keys: &mut Keys) -> Result<(), StoreError> {
-    for (k, change) in &plan.users {
-        match change {
-            Change::Insert(NameVersion { name, ts, .. }) => {
-                let key = tx
-                    .prepare_cached(
-                        "INSERT INTO users (org_key, external_id, email, name_ts)
-                         VALUES (?1, ?2, ?3, ?4) RETURNING user_key",
-                    )?
-                    .query_row(
-                        params![keys.org(k.org)?, k.id.as_str(), name.as_str(), ts.millis()],
-                        |r| r.get(0),
-                    )?;
-                keys.users.insert(k.org.clone(), k.id.to_string(), key);
+const CATALOGS: NamedTable = NamedTable {
+    table: "catalogs",
+    key: "catalog_key",
+    name: "display_name",
+};
+const USERS: NamedTable = NamedTable {
+    table: "users",
+    key: "user_key",
+    name: "email",
+};
+
+impl NamedTable {
+    /// Inserts and updates the rows `changes` asks for; returns the keys
+    /// of renamed rows.
+    fn write<T: AsRef<str>>(
+        &self,
+        tx: &Transaction<'_>,
+        changes: &BTreeMap<Key<'_, T>, Change<NameVersion<'_>>>,
+        orgs: &HashMap<OrgId, i64>,
+        keys: &mut ByOrg<i64>,
+    ) -> Result<Vec<i64>, StoreError> {
+        let Self { table, key, name } = self;
+        let mut insert = tx.prepare_cached(&format!(
+            "INSERT INTO {table} (org_key, external_id, {name}, name_ts) VALUES (?1, ?2, ?3, ?4) RETURNING {key}"
+        ))?;
+        let mut update = tx.prepare_cached(&format!(
+            "UPDATE {table} SET {name} = ?2, name_ts = ?3 WHERE {key} = ?1"
+        ))?;
+        let mut renamed = Vec::new();
+        for (k, change) in changes {
+            match change {
+                Change::Insert(v) => {
+                    let org = orgs
+                        .get(k.org)
+                        .copied()
+                        .ok_or_else(|| missing("organization"))?;
+                    let args = params![org, k.id.as_ref(), v.name.as_str(), v.ts.millis()];
+                    let created = insert.query_row(args, |r| r.get(0))?;
+                    keys.insert(k.org.clone(), k.id.as_ref().to_owned(), created);
+                }
+                Change::Update(v) => {
+                    let stored = key_of(keys, *k, table)?;
+                    update.execute(params![stored, v.name.as_str(), v.ts.millis()])?;
+                    if v.renamed {
+                        renamed.push(stored);
+                    }
+                }
+                Change::Keep => {}
             }
-            Change::Update(NameVersion { name, ts, .. }) => {
-                tx.prepare_cached("UPDATE users SET email = ?2, name_ts = ?3 WHERE user_key = ?1")?
-                    .execute(params![
-                        key_of(&keys.users, *k, "user")?,
-                        name.as_str(),
-                        ts.millis()
-                    ])?;
-            }
-            Change::Keep => {}
         }
+        Ok(renamed)
     }
-    Ok(())
 }
 
 fn write_components(
