@@ -215,6 +215,18 @@ async fn import_counts_duplicates_and_conflicts_and_fails_only_for_bad_lines() {
     );
 }
 
+/// The claims of a printed token (its payload, not verified).
+fn claims_of(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = token.trim().split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
 #[tokio::test]
 async fn cli_grants_tokens_and_lists_access() {
     let data = tempfile::tempdir().unwrap();
@@ -276,14 +288,7 @@ async fn cli_grants_tokens_and_lists_access() {
         "token", "--org", "o1", "--user", "alice", "--email", "a@x.com", "--ttl", "5m",
     ]);
     assert!(ok);
-    let payload = token.trim().split('.').nth(1).unwrap();
-    use base64::Engine;
-    let claims: serde_json::Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap();
+    let claims = claims_of(&token);
     assert_eq!(claims["org"], "o1");
     assert_eq!(claims["scope"], "itwin-platform");
     assert_eq!(
@@ -299,13 +304,7 @@ async fn cli_grants_tokens_and_lists_access() {
         "analytics:write",
     ]);
     assert!(ok, "{err}");
-    let payload = token.trim().split('.').nth(1).unwrap();
-    let claims: serde_json::Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap();
+    let claims = claims_of(&token);
     assert_eq!(claims.get("org"), None, "{claims}");
     assert_eq!(claims["scope"], "analytics:write");
     let (ok, _, err) = run(&["token", "--user", "alice", "--email", "a@x.com"]);
