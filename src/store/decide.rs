@@ -68,20 +68,6 @@ impl<V> ByOrg<V> {
     }
 }
 
-/// Surrogate keys of the name-only dimensions a plan uses, as a backend
-/// resolves them in its write step.
-#[derive(Debug, Default)]
-pub struct NameKeys {
-    /// Categories.
-    pub categories: ByOrg<i64>,
-    /// Manufacturers.
-    pub manufacturers: ByOrg<i64>,
-    /// Applications.
-    pub applications: ByOrg<i64>,
-    /// Projects.
-    pub projects: ByOrg<i64>,
-}
-
 /// A stored component version, with its names resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredComponent {

@@ -8,6 +8,7 @@
 pub mod decide;
 mod error;
 pub mod facts;
+mod keys;
 pub mod postgres;
 mod row;
 pub mod sqlite;

@@ -16,17 +16,15 @@
 //! from its read.
 
 use super::error::is_retryable;
-use super::keys::{key_of, OrgKeys};
 use super::sql::{NameStatements, Prepared};
-use crate::domain::{Event, EventId, Timestamp};
-use crate::store::decide::{
-    decide, ByOrg, Change, Key, NameKeys, NameVersion, Occurrences, Plan, Snapshot,
-    StoredComponent, StoredName, Verdict,
-};
+use crate::domain::{Event, EventId, OrgId, Timestamp};
+use crate::store::decide::{decide, ByOrg, Change, Key, NameVersion, Occurrences, Plan};
+use crate::store::decide::{Snapshot, StoredComponent, StoredName, Verdict};
 use crate::store::facts::Fingerprint;
+use crate::store::keys::{key_of, Keys};
 use crate::store::{IngestOutcome, StoreError};
 use deadpool_postgres::{Pool, Transaction};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
@@ -135,31 +133,33 @@ async fn run(tx: &Transaction<'_>, events: &[Event]) -> Result<IngestOutcome, Fa
     Ok(plan.outcomes.into_iter().next().unwrap_or_default())
 }
 
-/// Surrogate keys of the rows the transaction has read or created.
-struct Keys {
-    orgs: OrgKeys,
-    components: ByOrg<i64>,
-    catalogs: ByOrg<i64>,
-    users: ByOrg<i64>,
-}
-
-/// `(org_key, natural key)` pairs as two array parameters, deduplicated
-/// and in locking order.
+/// `(org_key, natural key)` pairs as two array parameters, in locking order.
 #[derive(Default)]
 struct Natural<'a> {
     orgs: Vec<i64>,
     ids: Vec<&'a str>,
 }
 
-impl<'a> Natural<'a> {
-    fn from_set(set: BTreeSet<(i64, &'a str)>) -> Self {
-        let mut out = Self::default();
-        for (org, id) in set {
-            out.orgs.push(org);
-            out.ids.push(id);
-        }
-        out
+impl<'a> FromIterator<(i64, &'a str)> for Natural<'a> {
+    fn from_iter<I: IntoIterator<Item = (i64, &'a str)>>(pairs: I) -> Self {
+        let sorted: BTreeSet<(i64, &'a str)> = pairs.into_iter().collect();
+        let (orgs, ids) = sorted.into_iter().unzip();
+        Self { orgs, ids }
     }
+}
+
+/// Records `(org_key, natural key, surrogate key, …)` rows in the map
+/// `pick` chooses.
+fn collect(
+    keys: &mut Keys,
+    rows: &[Row],
+    pick: fn(&mut Keys) -> &mut ByOrg<i64>,
+) -> Result<(), StoreError> {
+    for row in rows {
+        let org = keys.org_id(row.try_get(0)?)?.clone();
+        pick(keys).insert(org, row.try_get(1)?, row.try_get(2)?);
+    }
+    Ok(())
 }
 
 // ---- read -------------------------------------------------------------------
@@ -172,28 +172,29 @@ async fn read(
 ) -> Result<(Snapshot, Keys), Failure> {
     let org_ids: BTreeSet<&str> = events.iter().map(|e| e.organization.as_str()).collect();
     let org_ids: Vec<&str> = org_ids.into_iter().collect();
-    let (_, found) = tokio::try_join!(
+    let (_, org_rows) = tokio::try_join!(
         exec(tx, &s.org_insert, [&org_ids]),
         rows(tx, &s.org_select, [&org_ids]),
     )?;
-    let orgs = OrgKeys::from_rows(&found)?;
-
-    let (mut components, mut catalogs, mut users) =
-        (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
-    for e in events {
-        let org = orgs.key(&e.organization)?;
-        components.insert((org, e.component.id.as_str()));
-        for c in &e.component.catalogs {
-            catalogs.insert((org, c.id.as_str()));
-        }
-        users.insert((org, e.user.id.as_str()));
+    let mut keys = Keys::default();
+    for row in &org_rows {
+        let id = OrgId::parse(row.try_get::<_, String>(0)?)
+            .map_err(|e| StoreError::Corrupt(format!("stored organization id: {e}")))?;
+        keys.add_org(id, row.try_get(1)?);
     }
-    let (components, catalogs, users) = (
-        Natural::from_set(components),
-        Natural::from_set(catalogs),
-        Natural::from_set(users),
-    );
-    let claims = Claims::of(events, &orgs)?;
+    let mut components = Vec::new();
+    let mut catalogs = Vec::new();
+    let mut users = Vec::new();
+    for e in events {
+        let org = keys.org(&e.organization)?;
+        components.push((org, e.component.id.as_str()));
+        catalogs.extend(e.component.catalogs.iter().map(|c| (org, c.id.as_str())));
+        users.push((org, e.user.id.as_str()));
+    }
+    let components: Natural<'_> = components.into_iter().collect();
+    let catalogs: Natural<'_> = catalogs.into_iter().collect();
+    let users: Natural<'_> = users.into_iter().collect();
+    let claims = Claims::of(events, &keys)?;
     let (catalog_rows, component_rows, user_rows, savepoint, claimed) = tokio::join!(
         rows(tx, &s.catalog_lock, [&catalogs.orgs, &catalogs.ids]),
         rows(tx, &s.component_lock, [&components.orgs, &components.ids]),
@@ -212,15 +213,9 @@ async fn read(
         events: stored_events(tx, s, &claims, claimed).await?,
         ..Snapshot::default()
     };
-    let mut keys = Keys {
-        orgs,
-        components: ByOrg::default(),
-        catalogs: ByOrg::default(),
-        users: ByOrg::default(),
-    };
-    keys.orgs.collect(&component_rows, &mut keys.components)?;
-    keys.orgs.collect(&catalog_rows, &mut keys.catalogs)?;
-    keys.orgs.collect(&user_rows, &mut keys.users)?;
+    collect(&mut keys, &component_rows, |k| &mut k.components)?;
+    collect(&mut keys, &catalog_rows, |k| &mut k.catalogs)?;
+    collect(&mut keys, &user_rows, |k| &mut k.users)?;
     for row in &component_rows {
         let stored = StoredComponent {
             name: row.try_get(3)?,
@@ -229,7 +224,7 @@ async fn read(
             catalog_ids: row.try_get(6)?,
             name_ts: Timestamp::from_millis(row.try_get(7)?),
         };
-        let org = keys.orgs.id(row.try_get(0)?)?.clone();
+        let org = keys.org_id(row.try_get(0)?)?.clone();
         snapshot.components.insert(org, row.try_get(1)?, stored);
     }
     for (rows, stored) in [
@@ -241,11 +236,7 @@ async fn read(
                 name: row.try_get(3)?,
                 name_ts: Timestamp::from_millis(row.try_get(4)?),
             };
-            stored.insert(
-                keys.orgs.id(row.try_get(0)?)?.clone(),
-                row.try_get(1)?,
-                name,
-            );
+            stored.insert(keys.org_id(row.try_get(0)?)?.clone(), row.try_get(1)?, name);
         }
     }
     Ok((snapshot, keys))
@@ -260,23 +251,22 @@ struct Claims {
 }
 
 impl Claims {
-    fn of(events: &[Event], orgs: &OrgKeys) -> Result<Self, StoreError> {
+    fn of(events: &[Event], keys: &Keys) -> Result<Self, StoreError> {
         let nothing_stored = HashMap::new();
         let mut first = Occurrences::after(&nothing_stored);
-        let mut rows = Vec::with_capacity(events.len());
+        let mut rows = BTreeMap::new();
         for e in events {
             let facts = Fingerprint::of(e);
             if first.classify(e.id, facts) == Verdict::New {
-                rows.push((*e.id.as_uuid(), orgs.key(&e.organization)?, facts));
+                rows.insert(*e.id.as_uuid(), (keys.org(&e.organization)?, facts));
             }
         }
-        rows.sort_unstable_by_key(|row| row.0);
         let mut out = Self {
             ids: Vec::with_capacity(rows.len()),
             orgs: Vec::with_capacity(rows.len()),
             facts: Vec::with_capacity(rows.len()),
         };
-        for (id, org, facts) in rows {
+        for (id, (org, facts)) in rows {
             out.ids.push(id);
             out.orgs.push(org);
             out.facts.push(facts.as_bytes().to_vec());
@@ -334,22 +324,49 @@ async fn stored_events(
 
 // ---- write ------------------------------------------------------------------
 
-/// New catalogs or users as array parameters.
+/// Catalog or user rows as array parameters: external ids for inserts,
+/// surrogate keys for updates.
 #[derive(Default)]
-struct NewNames<'a> {
+struct NameColumns<'a> {
     orgs: Vec<i64>,
     ids: Vec<&'a str>,
+    keys: Vec<i64>,
     names: Vec<&'a str>,
     ts: Vec<i64>,
 }
 
-/// Winning names of existing catalogs or users as array parameters.
-#[derive(Default)]
-struct NameUpdates<'a> {
-    orgs: Vec<i64>,
-    keys: Vec<i64>,
-    names: Vec<&'a str>,
-    ts: Vec<i64>,
+/// Splits a plan's catalog or user changes into inserts and updates; the
+/// keys of renamed rows go to `renamed`.
+fn name_changes<'a, T: AsRef<str>>(
+    changes: &'a BTreeMap<Key<'a, T>, Change<NameVersion<'a>>>,
+    keys: &Keys,
+    known: &ByOrg<i64>,
+    renamed: &mut KeyColumns,
+) -> Result<[NameColumns<'a>; 2], StoreError> {
+    let [mut new, mut updates] = [NameColumns::default(), NameColumns::default()];
+    for (k, change) in changes {
+        let org = keys.org(k.org)?;
+        let (columns, v) = match change {
+            Change::Insert(v) => {
+                new.ids.push(k.id.as_ref());
+                (&mut new, v)
+            }
+            Change::Update(v) => {
+                let key = key_of(known, *k, "dimension")?;
+                updates.keys.push(key);
+                if v.renamed {
+                    renamed.orgs.push(org);
+                    renamed.keys.push(key);
+                }
+                (&mut updates, v)
+            }
+            Change::Keep => continue,
+        };
+        columns.orgs.push(org);
+        columns.names.push(v.name.as_str());
+        columns.ts.push(v.ts.millis());
+    }
+    Ok([new, updates])
 }
 
 /// `(org_key, surrogate key)` pairs as two array parameters.
@@ -359,63 +376,21 @@ struct KeyColumns {
     keys: Vec<i64>,
 }
 
-/// Splits a plan's catalog or user changes into inserts and updates; the
-/// keys of renamed rows go to `renamed`.
-fn name_changes<'a, T: AsRef<str>>(
-    changes: &std::collections::BTreeMap<Key<'a, T>, Change<NameVersion<'a>>>,
-    keys: &Keys,
-    stored: &ByOrg<i64>,
-    renamed: &mut KeyColumns,
-) -> Result<(NewNames<'a>, NameUpdates<'a>), StoreError> {
-    let (mut new, mut updates) = (NewNames::default(), NameUpdates::default());
-    for (k, change) in changes {
-        let org = keys.orgs.key(k.org)?;
-        match change {
-            Change::Insert(v) => {
-                new.orgs.push(org);
-                new.ids.push(k.id.as_ref());
-                new.names.push(v.name.as_str());
-                new.ts.push(v.ts.millis());
-            }
-            Change::Update(v) => {
-                let key = key_of(stored, *k, "dimension")?;
-                updates.orgs.push(org);
-                updates.keys.push(key);
-                updates.names.push(v.name.as_str());
-                updates.ts.push(v.ts.millis());
-                if v.renamed {
-                    renamed.orgs.push(org);
-                    renamed.keys.push(key);
-                }
-            }
-            Change::Keep => {}
-        }
-    }
-    Ok((new, updates))
-}
-
-/// A name-only dimension's wanted values as array parameters.
-fn name_values<'a, T: AsRef<str>>(
-    keys: &Keys,
-    wanted: &BTreeSet<Key<'a, T>>,
-) -> Result<Natural<'a>, StoreError> {
-    let mut out = Natural::default();
-    for k in wanted {
-        out.orgs.push(keys.orgs.key(k.org)?);
-        out.ids.push(k.id.as_ref());
-    }
-    Ok(out)
-}
-
-/// Get-or-create of one name-only dimension, pipelined.
-async fn resolve_names(
+/// Get-or-create of one name-only dimension's wanted values.
+async fn resolve_names<T: AsRef<str>>(
     tx: &Transaction<'_>,
     s: &NameStatements,
-    values: &Natural<'_>,
-) -> Result<Vec<Row>, tokio_postgres::Error> {
+    keys: &Keys,
+    wanted: &BTreeSet<Key<'_, T>>,
+) -> Result<Vec<Row>, Failure> {
+    let mut orgs = Vec::with_capacity(wanted.len());
+    for k in wanted {
+        orgs.push(keys.org(k.org)?);
+    }
+    let values: Vec<&str> = wanted.iter().map(|k| k.id.as_ref()).collect();
     let (_, found) = tokio::try_join!(
-        exec(tx, &s.insert, [&values.orgs, &values.ids]),
-        rows(tx, &s.select, [&values.orgs, &values.ids]),
+        exec(tx, &s.insert, [&orgs, &values]),
+        rows(tx, &s.select, [&orgs, &values]),
     )?;
     Ok(found)
 }
@@ -447,7 +422,8 @@ struct EventColumns {
     projects: Vec<Option<i64>>,
 }
 
-/// Carries out `plan` in three pipelined waves.
+/// Carries out `plan` in three pipelined waves: name-only dimensions,
+/// catalogs and users; components; membership, labels and events.
 async fn write(
     tx: &Transaction<'_>,
     s: &Prepared,
@@ -457,166 +433,93 @@ async fn write(
     if plan.is_empty() {
         return Ok(());
     }
-    // Wave 1: name-only dimensions, catalogs, users.
     let mut renamed = KeyColumns::default();
-    let (new_catalogs, catalog_updates) =
+    let [new_catalogs, catalog_updates] =
         name_changes(&plan.catalogs, keys, &keys.catalogs, &mut renamed)?;
-    let (new_users, user_updates) =
+    let [new_users, user_updates] =
         name_changes(&plan.users, keys, &keys.users, &mut KeyColumns::default())?;
-    let categories = name_values(keys, &plan.categories)?;
-    let manufacturers = name_values(keys, &plan.manufacturers)?;
-    let applications = name_values(keys, &plan.applications)?;
-    let projects = name_values(keys, &plan.projects)?;
     let (c, m, a, p, catalog_rows, _, user_rows, _) = tokio::try_join!(
-        resolve_names(tx, &s.categories, &categories),
-        resolve_names(tx, &s.manufacturers, &manufacturers),
-        resolve_names(tx, &s.applications, &applications),
-        resolve_names(tx, &s.projects, &projects),
-        rows(
-            tx,
-            &s.catalog_insert,
-            [
-                &new_catalogs.orgs,
-                &new_catalogs.ids,
-                &new_catalogs.names,
-                &new_catalogs.ts
-            ]
-        ),
-        exec(
-            tx,
-            &s.catalog_update,
-            [
-                &catalog_updates.orgs,
-                &catalog_updates.keys,
-                &catalog_updates.names,
-                &catalog_updates.ts
-            ]
-        ),
-        rows(
-            tx,
-            &s.user_insert,
-            [
-                &new_users.orgs,
-                &new_users.ids,
-                &new_users.names,
-                &new_users.ts
-            ]
-        ),
-        exec(
-            tx,
-            &s.user_update,
-            [
-                &user_updates.orgs,
-                &user_updates.keys,
-                &user_updates.names,
-                &user_updates.ts
-            ]
-        ),
+        resolve_names(tx, &s.categories, keys, &plan.categories),
+        resolve_names(tx, &s.manufacturers, keys, &plan.manufacturers),
+        resolve_names(tx, &s.applications, keys, &plan.applications),
+        resolve_names(tx, &s.projects, keys, &plan.projects),
+        async { Ok(rows(tx, &s.catalog_insert, new_catalogs.inserts()).await?) },
+        async { Ok(exec(tx, &s.catalog_update, catalog_updates.updates()).await?) },
+        async { Ok(rows(tx, &s.user_insert, new_users.inserts()).await?) },
+        async { Ok(exec(tx, &s.user_update, user_updates.updates()).await?) },
     )?;
-    let mut names = NameKeys::default();
-    for (rows, map) in [
-        (&c, &mut names.categories),
-        (&m, &mut names.manufacturers),
-        (&a, &mut names.applications),
-        (&p, &mut names.projects),
-    ] {
-        keys.orgs.collect(rows, map)?;
-    }
-    keys.orgs.collect(&catalog_rows, &mut keys.catalogs)?;
-    keys.orgs.collect(&user_rows, &mut keys.users)?;
+    collect(keys, &c, |k| &mut k.categories)?;
+    collect(keys, &m, |k| &mut k.manufacturers)?;
+    collect(keys, &a, |k| &mut k.applications)?;
+    collect(keys, &p, |k| &mut k.projects)?;
+    collect(keys, &catalog_rows, |k| &mut k.catalogs)?;
+    collect(keys, &user_rows, |k| &mut k.users)?;
 
-    // Wave 2: components.
-    let (mut new, mut updates) = (ComponentColumns::default(), ComponentColumns::default());
+    let [mut new, mut updates] = [ComponentColumns::default(), ComponentColumns::default()];
     for (k, change) in &plan.components {
         let Some(v) = change.version() else { continue };
-        let org = keys.orgs.key(k.org)?;
-        let columns = match change {
-            Change::Insert(_) => {
-                new.ids.push(k.id.as_str());
-                &mut new
-            }
-            _ => {
-                updates
-                    .keys
-                    .push(key_of(&keys.components, *k, "component")?);
-                &mut updates
-            }
+        let r = keys.component(*k, v)?;
+        let columns = if let Change::Insert(_) = change {
+            new.ids.push(k.id.as_str());
+            &mut new
+        } else {
+            updates
+                .keys
+                .push(key_of(&keys.components, *k, "component")?);
+            &mut updates
         };
-        columns.orgs.push(org);
-        columns.names.push(v.component.display_name.as_str());
-        columns.categories.push(
-            v.component
-                .category
-                .as_ref()
-                .map(|id| key_of(&names.categories, Key { org: k.org, id }, "category"))
-                .transpose()?,
-        );
-        columns.manufacturers.push(
-            v.component
-                .manufacturer
-                .as_ref()
-                .map(|id| key_of(&names.manufacturers, Key { org: k.org, id }, "manufacturer"))
-                .transpose()?,
-        );
-        columns.signatures.push(&v.catalog_ids);
-        columns.ts.push(v.ts.millis());
+        columns.orgs.push(r.org);
+        columns.names.push(r.name);
+        columns.categories.push(r.category);
+        columns.manufacturers.push(r.manufacturer);
+        columns.signatures.push(r.catalog_ids);
+        columns.ts.push(r.ts);
     }
     let (component_rows, _) = tokio::try_join!(
-        rows(
-            tx,
-            &s.component_insert,
-            [
-                &new.orgs,
-                &new.ids,
-                &new.names,
-                &new.categories,
-                &new.manufacturers,
-                &new.signatures,
-                &new.ts
-            ]
-        ),
-        exec(
-            tx,
-            &s.component_update,
-            [
-                &updates.orgs,
-                &updates.keys,
-                &updates.names,
-                &updates.categories,
-                &updates.manufacturers,
-                &updates.signatures,
-                &updates.ts
-            ]
-        ),
+        rows(tx, &s.component_insert, new.row_params(&new.ids)),
+        exec(tx, &s.component_update, updates.row_params(&updates.keys)),
     )?;
-    keys.orgs.collect(&component_rows, &mut keys.components)?;
+    collect(keys, &component_rows, |k| &mut k.components)?;
 
-    // Wave 3: membership, labels, events.
     let mut changed = KeyColumns::default();
     let (mut mem_orgs, mut mem_components, mut mem_catalogs) = (vec![], vec![], vec![]);
     for (k, change) in &plan.components {
         let Some(v) = change.version().filter(|v| v.membership_changed) else {
             continue;
         };
-        let org = keys.orgs.key(k.org)?;
+        let org = keys.org(k.org)?;
         let key = key_of(&keys.components, *k, "component")?;
         changed.orgs.push(org);
         changed.keys.push(key);
-        for catalog in &v.component.catalogs {
+        for catalog in keys.membership(*k, v)? {
             mem_orgs.push(org);
             mem_components.push(key);
-            mem_catalogs.push(key_of(
-                &keys.catalogs,
-                Key {
-                    org: k.org,
-                    id: &catalog.id,
-                },
-                "catalog",
-            )?);
+            mem_catalogs.push(catalog);
         }
     }
-    let ev = event_columns(plan, keys, &names)?;
+    let mut ev = EventColumns::default();
+    for new in &plan.new_events {
+        let r = keys.event(new.event)?;
+        ev.orgs.push(r.org);
+        ev.ts.push(r.ts);
+        ev.ids.push(r.id);
+        ev.kinds.push(r.kind);
+        ev.components.push(r.component);
+        ev.users.push(r.user);
+        ev.applications.push(r.application);
+        ev.projects.push(r.project);
+    }
     let relabel: [Param<'_>; 4] = [&changed.orgs, &changed.keys, &renamed.orgs, &renamed.keys];
+    let events: [Param<'_>; 8] = [
+        &ev.orgs,
+        &ev.ts,
+        &ev.ids,
+        &ev.kinds,
+        &ev.components,
+        &ev.users,
+        &ev.applications,
+        &ev.projects,
+    ];
     tokio::try_join!(
         exec(tx, &s.membership_delete, [&changed.orgs, &changed.keys]),
         exec(
@@ -626,66 +529,35 @@ async fn write(
         ),
         exec(tx, &s.relabel_lock, relabel),
         exec(tx, &s.relabel, relabel),
-        exec(
-            tx,
-            &s.events_insert,
-            [
-                &ev.orgs,
-                &ev.ts,
-                &ev.ids,
-                &ev.kinds,
-                &ev.components,
-                &ev.users,
-                &ev.applications,
-                &ev.projects
-            ]
-        ),
+        exec(tx, &s.events_insert, events),
     )?;
     Ok(())
 }
 
-/// The plan's new events, resolved to keys.
-fn event_columns(
-    plan: &Plan<'_>,
-    keys: &Keys,
-    names: &NameKeys,
-) -> Result<EventColumns, StoreError> {
-    let mut cols = EventColumns::default();
-    for new in &plan.new_events {
-        let e = new.event;
-        let org = &e.organization;
-        cols.orgs.push(keys.orgs.key(org)?);
-        cols.ts.push(e.timestamp.millis());
-        cols.ids.push(*e.id.as_uuid());
-        cols.kinds.push(e.kind.code());
-        cols.components.push(key_of(
-            &keys.components,
-            Key {
-                org,
-                id: &e.component.id,
-            },
-            "component",
-        )?);
-        cols.users.push(key_of(
-            &keys.users,
-            Key {
-                org,
-                id: &e.user.id,
-            },
-            "user",
-        )?);
-        cols.applications.push(
-            e.application
-                .as_ref()
-                .map(|id| key_of(&names.applications, Key { org, id }, "application"))
-                .transpose()?,
-        );
-        cols.projects.push(
-            e.project_id
-                .as_ref()
-                .map(|id| key_of(&names.projects, Key { org, id }, "project"))
-                .transpose()?,
-        );
+impl NameColumns<'_> {
+    /// Parameters of `CATALOG_INSERT` / `USER_INSERT`.
+    fn inserts(&self) -> [Param<'_>; 4] {
+        [&self.orgs, &self.ids, &self.names, &self.ts]
     }
-    Ok(cols)
+
+    /// Parameters of `CATALOG_UPDATE` / `USER_UPDATE`.
+    fn updates(&self) -> [Param<'_>; 4] {
+        [&self.orgs, &self.keys, &self.names, &self.ts]
+    }
+}
+
+impl ComponentColumns<'_> {
+    /// Parameters of `COMPONENT_INSERT` (`which` = ids) or
+    /// `COMPONENT_UPDATE` (`which` = keys).
+    fn row_params<'p>(&'p self, which: Param<'p>) -> [Param<'p>; 7] {
+        [
+            &self.orgs,
+            which,
+            &self.names,
+            &self.categories,
+            &self.manufacturers,
+            &self.signatures,
+            &self.ts,
+        ]
+    }
 }

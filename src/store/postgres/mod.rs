@@ -10,7 +10,6 @@
 mod error;
 mod export;
 mod ingest;
-mod keys;
 mod migrations;
 mod sql;
 
