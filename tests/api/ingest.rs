@@ -12,8 +12,7 @@ impl TestApp {
     /// A multi-organization service token (no organization claim), as
     /// the component library backend holds.
     pub fn reporter(&self) -> String {
-        let mut claims = claims("unused", "library-backend", "analytics:write");
-        claims.as_object_mut().unwrap().remove("org");
+        let claims = service_claims("library-backend", "analytics:write");
         format!("Bearer {}", self.token_with(&claims))
     }
 

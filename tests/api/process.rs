@@ -45,7 +45,7 @@ async fn an_acknowledged_batch_survives_sigkill() {
     let (mut child, addr) = serve(data.path());
     let issuer = LocalIssuer::load_or_create(data.path()).unwrap().0;
     let token = issuer
-        .sign(&claims("backend", "svc", "analytics:write"))
+        .sign(&service_claims("svc", "analytics:write"))
         .unwrap();
     let events: Vec<_> = (0..1000)
         .map(|i| {
