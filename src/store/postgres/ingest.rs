@@ -196,9 +196,9 @@ async fn read(
     let users: Natural<'_> = users.into_iter().collect();
     let claims = Claims::of(events, &keys)?;
     let (catalog_rows, component_rows, user_rows, savepoint, claimed) = tokio::join!(
-        rows(tx, &s.catalog_lock, [&catalogs.orgs, &catalogs.ids]),
+        rows(tx, &s.catalogs.lock, [&catalogs.orgs, &catalogs.ids]),
         rows(tx, &s.component_lock, [&components.orgs, &components.ids]),
-        rows(tx, &s.user_lock, [&users.orgs, &users.ids]),
+        rows(tx, &s.users.lock, [&users.orgs, &users.ids]),
         exec(tx, &s.savepoint, []),
         exec(
             tx,
@@ -443,10 +443,10 @@ async fn write(
         resolve_names(tx, &s.manufacturers, keys, &plan.manufacturers),
         resolve_names(tx, &s.applications, keys, &plan.applications),
         resolve_names(tx, &s.projects, keys, &plan.projects),
-        async { Ok(rows(tx, &s.catalog_insert, new_catalogs.inserts()).await?) },
-        async { Ok(exec(tx, &s.catalog_update, catalog_updates.updates()).await?) },
-        async { Ok(rows(tx, &s.user_insert, new_users.inserts()).await?) },
-        async { Ok(exec(tx, &s.user_update, user_updates.updates()).await?) },
+        async { Ok(rows(tx, &s.catalogs.insert, new_catalogs.inserts()).await?) },
+        async { Ok(exec(tx, &s.catalogs.update, catalog_updates.updates()).await?) },
+        async { Ok(rows(tx, &s.users.insert, new_users.inserts()).await?) },
+        async { Ok(exec(tx, &s.users.update, user_updates.updates()).await?) },
     )?;
     collect(keys, &c, |k| &mut k.categories)?;
     collect(keys, &m, |k| &mut k.manufacturers)?;
@@ -535,12 +535,12 @@ async fn write(
 }
 
 impl NameColumns<'_> {
-    /// Parameters of `CATALOG_INSERT` / `USER_INSERT`.
+    /// Parameters of a renamable dimension's insert.
     fn inserts(&self) -> [Param<'_>; 4] {
         [&self.orgs, &self.ids, &self.names, &self.ts]
     }
 
-    /// Parameters of `CATALOG_UPDATE` / `USER_UPDATE`.
+    /// Parameters of a renamable dimension's update.
     fn updates(&self) -> [Param<'_>; 4] {
         [&self.orgs, &self.keys, &self.names, &self.ts]
     }

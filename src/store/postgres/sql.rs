@@ -79,43 +79,55 @@ impl NameDimension {
     }
 }
 
-const CATALOG_INSERT: &str = "
-INSERT INTO catalogs (org_key, external_id, display_name, name_ts)
-SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[]) AS u(o, x, n, ts)
-ORDER BY o, x COLLATE \"C\"
-RETURNING org_key, external_id, catalog_key";
+/// A dimension whose name changes (catalogs: display name; users: email),
+/// read and locked before the decision, inserted or renamed after it.
+struct NamedDimension {
+    table: &'static str,
+    key: &'static str,
+    name: &'static str,
+}
 
-/// Reads the current version of the batch's catalogs and locks them, so a
-/// rename and a membership change touching one catalog never interleave.
-const CATALOG_LOCK: &str = "
-SELECT t.org_key, t.external_id, t.catalog_key, t.display_name, t.name_ts
-FROM catalogs t JOIN UNNEST($1::bigint[], $2::text[]) AS u(o, x)
-  ON t.org_key = u.o AND t.external_id = u.x
-ORDER BY t.org_key, t.external_id COLLATE \"C\"
-FOR UPDATE OF t";
+const CATALOGS: NamedDimension = NamedDimension {
+    table: "catalogs",
+    key: "catalog_key",
+    name: "display_name",
+};
+const USERS: NamedDimension = NamedDimension {
+    table: "users",
+    key: "user_key",
+    name: "email",
+};
 
-const CATALOG_UPDATE: &str = "
-UPDATE catalogs t SET display_name = u.n, name_ts = u.ts
-FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[]) AS u(o, k, n, ts)
-WHERE t.org_key = u.o AND t.catalog_key = u.k";
-
-const USER_INSERT: &str = "
-INSERT INTO users (org_key, external_id, email, name_ts)
-SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[]) AS u(o, x, e, ts)
-ORDER BY o, x COLLATE \"C\"
-RETURNING org_key, external_id, user_key";
-
-const USER_LOCK: &str = "
-SELECT t.org_key, t.external_id, t.user_key, t.email, t.name_ts
-FROM users t JOIN UNNEST($1::bigint[], $2::text[]) AS u(o, x)
-  ON t.org_key = u.o AND t.external_id = u.x
-ORDER BY t.org_key, t.external_id COLLATE \"C\"
-FOR UPDATE OF t";
-
-const USER_UPDATE: &str = "
-UPDATE users t SET email = u.e, name_ts = u.ts
-FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[]) AS u(o, k, e, ts)
-WHERE t.org_key = u.o AND t.user_key = u.k";
+impl NamedDimension {
+    async fn prepare(&self, tx: &Transaction<'_>) -> Result<NamedStatements, Error> {
+        let Self { table, key, name } = self;
+        let insert = format!(
+            "INSERT INTO {table} (org_key, external_id, {name}, name_ts)
+             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[]) AS u(o, x, n, ts)
+             ORDER BY o, x COLLATE \"C\"
+             RETURNING org_key, external_id, {key}"
+        );
+        // Locked so that, for catalogs, a rename and a membership change
+        // touching one catalog never interleave.
+        let lock = format!(
+            "SELECT t.org_key, t.external_id, t.{key}, t.{name}, t.name_ts
+             FROM {table} t JOIN UNNEST($1::bigint[], $2::text[]) AS u(o, x)
+               ON t.org_key = u.o AND t.external_id = u.x
+             ORDER BY t.org_key, t.external_id COLLATE \"C\"
+             FOR UPDATE OF t"
+        );
+        let update = format!(
+            "UPDATE {table} t SET {name} = u.n, name_ts = u.ts
+             FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[]) AS u(o, k, n, ts)
+             WHERE t.org_key = u.o AND t.{key} = u.k"
+        );
+        Ok(NamedStatements {
+            insert: tx.prepare_cached(&insert).await?,
+            lock: tx.prepare_cached(&lock).await?,
+            update: tx.prepare_cached(&update).await?,
+        })
+    }
+}
 
 const COMPONENT_INSERT: &str = "
 INSERT INTO components
@@ -231,6 +243,16 @@ pub struct NameStatements {
     pub select: Statement,
 }
 
+/// Insert, read-and-lock and update of one renamable dimension.
+pub struct NamedStatements {
+    /// Creates rows: `(org_key, external id, name, ts)` → `(org_key, external id, key)`.
+    pub insert: Statement,
+    /// Reads and locks rows: `(org_key, external id, key, name, name_ts)`.
+    pub lock: Statement,
+    /// Writes winning names: `(org_key, key, name, ts)`.
+    pub update: Statement,
+}
+
 /// Every statement of the transaction, prepared (from the connection's
 /// cache) before any is sent, so that pipelined statements go out in a
 /// fixed order.
@@ -247,18 +269,10 @@ pub struct Prepared {
     pub applications: NameStatements,
     /// Projects.
     pub projects: NameStatements,
-    /// Creates catalogs, returning their keys.
-    pub catalog_insert: Statement,
-    /// Reads and locks the current version of existing catalogs.
-    pub catalog_lock: Statement,
-    /// Writes winning catalog names.
-    pub catalog_update: Statement,
-    /// Creates users.
-    pub user_insert: Statement,
-    /// Reads and locks the current version of existing users.
-    pub user_lock: Statement,
-    /// Writes winning emails.
-    pub user_update: Statement,
+    /// Catalogs.
+    pub catalogs: NamedStatements,
+    /// Users.
+    pub users: NamedStatements,
     /// Creates components, returning their keys.
     pub component_insert: Statement,
     /// Reads and locks the current version of existing components.
@@ -297,12 +311,8 @@ impl Prepared {
             manufacturers: MANUFACTURERS.prepare(tx).await?,
             applications: APPLICATIONS.prepare(tx).await?,
             projects: PROJECTS.prepare(tx).await?,
-            catalog_insert: tx.prepare_cached(CATALOG_INSERT).await?,
-            catalog_lock: tx.prepare_cached(CATALOG_LOCK).await?,
-            catalog_update: tx.prepare_cached(CATALOG_UPDATE).await?,
-            user_insert: tx.prepare_cached(USER_INSERT).await?,
-            user_lock: tx.prepare_cached(USER_LOCK).await?,
-            user_update: tx.prepare_cached(USER_UPDATE).await?,
+            catalogs: CATALOGS.prepare(tx).await?,
+            users: USERS.prepare(tx).await?,
             component_insert: tx.prepare_cached(COMPONENT_INSERT).await?,
             component_lock: tx.prepare_cached(COMPONENT_LOCK).await?,
             component_update: tx.prepare_cached(COMPONENT_UPDATE).await?,
