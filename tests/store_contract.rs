@@ -979,3 +979,78 @@ mod differential {
         .await;
     }
 }
+
+// ---- Upgrade ------------------------------------------------------------------
+
+/// A SQLite file written by schema version 1 (no fingerprints) upgrades in
+/// place: its events stay idempotent, and new events are checked for
+/// conflicts.
+mod upgrade {
+    use crate::common::*;
+    use catalytics::store::IngestOutcome;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn events_stored_before_fingerprints_stay_idempotent() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("v1.sqlite3");
+        let stored = event_with_id("org-1", 1000, 7);
+        {
+            let conn = rusqlite::Connection::open(&path).expect("open");
+            conn.execute_batch(
+                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL);
+                 INSERT INTO schema_migrations VALUES (1, 0);",
+            )
+            .expect("migrations table");
+            conn.execute_batch(include_str!("../src/store/sqlite/migrations/0001_init.sql"))
+                .expect("version 1");
+            conn.execute_batch(&format!(
+                "INSERT INTO organizations (org_key, org_id) VALUES (1, 'org-1');
+                 INSERT INTO components (component_key, org_key, external_id, display_name, catalog_ids, name_ts)
+                 VALUES (1, 1, '{}', 'Stored name', '', 1000);
+                 INSERT INTO users (user_key, org_key, external_id, email, name_ts)
+                 VALUES (1, 1, '{}', 'stored@example.com', 1000);",
+                stored.component.id, stored.user.id
+            ))
+            .expect("dimensions");
+            conn.execute(
+                "INSERT INTO events (org_key, ts, id, kind, component_key, user_key) VALUES (1, 1000, ?1, 1, 1, 1)",
+                [stored.id.as_uuid().as_bytes().as_slice()],
+            )
+            .expect("event");
+        }
+        let url = format!("sqlite://{}", path.display());
+        let store = catalytics::store::open(Some(&url), dir.path())
+            .await
+            .expect("upgrade");
+        let mut renamed = stored.clone();
+        renamed.component.display_name = name("=HIJACKED");
+        let mut moved = stored.clone();
+        moved.timestamp = catalytics::domain::Timestamp::from_millis(2000);
+        let got = store.ingest(vec![renamed, moved]).await.expect("ingest");
+        let duplicates = IngestOutcome {
+            duplicates: 2,
+            ..IngestOutcome::default()
+        };
+        assert_eq!(got, duplicates, "no facts kept: both are duplicates");
+        let rows = export_all(&store, "org-1", everything()).await;
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].component_name, "Stored name");
+
+        let fresh = event_with_id("org-1", 3000, 8);
+        let mut conflict = fresh.clone();
+        conflict.timestamp = catalytics::domain::Timestamp::from_millis(3001);
+        let got = store
+            .ingest(vec![fresh.clone(), conflict])
+            .await
+            .expect("ingest");
+        assert_eq!(
+            got,
+            IngestOutcome {
+                accepted: 1,
+                conflicts: 1,
+                conflicting: vec![fresh.id],
+                ..IngestOutcome::default()
+            }
+        );
+    }
+}
