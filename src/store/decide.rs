@@ -282,7 +282,13 @@ pub fn decide<'a>(batches: impl IntoIterator<Item = &'a [Event]>, stored: &Snaps
         }
         plan.outcomes.push(outcome);
     }
+    plan_dimensions(&mut plan, stored);
+    plan
+}
 
+/// The dimension rows of the plan's new events (and of nothing else): the
+/// newest version of each among them, weighed against the stored one.
+fn plan_dimensions<'a>(plan: &mut Plan<'a>, stored: &Snapshot) {
     let mut components = BTreeMap::new();
     let mut catalogs = BTreeMap::new();
     let mut users = BTreeMap::new();
@@ -298,15 +304,11 @@ pub fn decide<'a>(batches: impl IntoIterator<Item = &'a [Event]>, stored: &Snaps
             };
             keep_latest(&mut catalogs, key, e.timestamp, &catalog.display_name);
         }
-        keep_latest(
-            &mut users,
-            Key {
-                org,
-                id: &e.user.id,
-            },
-            e.timestamp,
-            &e.user.email,
-        );
+        let user = Key {
+            org,
+            id: &e.user.id,
+        };
+        keep_latest(&mut users, user, e.timestamp, &e.user.email);
         if let Some(id) = &e.application {
             plan.applications.insert(Key { org, id });
         }
@@ -344,7 +346,6 @@ pub fn decide<'a>(batches: impl IntoIterator<Item = &'a [Event]>, stored: &Snaps
         }
         plan.components.insert(key, change);
     }
-    plan
 }
 
 fn name_change<'a>(
