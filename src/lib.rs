@@ -10,10 +10,12 @@
 //! - [`config`] — typed settings: defaults, TOML file, `CATALYTICS_*` env, flags.
 //! - [`startup`] — [`startup::Application`]: store + verifier + bound listener,
 //!   run until a shutdown signal. Tests run it on port 0.
-//! - [`telemetry`] — the tracing subscriber.
+//! - [`listener`] — the accept loop and connection hygiene: connection
+//!   limit, head and idle timers, JSON answers for unparseable requests.
+//! - [`telemetry`] — the tracing subscriber and its best-effort log sink.
 //! - [`http`] — routes, extractors (authentication, authorization and
-//!   validation: `EventBatch`, `DownloadWindow`), middleware (request ids, spans),
-//!   one module per operation.
+//!   validation: `EventBatch`, `DownloadWindow`), middleware (request ids,
+//!   spans, request limits), one module per operation.
 //! - [`error`] — [`error::ApiError`], the only place errors become HTTP.
 //! - [`domain`] — types parsed once at the boundary: [`domain::Timestamp`],
 //!   [`domain::DateRange`], [`domain::OrgId`], [`domain::EventKind`], [`domain::Event`],
@@ -23,12 +25,14 @@
 //! - [`auth`] — JWT verification against a JWKS (local issuer or remote),
 //!   with a short cache of verified tokens.
 //! - [`store`] — the [`store::Store`] trait and one module per backend:
-//!   `store::sqlite` (writer thread with group commit, read pool, background
+//!   `store::sqlite` (writer thread with group commit that reopens itself
+//!   after a full disk or read-only file, read pool, background
 //!   checkpoints) and `store::postgres` (pool, set-based ingestion, cursor
-//!   export). Ingestion is read (per backend) → [`store::decide`] (one pure
-//!   decision for both: new, duplicate or conflicting events, which names
-//!   and memberships change) → write (per backend); [`store::facts`]
-//!   fingerprints the facts kept with each event id.
+//!   export, the replicas' shared download rate limit). Ingestion is read
+//!   (per backend) → [`store::decide`] (one pure decision for both: new,
+//!   duplicate or conflicting events, which names and memberships change)
+//!   → write (per backend); [`store::facts`] fingerprints the facts kept
+//!   with each event id.
 //! - [`export`] — rows → CSV bytes with the spreadsheet-injection guard.
 //! - [`demo`] — realistic generated data for `catalytics demo` and the benchmarks.
 //!
@@ -46,6 +50,7 @@ pub mod error;
 pub mod export;
 pub mod http;
 pub mod ingest;
+pub mod listener;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

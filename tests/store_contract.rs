@@ -711,9 +711,10 @@ mod pg_operations {
         for r in results {
             r.expect("task").expect("open");
         }
-        let mut known = versions.clone();
-        known.dedup();
-        assert_eq!(known, versions, "each migration recorded once");
+        // Each migration recorded once, whatever else later versions add.
+        let mut once = versions.clone();
+        once.dedup();
+        assert_eq!(once, versions);
         assert!(versions.starts_with(&[1, 2]), "{versions:?}");
     }
 

@@ -1,11 +1,12 @@
 //! The HTTP layer: routes, extractors, middleware. Handlers stay thin: parse
 //! at the edge into domain types, call the store, encode.
 
-mod download;
+pub mod download;
 mod events;
 mod extract;
 mod fallback;
 mod health;
+pub mod limits;
 mod middleware;
 mod state;
 mod well_known;
@@ -36,5 +37,12 @@ pub fn router(state: AppState) -> Router {
     router = router
         .route("/health", get(health::live))
         .route("/health/ready", get(health::ready));
-    middleware::apply(router.fallback(fallback::not_found).with_state(state))
+    let router = router
+        .fallback(fallback::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::enforce,
+        ))
+        .with_state(state);
+    middleware::apply(router)
 }

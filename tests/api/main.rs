@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod helpers;
+mod raw;
 
 /// Defines each listed `async fn()` test twice: `NAME::sqlite` and
 /// `NAME::postgres` (which skips loudly without a PostgreSQL test server).
@@ -28,14 +29,18 @@ macro_rules! both_backends {
 }
 
 mod access;
+mod admission;
 mod auth_issuer;
 mod auth_local;
 mod csv_content;
 mod demo;
+mod faults;
+mod hardening;
 mod ingest;
 mod integrity;
 mod params;
 mod process;
+mod proxy;
 mod replicas;
 mod routing;
 mod streaming;

@@ -12,6 +12,7 @@ use deadpool_postgres::Client;
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_init.sql")),
     (2, include_str!("migrations/0002_event_facts.sql")),
+    (3, include_str!("migrations/0003_download_rate.sql")),
 ];
 
 /// The advisory-lock key that serializes migrations ("catalyti" in ASCII),

@@ -7,6 +7,7 @@ use rusqlite::{params, Connection, TransactionBehavior};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_init.sql")),
     (2, include_str!("migrations/0002_event_facts.sql")),
+    (3, include_str!("migrations/0003_store_probe.sql")),
 ];
 
 /// Applies the migrations the database has not seen, each in its own
