@@ -2,7 +2,7 @@
 //! group, [`decide`], write the plan. One immediate transaction, so nothing
 //! changes between the read and the write.
 
-use crate::domain::{Event, Timestamp};
+use crate::domain::{Event, EventId, Timestamp};
 use crate::store::decide::{decide, ByOrg, Change, Key, NameVersion, Plan, Snapshot};
 use crate::store::decide::{StoredComponent, StoredName};
 use crate::store::facts::Fingerprint;
@@ -10,8 +10,7 @@ use crate::store::keys::{key_of, Keys};
 use crate::store::{IngestOutcome, StoreError};
 use rusqlite::types::Value;
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
-use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Stores `batches` in one immediate transaction and commits it (durably,
 /// given `synchronous=FULL`) before returning each batch's outcome. Batches
@@ -41,24 +40,17 @@ const READ_COMPONENT: &str =
 /// What the file holds for `events`' ids, components, catalogs and users.
 fn read<'a>(
     tx: &Transaction<'_>,
-    events: impl Iterator<Item = &'a Event>,
+    events: impl Iterator<Item = &'a Event> + Clone,
 ) -> Result<(Snapshot, Keys), StoreError> {
-    let mut snapshot = Snapshot::default();
+    let mut snapshot = Snapshot {
+        events: stored_facts(tx, events.clone())?,
+        ..Snapshot::default()
+    };
     let mut keys = Keys::default();
     let mut org_stmt = tx.prepare_cached("SELECT org_key FROM organizations WHERE org_id = ?1")?;
-    let mut id_stmt = tx.prepare_cached("SELECT facts FROM event_ids WHERE id = ?1")?;
     let mut component_stmt = tx.prepare_cached(READ_COMPONENT)?;
     let mut named = [CATALOGS.read_statement(tx)?, USERS.read_statement(tx)?];
     for e in events {
-        if let Entry::Vacant(slot) = snapshot.events.entry(e.id) {
-            let id = e.id.as_uuid().as_bytes().as_slice();
-            let stored = id_stmt
-                .query_row(params![id], |r| r.get::<_, Option<Vec<u8>>>(0))
-                .optional()?;
-            if let Some(facts) = stored {
-                slot.insert(facts.as_deref().and_then(Fingerprint::from_bytes));
-            }
-        }
         let org = &e.organization;
         if keys.find_org(org).is_none() {
             let Some(key) = org_stmt
@@ -118,6 +110,38 @@ fn read<'a>(
         )?;
     }
     Ok((snapshot, keys))
+}
+
+/// Ids looked up per statement (one variable each).
+const IDS_PER_LOOKUP: usize = 500;
+
+/// The stored facts of those of `events`' ids that are stored.
+fn stored_facts<'a>(
+    tx: &Transaction<'_>,
+    events: impl Iterator<Item = &'a Event>,
+) -> Result<HashMap<EventId, Option<Fingerprint>>, StoreError> {
+    let ids: BTreeSet<EventId> = events.map(|e| e.id).collect();
+    let ids: Vec<EventId> = ids.into_iter().collect();
+    let mut stored = HashMap::new();
+    for chunk in ids.chunks(IDS_PER_LOOKUP) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT id, facts FROM event_ids WHERE id IN ({marks})"
+        ))?;
+        let args = chunk.iter().map(|id| id.as_uuid().as_bytes().to_vec());
+        let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+        while let Some(row) = rows.next()? {
+            let id: Vec<u8> = row.get(0)?;
+            let id = uuid::Uuid::from_slice(&id)
+                .map_err(|_| StoreError::Corrupt("stored event id is not 16 bytes".into()))?;
+            let facts: Option<Vec<u8>> = row.get(1)?;
+            stored.insert(
+                EventId::from_uuid(id),
+                facts.as_deref().and_then(Fingerprint::from_bytes),
+            );
+        }
+    }
+    Ok(stored)
 }
 
 /// Reads one catalog or user, unless it was read before.
@@ -381,27 +405,30 @@ fn write_components(
     Ok(())
 }
 
-/// Events inserted per statement: multi-row inserts spend far less time in
+/// Rows inserted per statement: multi-row inserts spend far less time in
 /// statement overhead than one row at a time (8 values a row, well under
 /// SQLite's limit of 32,766 variables).
 const ROWS_PER_INSERT: usize = 128;
 
-/// `INSERT INTO events … VALUES (…), (…)` for `rows` rows.
-fn insert_events_sql(rows: usize) -> String {
-    let values = vec!["(?,?,?,?,?,?,?,?)"; rows].join(",");
-    format!("INSERT INTO events (org_key, ts, id, kind, component_key, user_key, application_key, project_key) VALUES {values}")
+/// `INSERT INTO {into} VALUES (…), (…)` for `rows` rows of `width` values.
+fn multi_row_insert(into: &str, width: usize, rows: usize) -> String {
+    let row = format!("({})", vec!["?"; width].join(","));
+    format!("INSERT INTO {into} VALUES {}", vec![row; rows].join(","))
 }
 
 fn write_events(tx: &Transaction<'_>, plan: &Plan<'_>, keys: &Keys) -> Result<(), StoreError> {
-    let mut id_insert =
-        tx.prepare_cached("INSERT INTO event_ids (id, org_key, facts) VALUES (?1, ?2, ?3)")?;
     for chunk in plan.new_events.chunks(ROWS_PER_INSERT) {
-        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 8);
+        let mut events: Vec<Value> = Vec::with_capacity(chunk.len() * 8);
+        let mut ids: Vec<Value> = Vec::with_capacity(chunk.len() * 3);
         for new in chunk {
             let r = keys.event(new.event)?;
             let id = r.id.as_bytes().to_vec();
-            id_insert.execute(params![id, r.org, new.facts.as_bytes()])?;
-            values.extend([
+            ids.extend([
+                id.clone().into(),
+                r.org.into(),
+                new.facts.as_bytes().to_vec().into(),
+            ]);
+            events.extend([
                 r.org.into(),
                 r.ts.into(),
                 id.into(),
@@ -412,8 +439,16 @@ fn write_events(tx: &Transaction<'_>, plan: &Plan<'_>, keys: &Keys) -> Result<()
                 r.project.into(),
             ]);
         }
-        tx.prepare_cached(&insert_events_sql(chunk.len()))?
-            .execute(rusqlite::params_from_iter(values))?;
+        tx.prepare_cached(&multi_row_insert(
+            "event_ids (id, org_key, facts)",
+            3,
+            chunk.len(),
+        ))?
+        .execute(rusqlite::params_from_iter(ids))?;
+        let into =
+            "events (org_key, ts, id, kind, component_key, user_key, application_key, project_key)";
+        tx.prepare_cached(&multi_row_insert(into, 8, chunk.len()))?
+            .execute(rusqlite::params_from_iter(events))?;
     }
     Ok(())
 }
