@@ -2,8 +2,10 @@
 //! event field. Parsers report these without knowing about HTTP; the error
 //! module puts them in the contract's `details` (DESIGN §5).
 
-/// One problem, with what it is about.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// One problem, with what it is about. (Its schema is part of the
+/// generated OpenAPI document.)
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = ErrorDetail)]
 pub struct Problem {
     /// `MissingRequiredParameter`, `InvalidValue`, …
     pub code: &'static str,

@@ -28,7 +28,7 @@ pub const MAX_CONFLICTING: usize = 100;
 
 /// What a committed ingestion batch did (DESIGN §3.1), as the HTTP answer
 /// and `import`'s summary report it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct IngestOutcome {
     /// Events stored by this batch.
     pub accepted: u64,
@@ -39,6 +39,7 @@ pub struct IngestOutcome {
     /// with other facts: not stored.
     pub conflicts: u64,
     /// The first [`MAX_CONFLICTING`] conflicting ids.
+    #[schema(value_type = Vec<String>)]
     pub conflicting: Vec<EventId>,
 }
 
@@ -61,6 +62,17 @@ impl std::ops::AddAssign for IngestOutcome {
         self.conflicting
             .extend(rhs.conflicting.into_iter().take(room));
     }
+}
+
+/// Connections of a store's pool, for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUse {
+    /// Connections serving a request now.
+    pub in_use: usize,
+    /// Open connections waiting for work.
+    pub idle: usize,
+    /// Most connections the pool opens.
+    pub max: usize,
 }
 
 /// The storage contract every backend fulfils, proven by one shared suite.
@@ -92,6 +104,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Cheap reachability probe for health checks.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Whether any event is stored (in any organization): `demo` refuses
+    /// a database that already holds data.
+    async fn holds_events(&self) -> Result<bool, StoreError>;
+
+    /// The connection pool's use right now, for `/metrics`; `None` when the
+    /// backend has no pool worth reporting.
+    fn pool_use(&self) -> Option<PoolUse> {
+        None
+    }
 
     /// How many exports may stream at once without starving other requests
     /// of connections; `None` when the backend has no such bound. The
@@ -171,9 +193,10 @@ async fn open_store(
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             Ok(Arc::new(postgres::PgStore::open(url).await?))
         }
-        Some(_) => Err(StoreError::Config(
-            "database URL must start with sqlite:// or postgres://".into(),
-        )),
+        Some(url) => Err(StoreError::Config(format!(
+            "database URL {:?} must start with postgres://, postgresql:// or sqlite://",
+            crate::config::redact_url(url)
+        ))),
     }
 }
 
