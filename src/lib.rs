@@ -32,19 +32,22 @@
 //! - [`store`] — the [`store::Store`] trait and one module per backend:
 //!   `store::sqlite` (writer thread with group commit that reopens itself
 //!   after a full disk or read-only file, read pool, background
-//!   checkpoints) and `store::postgres` (pool, set-based ingestion, cursor
-//!   export, the replicas' shared download rate limit). Ingestion is read
-//!   (per backend) → [`store::decide`] (one pure decision for both: new,
-//!   duplicate or conflicting events, which names and memberships change)
-//!   → write (per backend); [`store::facts`] fingerprints the facts kept
-//!   with each event id.
-//! - [`export`] — rows → CSV bytes with the spreadsheet-injection guard.
+//!   checkpoints, cached name dictionaries) and `store::postgres` (pool,
+//!   set-based ingestion, binary-COPY export, the replicas' shared download
+//!   rate limit). Exports are narrow integer rows plus the organization's
+//!   names ([`store::Export`]). Ingestion is read (per backend) →
+//!   [`store::decide`] (one pure decision for both: new, duplicate or
+//!   conflicting events, which names and memberships change) → write (per
+//!   backend); [`store::facts`] fingerprints the facts kept with each event id.
+//! - [`export`] — names rendered once into CSV cells (with the
+//!   spreadsheet-injection guard) in a [`export::Dictionary`], and the
+//!   writer that turns narrow rows into CSV chunks by copying them.
 //! - [`demo`] — realistic generated data for `catalytics demo` and the benchmarks.
 //!
 //! Outside `src/`: `tests/api/` (HTTP contract tests, each run on SQLite and
 //! PostgreSQL), `tests/store_contract.rs` (the store contract on both
 //! backends), `benches/` and `scripts/bench` (figures in BENCHMARKS.md),
-//! `examples/` (event generator and HTTP load client), `docs/`.
+//! `examples/` (event generators and HTTP load client), `docs/`.
 
 pub mod auth;
 pub mod cli;

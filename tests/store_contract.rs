@@ -21,6 +21,7 @@ contract_tests!(
     conflicts_are_counted_named_and_not_stored,
     concurrent_identical_batches_are_stored_once,
     newest_event_timestamp_wins_names,
+    names_changed_after_a_download_show_in_the_next,
     ties_go_to_the_later_event,
     catalogs_label_is_sorted_by_bytes_and_joined,
     catalog_rename_relabels_components_outside_the_batch,
@@ -265,6 +266,56 @@ async fn concurrent_identical_batches_are_stored_once(store: DynStore) {
     assert_eq!(export_all(&store, "org-1", everything()).await.len(), 300);
 }
 
+/// Downloads reuse rendered names across requests (SQLite caches them per
+/// organization): every kind of change must still show in the next one.
+async fn names_changed_after_a_download_show_in_the_next(store: DynStore) {
+    let mut first = event("org-1", 1000);
+    first.component.catalogs = vec![catalog("k1", "Catalog")];
+    first.component.category = Some(name("Category"));
+    store.ingest(vec![first]).await.expect("ingest");
+    let before = export_all(&store, "org-1", everything()).await;
+    assert_eq!(before.len(), 1);
+    // Another organization's download must not be served from this one's names.
+    let mut elsewhere = event("org-2", 1000);
+    elsewhere.component.display_name = name("Elsewhere");
+    store.ingest(vec![elsewhere]).await.expect("ingest");
+    assert_eq!(
+        export_all(&store, "org-2", everything()).await[0].component_name,
+        "Elsewhere"
+    );
+
+    let mut renamed = event("org-1", 2000);
+    renamed.component.display_name = name("Renamed");
+    renamed.component.catalogs = vec![catalog("k1", "Catalog renamed")];
+    renamed.component.category = Some(name("Other category"));
+    renamed.component.manufacturer = Some(name("Maker"));
+    renamed.user.email = name("renamed@example.com");
+    let mut added = event("org-1", 3000);
+    added.component.id = oid("comp-new");
+    added.component.display_name = name("New component");
+    added.user.id = uid("user-new");
+    added.user.email = name("new@example.com");
+    added.application = Some(name("New application"));
+    added.project_id = Some(oid("project-new"));
+    store.ingest(vec![renamed, added]).await.expect("ingest");
+
+    let after = export_all(&store, "org-1", everything()).await;
+    assert_eq!(after.len(), 3);
+    for row in &after[..2] {
+        assert_eq!(row.component_name, "Renamed");
+        assert_eq!(row.catalogs.as_deref(), Some("Catalog renamed"));
+        assert_eq!(row.category.as_deref(), Some("Other category"));
+        assert_eq!(row.manufacturer.as_deref(), Some("Maker"));
+        assert_eq!(row.user_email, "renamed@example.com");
+    }
+    assert_eq!(after[2].component_id, "comp-new");
+    assert_eq!(after[2].component_name, "New component");
+    assert_eq!(after[2].user_id, "user-new");
+    assert_eq!(after[2].user_email, "new@example.com");
+    assert_eq!(after[2].application.as_deref(), Some("New application"));
+    assert_eq!(after[2].project_id.as_deref(), Some("project-new"));
+}
+
 async fn newest_event_timestamp_wins_names(store: DynStore) {
     let mut newer = event("org-1", 2000);
     newer.component.display_name = name("New name");
@@ -499,15 +550,16 @@ mod parity {
     use crate::common::*;
     use catalytics::demo::DemoLibrary;
     use catalytics::domain::{DateRange, Event, EventKind, Timestamp};
-    use catalytics::export::CsvEncoder;
+    use catalytics::export::CsvWriter;
     use futures_util::StreamExt;
 
     async fn csv(store: &DynStore, org_id: &str, window: DateRange) -> Vec<u8> {
-        let mut enc = CsvEncoder::new();
-        let mut out = enc.header().to_vec();
-        let mut stream = store.export(&org(org_id), window).await.expect("export");
+        let export = store.export(&org(org_id), window).await.expect("export");
+        let mut writer = CsvWriter::new(export.dictionary);
+        let mut out = writer.header().to_vec();
+        let mut stream = export.rows;
         while let Some(batch) = stream.next().await {
-            out.extend_from_slice(&enc.rows(&batch.expect("batch")));
+            out.extend_from_slice(&writer.rows(&batch.expect("batch")).expect("names"));
         }
         out
     }
@@ -790,7 +842,8 @@ mod pg_operations {
                     let mut stream = store
                         .export(&org("org-1"), everything())
                         .await
-                        .expect("export");
+                        .expect("export")
+                        .rows;
                     let first = stream.next().await.expect("a batch").expect("rows");
                     assert!(!first.is_empty());
                     drop(stream);

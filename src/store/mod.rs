@@ -14,7 +14,7 @@ mod row;
 pub mod sqlite;
 
 pub use error::StoreError;
-pub use row::{stream_after_first, ExportRow, RowBatch, RowStream};
+pub use row::{EventRow, Export, ExportRow, RowBatch, RowStream};
 
 use crate::domain::{AccessGrant, DateRange, Event, EventId, Grant, OrgId, UserId};
 use async_trait::async_trait;
@@ -85,9 +85,10 @@ pub trait Store: Send + Sync + 'static {
     async fn ingest(&self, events: Vec<Event>) -> Result<IngestOutcome, StoreError>;
 
     /// Streams the organization's events in `range`, ordered by timestamp then
-    /// event id, in batches, without ever holding the window in memory.
+    /// event id, as narrow rows in batches, without ever holding the window
+    /// in memory, with the dictionary of names they refer to.
     /// A failure after the first batch arrives as an `Err` item.
-    async fn export(&self, org: &OrgId, range: DateRange) -> Result<RowStream, StoreError>;
+    async fn export(&self, org: &OrgId, range: DateRange) -> Result<Export, StoreError>;
 
     /// Whether `user` holds any role or permission that allows downloading
     /// `org`'s analytics.
@@ -156,23 +157,27 @@ pub async fn open(
     database_url: Option<&str>,
     data_dir: &Path,
 ) -> Result<Arc<dyn Store>, StoreError> {
-    open_store(database_url, data_dir, false).await
+    open_store(database_url, data_dir, false, postgres::POOL_SIZE).await
 }
 
 /// As [`open`], for the service: an embedded store that cannot be written
 /// yet (full disk, read-only file or directory) still opens and answers
-/// unavailable until it heals, so that no restart is needed.
+/// unavailable until it heals, so that no restart is needed. A PostgreSQL
+/// store gets at most `pool_size` connections (setting
+/// `database_pool_size`).
 pub async fn open_for_serving(
     database_url: Option<&str>,
     data_dir: &Path,
+    pool_size: usize,
 ) -> Result<Arc<dyn Store>, StoreError> {
-    open_store(database_url, data_dir, true).await
+    open_store(database_url, data_dir, true, pool_size).await
 }
 
 async fn open_store(
     database_url: Option<&str>,
     data_dir: &Path,
     tolerant: bool,
+    pool_size: usize,
 ) -> Result<Arc<dyn Store>, StoreError> {
     let sqlite = |path: &Path| {
         let path = path.to_owned();
@@ -190,9 +195,9 @@ async fn open_store(
         Some(url) if url.starts_with("sqlite://") => {
             sqlite(Path::new(url.trim_start_matches("sqlite://"))).await
         }
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Ok(Arc::new(postgres::PgStore::open(url).await?))
-        }
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Ok(
+            Arc::new(postgres::PgStore::open_with_pool_size(url, pool_size).await?),
+        ),
         Some(url) => Err(StoreError::Config(format!(
             "database URL {:?} must start with postgres://, postgresql:// or sqlite://",
             crate::config::redact_url(url)

@@ -31,7 +31,8 @@ async fn stored_count(data_dir: &Path, org: &str) -> usize {
     let mut rows = store
         .export(&OrgId::parse(org).unwrap(), range)
         .await
-        .unwrap();
+        .unwrap()
+        .rows;
     let mut n = 0;
     while let Some(batch) = rows.next().await {
         n += batch.unwrap().len();
