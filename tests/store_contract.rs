@@ -868,7 +868,7 @@ mod pg_operations {
 mod differential {
     use crate::common::*;
     use catalytics::domain::{Event, EventKind};
-    use catalytics::export::CsvEncoder;
+    use catalytics::export::CsvWriter;
     use catalytics::store::IngestOutcome;
     use futures_util::StreamExt;
     use rand::rngs::StdRng;
@@ -976,14 +976,15 @@ mod differential {
     }
 
     async fn csv(store: &DynStore, org_id: &str) -> Vec<u8> {
-        let mut enc = CsvEncoder::new();
-        let mut out = enc.header().to_vec();
-        let mut stream = store
+        let export = store
             .export(&org(org_id), everything())
             .await
             .expect("export");
+        let mut writer = CsvWriter::new(export.dictionary);
+        let mut out = writer.header().to_vec();
+        let mut stream = export.rows;
         while let Some(batch) = stream.next().await {
-            out.extend_from_slice(&enc.rows(&batch.expect("batch")));
+            out.extend_from_slice(&writer.rows(&batch.expect("batch")).expect("names"));
         }
         out
     }
