@@ -17,12 +17,14 @@
 //!   colours only on a terminal) and its best-effort log sink.
 //! - [`metrics`] — every Prometheus series, named once, and the recorder
 //!   that `GET /metrics` renders.
-//! - [`http`] — routes, auth extractors, middleware (request ids, spans,
-//!   request limits, request metrics), one module per operation;
+//! - [`http`] — routes, extractors (authentication, authorization and
+//!   validation: `EventBatch`, `DownloadWindow`), middleware (request ids,
+//!   spans, request limits, request metrics), one module per operation;
 //!   `http::openapi` builds `GET /openapi.json` from the handlers' annotations.
 //! - [`error`] — [`error::ApiError`], the only place errors become HTTP.
 //! - [`domain`] — types parsed once at the boundary: [`domain::Timestamp`],
-//!   [`domain::DateRange`], [`domain::OrgId`], [`domain::EventKind`], [`domain::Event`].
+//!   [`domain::DateRange`], [`domain::OrgId`], [`domain::EventKind`], [`domain::Event`],
+//!   and [`domain::Problem`], a validation problem as parsers report it.
 //! - [`ingest`] — request bodies (JSON, NDJSON) → validated events, shared by
 //!   the HTTP operation, `import` and the demo.
 //! - [`auth`] — JWT verification against a JWKS (local issuer or remote),
@@ -33,7 +35,10 @@
 //!   checkpoints, cached name dictionaries) and `store::postgres` (pool,
 //!   set-based ingestion, binary-COPY export, the replicas' shared download
 //!   rate limit). Exports are narrow integer rows plus the organization's
-//!   names ([`store::Export`]).
+//!   names ([`store::Export`]). Ingestion is read (per backend) →
+//!   [`store::decide`] (one pure decision for both: new, duplicate or
+//!   conflicting events, which names and memberships change) → write (per
+//!   backend); [`store::facts`] fingerprints the facts kept with each event id.
 //! - [`privacy`] — keyed pseudonyms of erased users and the retention task
 //!   (erasure and the audit trail are store methods; see `docs/privacy.md`).
 //! - [`export`] — names rendered once into CSV cells (with the

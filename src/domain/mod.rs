@@ -5,6 +5,7 @@ mod access;
 mod audit;
 mod event;
 mod ids;
+mod problem;
 mod range;
 mod timestamp;
 
@@ -12,5 +13,6 @@ pub use access::{AccessGrant, Grant, Permission, Role};
 pub use audit::{AuditAction, AuditDecodeError, AuditRecord, Outcome, Transfer};
 pub use event::{Catalog, Component, Event, EventKind, User};
 pub use ids::{EventId, Name, OpaqueId, OrgId, TextError, UserId};
+pub use problem::Problem;
 pub use range::{DateRange, RangeError};
 pub use timestamp::Timestamp;

@@ -7,9 +7,10 @@ mod admission;
 mod params;
 
 pub use admission::{Admission, DownloadRate};
+pub use params::DownloadWindow;
 
 use super::audit::{Read, ReadAudit};
-use super::extract::AnalyticsReader;
+use super::extract::OrgViewer;
 use super::AppState;
 use crate::domain::{DateRange, OrgId};
 use crate::error::{ApiError, ErrorEnvelope};
@@ -18,7 +19,7 @@ use crate::export::CsvWriter;
 use crate::http::openapi::Timestamp;
 use crate::store::Export;
 use axum::body::Body;
-use axum::extract::{FromRequestParts, RawQuery, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, Version};
 use axum::response::{IntoResponse, Response};
@@ -83,19 +84,14 @@ pub struct DownloadQuery {
 pub async fn download(
     _: Http11OrLater,
     State(state): State<AppState>,
-    AnalyticsReader(caller): AnalyticsReader,
-    RawQuery(query): RawQuery,
+    OrgViewer { org, user }: OrgViewer,
+    DownloadWindow(range): DownloadWindow,
 ) -> Result<Response, ApiError> {
-    let org = caller.org.ok_or(ApiError::InsufficientPermissions)?;
-    if !state.store.may_view_analytics(&org, &caller.user).await? {
-        return Err(ApiError::InsufficientPermissions);
-    }
-    let range = params::parse(query.as_deref()).map_err(ApiError::InvalidDownload)?;
     let permit = state.downloads.admit(&org).await?;
     let audit = ReadAudit::start(
         state.store.clone(),
         org.clone(),
-        caller.user.clone(),
+        user,
         range,
         Read::Download,
     );

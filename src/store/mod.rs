@@ -5,8 +5,10 @@
 //! PostgreSQL deployment can later distribute by organization and partition
 //! events by month without the service changing.
 
-mod batch;
+pub mod decide;
 mod error;
+pub mod facts;
+mod keys;
 pub mod postgres;
 mod privacy;
 mod row;
@@ -15,26 +17,53 @@ pub mod sqlite;
 pub use error::StoreError;
 pub use row::{EventRow, Export, ExportRow, RowBatch, RowStream};
 
-use crate::domain::{AccessGrant, AuditRecord, DateRange, Event, Grant, OrgId, Timestamp, UserId};
+use crate::domain::{
+    AccessGrant, AuditRecord, DateRange, Event, EventId, Grant, OrgId, Timestamp, UserId,
+};
 use async_trait::async_trait;
 use std::num::NonZeroU32;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// What a committed ingestion batch did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+/// Most conflicting ids an outcome names; `conflicts` still counts all.
+pub const MAX_CONFLICTING: usize = 100;
+
+/// What a committed ingestion batch did (DESIGN §3.1), as the HTTP answer
+/// and `import`'s summary report it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct IngestOutcome {
     /// Events stored by this batch.
     pub accepted: u64,
-    /// Events whose id was already stored (or repeated within the batch).
+    /// Events whose id was already stored (or came earlier in the batch)
+    /// with the same facts: ignored.
     pub duplicates: u64,
+    /// Events whose id was already stored (or came earlier in the batch)
+    /// with other facts: not stored.
+    pub conflicts: u64,
+    /// The first [`MAX_CONFLICTING`] conflicting ids.
+    #[schema(value_type = Vec<String>)]
+    pub conflicting: Vec<EventId>,
+}
+
+impl IngestOutcome {
+    /// Counts a conflict, naming it while there is room.
+    pub fn add_conflict(&mut self, id: EventId) {
+        self.conflicts += 1;
+        if self.conflicting.len() < MAX_CONFLICTING {
+            self.conflicting.push(id);
+        }
+    }
 }
 
 impl std::ops::AddAssign for IngestOutcome {
     fn add_assign(&mut self, rhs: Self) {
         self.accepted += rhs.accepted;
         self.duplicates += rhs.duplicates;
+        self.conflicts += rhs.conflicts;
+        let room = MAX_CONFLICTING.saturating_sub(self.conflicting.len());
+        self.conflicting
+            .extend(rhs.conflicting.into_iter().take(room));
     }
 }
 
@@ -75,8 +104,8 @@ pub struct PoolUse {
 pub trait Store: Send + Sync + 'static {
     /// Stores a batch atomically and durably: when this returns `Ok`, every
     /// new event is committed to disk; on `Err`, nothing of the batch is.
-    /// Dimension names are upserted so that the most recent event (by event
-    /// timestamp) decides each current name.
+    /// What is new, duplicate or conflicting, and which names change, is
+    /// [`decide::decide`]'s answer (DESIGN §3.1).
     async fn ingest(&self, events: Vec<Event>) -> Result<IngestOutcome, StoreError>;
 
     /// Streams the organization's events in `range`, ordered by timestamp then

@@ -40,6 +40,7 @@ mod erasure;
 mod faults;
 mod hardening;
 mod ingest;
+mod integrity;
 mod logs;
 mod observability;
 mod params;

@@ -11,7 +11,6 @@ mod copy;
 mod error;
 mod export;
 mod ingest;
-mod keys;
 mod migrations;
 mod partitions;
 mod privacy;

@@ -168,6 +168,16 @@ pub async fn erase(
                 count as u64
             }
         };
+        // The facts fingerprints hash the real id: a guessed id could be
+        // confirmed against them. Without one, a re-sent event of the user
+        // is a duplicate, as for events stored before fingerprints.
+        let user_now = merged.map_or(old, |(_, merged)| merged);
+        tx.execute(
+            "UPDATE event_ids SET facts = NULL WHERE id IN (
+                 SELECT id FROM events WHERE org_key = $1 AND user_key = $2)",
+            &[&org_key, &user_now],
+        )
+        .await?;
     }
     insert_audit(&tx, &erasure_record(org, &pseudonym, events, actor)).await?;
     tx.commit().await?;

@@ -117,10 +117,13 @@ fn erase_in_transaction(
     };
     let mut events = 0;
     if let Some((org_key, old)) = user_key(user.as_str())? {
-        events = tx.query_row(
-            "SELECT count(*) FROM events WHERE org_key = ?1 AND user_key = ?2",
+        // The facts fingerprints hash the real id: a guessed id could be
+        // confirmed against them. Without one, a re-sent event of the user
+        // is a duplicate, as for events stored before fingerprints.
+        events = tx.execute(
+            "UPDATE event_ids SET facts = NULL WHERE id IN (
+                 SELECT id FROM events WHERE org_key = ?1 AND user_key = ?2)",
             params![org_key, old],
-            |r| r.get::<_, i64>(0),
         )? as u64;
         match user_key(pseudonym.as_str())? {
             // Events for the user arrived under the pseudonym already
@@ -188,16 +191,23 @@ pub fn purge_events(
     };
     let mut deleted = 0u64;
     {
+        // The same rows twice in one transaction: their idempotency ids
+        // first, then the rows themselves.
+        let mut forget = tx.prepare_cached(
+            "DELETE FROM event_ids WHERE id IN (
+                 SELECT id FROM events WHERE org_key = ?1 AND ts < ?2 ORDER BY ts, id LIMIT ?3)",
+        )?;
         let mut delete = tx.prepare_cached(
             "DELETE FROM events WHERE (org_key, ts, id) IN (
                  SELECT org_key, ts, id FROM events
-                 WHERE org_key = ?1 AND ts < ?2 ORDER BY ts LIMIT ?3)",
+                 WHERE org_key = ?1 AND ts < ?2 ORDER BY ts, id LIMIT ?3)",
         )?;
         for org_key in orgs {
             if deleted >= limit {
                 break;
             }
             let left = i64::try_from(limit - deleted).unwrap_or(i64::MAX);
+            forget.execute(params![org_key, before.millis(), left])?;
             deleted += delete.execute(params![org_key, before.millis(), left])? as u64;
         }
     }
