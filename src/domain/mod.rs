@@ -4,11 +4,13 @@
 mod access;
 mod event;
 mod ids;
+mod interval;
 mod range;
 mod timestamp;
 
 pub use access::{AccessGrant, Grant, Permission, Role};
 pub use event::{Catalog, Component, Event, EventKind, User};
 pub use ids::{EventId, Name, OpaqueId, OrgId, TextError, UserId};
+pub use interval::{Buckets, Grid, Interval, InvalidInterval, TooManyBuckets, MAX_BUCKETS};
 pub use range::{DateRange, RangeError};
 pub use timestamp::Timestamp;

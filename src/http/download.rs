@@ -2,9 +2,9 @@
 //! (401 by the extractor, then 403, then 422), then the rate and concurrency
 //! limits (429), then streams the CSV.
 
-mod params;
+pub(super) mod params;
 
-use super::extract::AnalyticsReader;
+use super::extract::AnalyticsViewer;
 use super::AppState;
 use crate::domain::{DateRange, OrgId};
 use crate::error::ApiError;
@@ -23,13 +23,9 @@ const BUSY_RETRY_AFTER_SECS: u64 = 1;
 /// The download handler.
 pub async fn download(
     State(state): State<AppState>,
-    AnalyticsReader(caller): AnalyticsReader,
+    AnalyticsViewer { org }: AnalyticsViewer,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let org = caller.org.ok_or(ApiError::InsufficientPermissions)?;
-    if !state.store.may_view_analytics(&org, &caller.user).await? {
-        return Err(ApiError::InsufficientPermissions);
-    }
     let range = params::parse(query.as_deref()).map_err(ApiError::InvalidDownload)?;
     if let Some(limiter) = &state.download_rate {
         if let Err(not_until) = limiter.check_key(&org.as_str().to_owned()) {

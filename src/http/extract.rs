@@ -3,6 +3,7 @@
 
 use super::AppState;
 use crate::auth::{AuthError, Identity};
+use crate::domain::OrgId;
 use crate::error::ApiError;
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -10,6 +11,14 @@ use axum::http::request::Parts;
 
 /// A caller whose token carries the download scope.
 pub struct AnalyticsReader(pub Identity);
+
+/// A caller allowed to read an organization's analytics: a token with the
+/// download scope (else 401) whose user holds a role or permission in the
+/// token's organization (else 403).
+pub struct AnalyticsViewer {
+    /// The organization whose analytics may be read.
+    pub org: OrgId,
+}
 
 /// A caller whose token carries the ingest scope.
 pub struct EventReporter(pub Identity);
@@ -23,6 +32,22 @@ impl FromRequestParts<AppState> for AnalyticsReader {
     ) -> Result<Self, Self::Rejection> {
         let scope = state.verifier.settings().download_scope.clone();
         authenticate(parts, state, &scope).await.map(Self)
+    }
+}
+
+impl FromRequestParts<AppState> for AnalyticsViewer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let AnalyticsReader(caller) = AnalyticsReader::from_request_parts(parts, state).await?;
+        let org = caller.org.ok_or(ApiError::InsufficientPermissions)?;
+        if !state.store.may_view_analytics(&org, &caller.user).await? {
+            return Err(ApiError::InsufficientPermissions);
+        }
+        Ok(Self { org })
     }
 }
 

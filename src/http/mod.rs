@@ -8,6 +8,7 @@ mod fallback;
 mod health;
 mod middleware;
 mod state;
+mod summary;
 mod well_known;
 
 pub use state::AppState;
@@ -17,6 +18,8 @@ use axum::Router;
 
 /// Path of the download operation (wire-compatible with the Library API).
 pub const DOWNLOAD_PATH: &str = "/library/components/analytics/download";
+/// Path of the usage summary operation.
+pub const SUMMARY_PATH: &str = "/library/components/analytics/summary";
 /// Path of the ingestion operation.
 pub const EVENTS_PATH: &str = "/library/components/analytics/events";
 
@@ -24,6 +27,7 @@ pub const EVENTS_PATH: &str = "/library/components/analytics/events";
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new()
         .route(DOWNLOAD_PATH, get(download::download))
+        .route(SUMMARY_PATH, get(summary::summary))
         .route(EVENTS_PATH, post(events::report));
     if state.local_issuer.is_some() {
         router = router

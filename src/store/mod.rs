@@ -10,11 +10,13 @@ mod error;
 pub mod postgres;
 mod row;
 pub mod sqlite;
+mod summary;
 
 pub use error::StoreError;
 pub use row::{stream_after_first, ExportRow, RowBatch, RowStream};
+pub use summary::{BucketCounts, KindCounts, Summary, TopComponent, TopUser, TOP_N};
 
-use crate::domain::{AccessGrant, DateRange, Event, Grant, OrgId, UserId};
+use crate::domain::{AccessGrant, Buckets, DateRange, Event, Grant, OrgId, UserId};
 use async_trait::async_trait;
 use std::path::Path;
 use std::sync::Arc;
@@ -48,6 +50,12 @@ pub trait Store: Send + Sync + 'static {
     /// event id, in batches, without ever holding the window in memory.
     /// A failure after the first batch arrives as an `Err` item.
     async fn export(&self, org: &OrgId, range: DateRange) -> Result<RowStream, StoreError>;
+
+    /// The organization's usage in the buckets' window: events per bucket
+    /// and kind (zero buckets included), distinct users and components, and
+    /// the top lists — every figure equal to what [`Store::export`] of the
+    /// same window yields, all from one snapshot.
+    async fn summary(&self, org: &OrgId, buckets: &Buckets) -> Result<Summary, StoreError>;
 
     /// Whether `user` holds any role or permission that allows downloading
     /// `org`'s analytics.

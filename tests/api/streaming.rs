@@ -2,8 +2,8 @@
 
 use crate::helpers::*;
 use async_trait::async_trait;
-use catalytics::domain::{AccessGrant, DateRange, Event, OrgId, UserId};
-use catalytics::store::{IngestOutcome, RowStream, Store, StoreError};
+use catalytics::domain::{AccessGrant, Buckets, DateRange, Event, OrgId, UserId};
+use catalytics::store::{IngestOutcome, RowStream, Store, StoreError, Summary};
 use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +38,9 @@ impl Store for FaultyStore {
             }
         });
         Ok(rows.take(self.after).chain(tail).boxed())
+    }
+    async fn summary(&self, org: &OrgId, buckets: &Buckets) -> Result<Summary, StoreError> {
+        self.inner.summary(org, buckets).await
     }
     async fn may_view_analytics(&self, org: &OrgId, user: &UserId) -> Result<bool, StoreError> {
         self.inner.may_view_analytics(org, user).await

@@ -13,9 +13,10 @@ mod ingest;
 mod keys;
 mod migrations;
 mod sql;
+mod summary;
 
-use super::{IngestOutcome, RowStream, Store, StoreError};
-use crate::domain::{AccessGrant, DateRange, Event, Grant, OrgId, Timestamp, UserId};
+use super::{IngestOutcome, RowStream, Store, StoreError, Summary};
+use crate::domain::{AccessGrant, Buckets, DateRange, Event, Grant, OrgId, Timestamp, UserId};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::time::{Duration, Instant};
@@ -136,6 +137,10 @@ impl Store for PgStore {
 
     async fn export(&self, org: &OrgId, range: DateRange) -> Result<RowStream, StoreError> {
         export::export(self.pool.clone(), org.clone(), range).await
+    }
+
+    async fn summary(&self, org: &OrgId, buckets: &Buckets) -> Result<Summary, StoreError> {
+        summary::summary(&self.pool, org, buckets).await
     }
 
     async fn may_view_analytics(&self, org: &OrgId, user: &UserId) -> Result<bool, StoreError> {

@@ -12,10 +12,11 @@ mod export;
 mod ingest;
 mod migrations;
 mod pool;
+mod summary;
 mod writer;
 
-use super::{access_grant_from_stored, IngestOutcome, RowStream, Store, StoreError};
-use crate::domain::{AccessGrant, DateRange, Event, Grant, OrgId, UserId};
+use super::{access_grant_from_stored, IngestOutcome, RowStream, Store, StoreError, Summary};
+use crate::domain::{AccessGrant, Buckets, DateRange, Event, Grant, OrgId, UserId};
 use async_trait::async_trait;
 use pool::ReadPool;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -106,6 +107,12 @@ impl Store for SqliteStore {
 
     async fn export(&self, org: &OrgId, range: DateRange) -> Result<RowStream, StoreError> {
         export::export(self.readers.clone(), org.clone(), range).await
+    }
+
+    async fn summary(&self, org: &OrgId, buckets: &Buckets) -> Result<Summary, StoreError> {
+        let (org, buckets) = (org.clone(), buckets.clone());
+        self.read(move |conn| summary::summary(conn, &org, &buckets))
+            .await
     }
 
     async fn may_view_analytics(&self, org: &OrgId, user: &UserId) -> Result<bool, StoreError> {
