@@ -219,19 +219,63 @@ mod tests {
     #[test]
     fn floor_aligns_to_utc_hours_days_iso_weeks_and_months() {
         for (interval, t, expected) in [
-            (Interval::Hour, "2024-03-10T12:34:56.789Z", "2024-03-10T12:00:00.000Z"),
-            (Interval::Hour, "2024-03-10T12:00:00.000Z", "2024-03-10T12:00:00.000Z"),
-            (Interval::Day, "2024-03-10T23:59:59.999Z", "2024-03-10T00:00:00.000Z"),
-            (Interval::Day, "1969-12-31T12:00:00.000Z", "1969-12-31T00:00:00.000Z"),
+            (
+                Interval::Hour,
+                "2024-03-10T12:34:56.789Z",
+                "2024-03-10T12:00:00.000Z",
+            ),
+            (
+                Interval::Hour,
+                "2024-03-10T12:00:00.000Z",
+                "2024-03-10T12:00:00.000Z",
+            ),
+            (
+                Interval::Day,
+                "2024-03-10T23:59:59.999Z",
+                "2024-03-10T00:00:00.000Z",
+            ),
+            (
+                Interval::Day,
+                "1969-12-31T12:00:00.000Z",
+                "1969-12-31T00:00:00.000Z",
+            ),
             // 2024-03-10 is a Sunday: its ISO week began Monday the 4th.
-            (Interval::Week, "2024-03-10T23:59:59.999Z", "2024-03-04T00:00:00.000Z"),
-            (Interval::Week, "2024-03-11T00:00:00.000Z", "2024-03-11T00:00:00.000Z"),
+            (
+                Interval::Week,
+                "2024-03-10T23:59:59.999Z",
+                "2024-03-04T00:00:00.000Z",
+            ),
+            (
+                Interval::Week,
+                "2024-03-11T00:00:00.000Z",
+                "2024-03-11T00:00:00.000Z",
+            ),
             // A week that straddles the new year.
-            (Interval::Week, "2025-01-01T08:00:00.000Z", "2024-12-30T00:00:00.000Z"),
-            (Interval::Week, "1970-01-01T00:00:00.000Z", "1969-12-29T00:00:00.000Z"),
-            (Interval::Month, "2024-02-29T18:00:00.000Z", "2024-02-01T00:00:00.000Z"),
-            (Interval::Month, "2024-12-31T23:59:59.999Z", "2024-12-01T00:00:00.000Z"),
-            (Interval::Month, "2024-03-01T00:00:00.000Z", "2024-03-01T00:00:00.000Z"),
+            (
+                Interval::Week,
+                "2025-01-01T08:00:00.000Z",
+                "2024-12-30T00:00:00.000Z",
+            ),
+            (
+                Interval::Week,
+                "1970-01-01T00:00:00.000Z",
+                "1969-12-29T00:00:00.000Z",
+            ),
+            (
+                Interval::Month,
+                "2024-02-29T18:00:00.000Z",
+                "2024-02-01T00:00:00.000Z",
+            ),
+            (
+                Interval::Month,
+                "2024-12-31T23:59:59.999Z",
+                "2024-12-01T00:00:00.000Z",
+            ),
+            (
+                Interval::Month,
+                "2024-03-01T00:00:00.000Z",
+                "2024-03-01T00:00:00.000Z",
+            ),
         ] {
             assert_eq!(interval.floor(ts(t)), ts(expected), "{interval} {t}");
         }
@@ -240,12 +284,36 @@ mod tests {
     #[test]
     fn next_steps_one_bucket_including_uneven_months() {
         for (interval, start, expected) in [
-            (Interval::Hour, "2024-03-10T23:00:00.000Z", "2024-03-11T00:00:00.000Z"),
-            (Interval::Day, "2024-02-28T00:00:00.000Z", "2024-02-29T00:00:00.000Z"),
-            (Interval::Week, "2024-12-30T00:00:00.000Z", "2025-01-06T00:00:00.000Z"),
-            (Interval::Month, "2024-01-01T00:00:00.000Z", "2024-02-01T00:00:00.000Z"),
-            (Interval::Month, "2024-02-01T00:00:00.000Z", "2024-03-01T00:00:00.000Z"),
-            (Interval::Month, "2024-12-01T00:00:00.000Z", "2025-01-01T00:00:00.000Z"),
+            (
+                Interval::Hour,
+                "2024-03-10T23:00:00.000Z",
+                "2024-03-11T00:00:00.000Z",
+            ),
+            (
+                Interval::Day,
+                "2024-02-28T00:00:00.000Z",
+                "2024-02-29T00:00:00.000Z",
+            ),
+            (
+                Interval::Week,
+                "2024-12-30T00:00:00.000Z",
+                "2025-01-06T00:00:00.000Z",
+            ),
+            (
+                Interval::Month,
+                "2024-01-01T00:00:00.000Z",
+                "2024-02-01T00:00:00.000Z",
+            ),
+            (
+                Interval::Month,
+                "2024-02-01T00:00:00.000Z",
+                "2024-03-01T00:00:00.000Z",
+            ),
+            (
+                Interval::Month,
+                "2024-12-01T00:00:00.000Z",
+                "2025-01-01T00:00:00.000Z",
+            ),
         ] {
             assert_eq!(interval.next(ts(start)), Some(ts(expected)), "{interval}");
         }
@@ -311,7 +379,10 @@ mod tests {
         let at = |hours: i64| Timestamp::from_millis(start.millis() + hours * HOUR_MS);
         let exactly = DateRange::new(start, at(MAX_BUCKETS as i64)).unwrap();
         assert_eq!(
-            Buckets::new(exactly, Interval::Hour).unwrap().starts().len(),
+            Buckets::new(exactly, Interval::Hour)
+                .unwrap()
+                .starts()
+                .len(),
             MAX_BUCKETS
         );
         let one_more = DateRange::new(start, at(MAX_BUCKETS as i64 + 1)).unwrap();

@@ -38,3 +38,4 @@ mod process;
 mod replicas;
 mod routing;
 mod streaming;
+mod summary;

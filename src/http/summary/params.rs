@@ -83,7 +83,10 @@ mod tests {
     fn interval_problems_follow_the_window_problems() {
         let invalid = vec![("InvalidValue", "interval".to_owned())];
         assert_eq!(problems(&format!("{WINDOW}&interval=Day")), invalid);
-        assert_eq!(problems(&format!("{WINDOW}&interval=day&interval=day")), invalid);
+        assert_eq!(
+            problems(&format!("{WINDOW}&interval=day&interval=day")),
+            invalid
+        );
         assert_eq!(
             problems("endDate=2024-02-01T00:00:00.000Z&interval=year"),
             vec![
@@ -92,7 +95,9 @@ mod tests {
             ]
         );
         assert_eq!(
-            problems("startDate=2000-01-01T00:00:00.000Z&endDate=2001-01-01T00:00:00.000Z&interval=hour"),
+            problems(
+                "startDate=2000-01-01T00:00:00.000Z&endDate=2001-01-01T00:00:00.000Z&interval=hour"
+            ),
             invalid
         );
     }
