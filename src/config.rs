@@ -25,6 +25,28 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// Protective limits.
     pub limits: Limits,
+    /// The admin page.
+    pub ui: UiSettings,
+}
+
+/// How the admin page at `/` signs in when an issuer is configured.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct UiSettings {
+    /// The page's public OpenID Connect client id at the issuer
+    /// (authorization code + PKCE, no secret).
+    pub client_id: Option<String>,
+    /// Scopes the page asks the issuer for.
+    pub scope: String,
+}
+
+impl Default for UiSettings {
+    fn default() -> Self {
+        Self {
+            client_id: None,
+            scope: "openid email itwin-platform".into(),
+        }
+    }
 }
 
 /// Limits that keep one client from starving the others.
@@ -58,6 +80,7 @@ impl Default for Settings {
             database_url: None,
             auth: AuthSettings::default(),
             limits: Limits::default(),
+            ui: UiSettings::default(),
         }
     }
 }
@@ -74,6 +97,7 @@ impl fmt::Debug for Settings {
             )
             .field("auth", &self.auth)
             .field("limits", &self.limits)
+            .field("ui", &self.ui)
             .finish()
     }
 }

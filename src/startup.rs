@@ -54,6 +54,7 @@ impl Application {
             store,
             verifier,
             local_issuer,
+            admin_page: Arc::new(http::PageConfig::from_settings(settings)),
             download_slots: Arc::new(Semaphore::new(downloads)),
             download_rate: settings
                 .limits

@@ -5,6 +5,7 @@
 mod access;
 mod demo;
 mod import;
+mod login_link;
 mod serve;
 mod token;
 
@@ -54,6 +55,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Print a local-mode access token.
     Token(token::TokenArgs),
+    /// Print a sign-in link for the admin page (local mode).
+    LoginLink(login_link::LoginLinkArgs),
     /// Give a user a role or permission in an organization.
     Grant(access::GrantArgs),
     /// Take a role or permission away.
@@ -157,6 +160,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(settings, &args).await,
         Command::Demo(args) => demo::run(settings, &args, cli.global.data_dir.is_some()).await,
         Command::Token(args) => token::run(&settings, &args),
+        Command::LoginLink(args) => login_link::run(&settings, &args),
         Command::Grant(args) => access::grant(&settings, &args).await,
         Command::Revoke(args) => access::revoke(&settings, &args).await,
         Command::Access { command } => access::list(&settings, &command).await,

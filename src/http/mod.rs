@@ -1,6 +1,7 @@
 //! The HTTP layer: routes, extractors, middleware. Handlers stay thin: parse
 //! at the edge into domain types, call the store, encode.
 
+mod admin;
 mod download;
 mod events;
 mod extract;
@@ -11,6 +12,7 @@ mod state;
 mod summary;
 mod well_known;
 
+pub use admin::PageConfig;
 pub use state::AppState;
 
 use axum::routing::{get, post};
@@ -37,7 +39,7 @@ pub fn router(state: AppState) -> Router {
             )
             .route("/.well-known/jwks.json", get(well_known::jwks));
     }
-    router = router
+    router = admin::routes(router)
         .route("/health", get(health::live))
         .route("/health/ready", get(health::ready));
     middleware::apply(router.fallback(fallback::not_found).with_state(state))

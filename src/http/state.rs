@@ -21,6 +21,8 @@ pub struct AppState {
     pub local_issuer: Option<Arc<LocalIssuer>>,
     /// One permit per concurrently streaming download.
     pub download_slots: Arc<Semaphore>,
+    /// How the admin page signs in.
+    pub admin_page: Arc<super::admin::PageConfig>,
     /// Downloads per organization per minute, when configured.
     pub download_rate: Option<Arc<OrgRateLimiter>>,
 }
