@@ -30,6 +30,7 @@ macro_rules! both_backends {
 mod access;
 mod auth_issuer;
 mod auth_local;
+mod browser;
 mod csv_content;
 mod demo;
 mod ingest;
