@@ -124,9 +124,9 @@ fn totals(events: &[(i64, EventKind, String, String)], (start, end): (i64, i64))
            "users": users.len(), "components": components.len()})
 }
 
-/// Seeds 40 days of usage ending now through `catalytics import`; returns
-/// (timestamp, kind, component, user) of every event.
-fn seed(data_dir: &Path, now: i64) -> Vec<(i64, EventKind, String, String)> {
+/// Seeds 40 days of usage of `org` ending now through `catalytics import`;
+/// returns (timestamp, kind, component, user) of every event.
+fn seed(data_dir: &Path, org: &str, now: i64) -> Vec<(i64, EventKind, String, String)> {
     let kinds = [EventKind::View, EventKind::Download, EventKind::Place];
     let mut ndjson = String::new();
     let mut seeded = Vec::new();
@@ -135,7 +135,7 @@ fn seed(data_dir: &Path, now: i64) -> Vec<(i64, EventKind, String, String)> {
         // Busier recently, and component c01 busiest overall.
         let component = if i % 4 == 0 { 1 } else { 2 + (i * 7 % 13) };
         let user = 1 + (i * 5 % 9);
-        let mut e = event(ORG, "2024-01-01T00:00:00.000Z");
+        let mut e = event(org, "2024-01-01T00:00:00.000Z");
         e.timestamp = Timestamp::from_millis(ts);
         e.kind = kinds[(i % 3) as usize];
         e.component.id = OpaqueId::parse(format!("c{component:02}")).unwrap();
@@ -175,7 +175,7 @@ fn admin_page_in_chromium_local_sign_in() {
     let data = tempfile::tempdir().unwrap();
     let now = Timestamp::now().millis();
     let today = now - now.rem_euclid(DAY_MS);
-    let events = seed(data.path(), now);
+    let events = seed(data.path(), ORG, now);
     catalytics(
         data.path(),
         &[
@@ -221,4 +221,65 @@ fn admin_page_in_chromium_local_sign_in() {
         },
     });
     run_node(&tools, "admin.mjs", &scenario);
+}
+
+/// A port that was free a moment ago, for a server another process starts.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn admin_page_in_chromium_issuer_sign_in() {
+    let Some(tools) = tools_or_skip() else {
+        return;
+    };
+    let org = "org-oidc";
+    let data = tempfile::tempdir().unwrap();
+    let now = Timestamp::now().millis();
+    let today = now - now.rem_euclid(DAY_MS);
+    let events = seed(data.path(), org, now);
+    catalytics(
+        data.path(),
+        &[
+            "grant",
+            "--org",
+            org,
+            "--user",
+            "alice",
+            "--permission",
+            "View Analytics",
+        ],
+    );
+    let config = data.path().join("catalytics.toml");
+    std::fs::write(&config, "[ui]\nclient_id = \"catalytics-admin\"\n").unwrap();
+    let issuer_port = free_port();
+    let issuer = format!("http://127.0.0.1:{issuer_port}");
+    let (child, addr) = spawn_serve(
+        data.path(),
+        &[
+            "--issuer",
+            &issuer,
+            "--audience",
+            "catalytics",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    );
+    let _server = Server(child);
+    let scenario = json!({
+        "chromium": tools.chromium,
+        "baseUrl": format!("http://{addr}"),
+        "issuerPort": issuer_port,
+        "clientId": "catalytics-admin",
+        "audience": "catalytics",
+        "org": org,
+        "user": "alice",
+        "screenshots": screenshots_dir(),
+        "expected": {"last30": {"totals": totals(&events, last_days(30, today))}},
+    });
+    run_node(&tools, "oidc.mjs", &scenario);
 }
