@@ -5,17 +5,20 @@
 //! `GET /library/components/analytics/download`.
 //!
 //! # Layout
-//! - [`cli`] — the commands (`serve`, `demo`, `token`, `grant`, `revoke`,
-//!   `access list`, `import`, `migrate`); `main.rs` only parses and dispatches.
+//! - [`cli`] — the commands (`serve`, `demo`, `token`, `login-link`, `grant`,
+//!   `revoke`, `access list`, `import`, `migrate`); `main.rs` only parses and
+//!   dispatches.
 //! - [`config`] — typed settings: defaults, TOML file, `CATALYTICS_*` env, flags.
 //! - [`startup`] — [`startup::Application`]: store + verifier + bound listener,
 //!   run until a shutdown signal. Tests run it on port 0.
 //! - [`telemetry`] — the tracing subscriber.
 //! - [`http`] — routes, auth extractors, middleware (request ids, spans),
-//!   one module per operation.
+//!   one module per operation (download, summary, events), and the admin
+//!   page (`http/admin/`: HTML, script and style compiled into the binary).
 //! - [`error`] — [`error::ApiError`], the only place errors become HTTP.
 //! - [`domain`] — types parsed once at the boundary: [`domain::Timestamp`],
-//!   [`domain::DateRange`], [`domain::OrgId`], [`domain::EventKind`], [`domain::Event`].
+//!   [`domain::DateRange`], [`domain::OrgId`], [`domain::EventKind`], [`domain::Event`],
+//!   and the summary's bucket rules ([`domain::Interval`], [`domain::Buckets`]).
 //! - [`ingest`] — request bodies (JSON, NDJSON) → validated events, shared by
 //!   the HTTP operation, `import` and the demo.
 //! - [`auth`] — JWT verification against a JWKS (local issuer or remote),
@@ -23,12 +26,13 @@
 //! - [`store`] — the [`store::Store`] trait and one module per backend:
 //!   `store::sqlite` (writer thread with group commit, read pool, background
 //!   checkpoints) and `store::postgres` (pool, set-based ingestion, cursor
-//!   export).
+//!   export); each computes the usage summary with SQL `GROUP BY`s and one
+//!   shared fold into buckets (`store::summary`).
 //! - [`export`] — rows → CSV bytes with the spreadsheet-injection guard.
 //! - [`demo`] — realistic generated data for `catalytics demo` and the benchmarks.
 //!
 //! Outside `src/`: `tests/api/` (HTTP contract tests, each run on SQLite and
-//! PostgreSQL), `tests/store_contract.rs` (the store contract on both
+//! PostgreSQL, and the admin page driven in Chromium by `tests/browser/`), `tests/store_contract.rs` (the store contract on both
 //! backends), `benches/` and `scripts/bench` (figures in BENCHMARKS.md),
 //! `examples/` (event generator and HTTP load client), `docs/`.
 

@@ -28,6 +28,7 @@ macro_rules! both_backends {
 }
 
 mod access;
+mod admin_page;
 mod auth_issuer;
 mod auth_local;
 mod browser;
