@@ -136,7 +136,7 @@ fn summary_from_csv(
     let top = |m: &BTreeMap<String, (String, u64)>, label: &str| -> Vec<Value> {
         let mut v: Vec<_> = m.iter().collect();
         // BTreeMap iterates ids ascending; a stable sort keeps that for ties.
-        v.sort_by(|a, b| b.1 .1.cmp(&a.1 .1));
+        v.sort_by_key(|(_, (_, n))| std::cmp::Reverse(*n));
         v.into_iter()
             .take(10)
             .map(|(id, (l, n))| json!({"id": id, label: l, "events": n}))
