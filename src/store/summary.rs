@@ -3,6 +3,7 @@
 
 use super::StoreError;
 use crate::domain::{Buckets, EventKind, Grid, Timestamp};
+use rustc_hash::FxHashMap;
 
 /// How many entries the top lists hold.
 pub const TOP_N: i64 = 10;
@@ -96,29 +97,131 @@ pub fn fill_buckets(
     grid: Grid,
     groups: impl IntoIterator<Item = GroupCount>,
 ) -> Result<(Vec<BucketCounts>, KindCounts), StoreError> {
-    let mut out: Vec<BucketCounts> = buckets
-        .starts()
-        .iter()
-        .map(|&start| BucketCounts {
-            start,
-            counts: KindCounts::default(),
-        })
-        .collect();
-    let mut totals = KindCounts::default();
+    let mut counts = Counts::new(buckets);
     for g in groups {
-        let kind = EventKind::from_code(g.kind)
-            .ok_or_else(|| StoreError::Corrupt(format!("unknown event kind code {}", g.kind)))?;
-        let events = count(g.events);
         // The group's first instant inside the window decides its bucket.
         let group_start = grid.origin + g.group * grid.width;
-        let first = Timestamp::from_millis(group_start.max(buckets.range().start().millis()));
-        let index = buckets.index_of(first).ok_or_else(|| {
-            StoreError::Backend(format!("summary group {} lies outside the window", g.group))
-        })?;
-        out[index].counts.add(kind, events);
-        totals.add(kind, events);
+        let first = group_start.max(buckets.range().start().millis());
+        counts.add(buckets, first, g.kind, count(g.events))?;
     }
-    Ok((out, totals))
+    Ok((counts.buckets, counts.totals))
+}
+
+/// Per-bucket and total counts while they are being summed.
+struct Counts {
+    buckets: Vec<BucketCounts>,
+    totals: KindCounts,
+}
+
+impl Counts {
+    fn new(buckets: &Buckets) -> Self {
+        Self {
+            buckets: buckets
+                .starts()
+                .iter()
+                .map(|&start| BucketCounts {
+                    start,
+                    counts: KindCounts::default(),
+                })
+                .collect(),
+            totals: KindCounts::default(),
+        }
+    }
+
+    /// Counts `events` of stored kind `kind` at instant `at` (ms).
+    fn add(
+        &mut self,
+        buckets: &Buckets,
+        at: i64,
+        kind: i64,
+        events: u64,
+    ) -> Result<(), StoreError> {
+        let kind = EventKind::from_code(kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown event kind code {kind}")))?;
+        let index = buckets
+            .index_of(Timestamp::from_millis(at))
+            .ok_or_else(|| {
+                StoreError::Backend(format!("summary row at {at} lies outside the window"))
+            })?;
+        self.buckets[index].counts.add(kind, events);
+        self.totals.add(kind, events);
+        Ok(())
+    }
+}
+
+/// Sums a window's events one by one, for a backend that scans the window
+/// once instead of grouping it several times (see `store::sqlite::summary`):
+/// buckets and totals, and events per component and per user by surrogate
+/// key.
+pub struct Tally {
+    counts: Counts,
+    per_component: FxHashMap<i64, u64>,
+    per_user: FxHashMap<i64, u64>,
+}
+
+/// Keys of the components or users that may make a top list, with their
+/// events, and how many distinct keys there were.
+pub struct Candidates {
+    /// Every key with at least as many events as the [`TOP_N`]th, so that
+    /// ties at the cut can be broken by id once ids are known.
+    pub keys: Vec<(i64, u64)>,
+    /// Distinct keys in the window.
+    pub distinct: usize,
+}
+
+impl Tally {
+    /// An empty tally for the window's buckets.
+    pub fn new(buckets: &Buckets) -> Self {
+        Self {
+            counts: Counts::new(buckets),
+            per_component: FxHashMap::default(),
+            per_user: FxHashMap::default(),
+        }
+    }
+
+    /// Counts one event.
+    pub fn add(
+        &mut self,
+        buckets: &Buckets,
+        at: i64,
+        kind: i64,
+        component_key: i64,
+        user_key: i64,
+    ) -> Result<(), StoreError> {
+        self.counts.add(buckets, at, kind, 1)?;
+        *self.per_component.entry(component_key).or_default() += 1;
+        *self.per_user.entry(user_key).or_default() += 1;
+        Ok(())
+    }
+
+    /// The buckets and totals, and the top-list candidates of components
+    /// and of users.
+    pub fn finish(self) -> ((Vec<BucketCounts>, KindCounts), Candidates, Candidates) {
+        (
+            (self.counts.buckets, self.counts.totals),
+            candidates(self.per_component),
+            candidates(self.per_user),
+        )
+    }
+}
+
+fn candidates(per_key: FxHashMap<i64, u64>) -> Candidates {
+    let distinct = per_key.len();
+    let mut keys: Vec<(i64, u64)> = per_key.into_iter().collect();
+    keys.sort_unstable_by(|a, b| b.1.cmp(&a.1));
+    let cut = usize::try_from(TOP_N).unwrap_or(usize::MAX);
+    if let Some(&(_, least)) = keys.get(cut.saturating_sub(1)) {
+        keys.retain(|&(_, events)| events >= least);
+    }
+    Candidates { keys, distinct }
+}
+
+/// The top list from candidates whose ids and labels are now known: events
+/// descending, then id ascending (bytewise), at most [`TOP_N`].
+pub fn rank(mut named: Vec<Ranked>) -> Vec<Ranked> {
+    named.sort_by(|a, b| b.events.cmp(&a.events).then_with(|| a.id.cmp(&b.id)));
+    named.truncate(usize::try_from(TOP_N).unwrap_or(usize::MAX));
+    named
 }
 
 /// A top-list row as both backends' queries return it: id, name or email,
