@@ -274,3 +274,83 @@ impl Summary {
 fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{DateRange, Interval};
+
+    fn ranked(id: &str, events: i64) -> Ranked {
+        Ranked {
+            id: id.into(),
+            label: format!("{id} label"),
+            events,
+            distinct: 0,
+        }
+    }
+
+    #[test]
+    fn candidates_keep_every_tie_at_the_cut() {
+        // Twelve keys: 1..=8 with 10 events, 9..=12 with 5 (four tied at the cut).
+        let per_key: FxHashMap<i64, u64> =
+            (1..=12).map(|k| (k, if k <= 8 { 10 } else { 5 })).collect();
+        let c = candidates(per_key);
+        assert_eq!(c.distinct, 12);
+        assert_eq!(c.keys.len(), 12);
+        let few: FxHashMap<i64, u64> = [(1, 3), (2, 1)].into_iter().collect();
+        assert_eq!(candidates(few).keys, vec![(1, 3), (2, 1)]);
+        let many: FxHashMap<i64, u64> = (1..=20).map(|k| (k, k as u64)).collect();
+        assert_eq!(candidates(many).keys.len(), 10);
+    }
+
+    #[test]
+    fn rank_orders_by_events_then_id_bytewise_and_cuts_at_ten() {
+        let mut named = vec![
+            ranked("b", 2),
+            ranked("a", 2),
+            ranked("Z", 2),
+            ranked("c", 9),
+        ];
+        named.extend((0..10).map(|i| ranked(&format!("x{i}"), 1)));
+        let ids: Vec<String> = rank(named).into_iter().map(|r| r.id).collect();
+        assert_eq!(
+            ids,
+            ["c", "Z", "a", "b", "x0", "x1", "x2", "x3", "x4", "x5"]
+        );
+    }
+
+    #[test]
+    fn tally_and_grid_groups_agree() {
+        let start = Timestamp::parse("2024-01-31T12:00:00.000Z").unwrap();
+        let end = Timestamp::parse("2024-03-02T00:00:00.000Z").unwrap();
+        let buckets = Buckets::new(DateRange::new(start, end).unwrap(), Interval::Month).unwrap();
+        let day = 86_400_000;
+        let events: Vec<(i64, i64)> = (0..30)
+            .map(|i| (start.millis() + i * day, 1 + i % 3))
+            .collect();
+        let mut tally = Tally::new(&buckets);
+        for &(at, kind) in &events {
+            tally.add(&buckets, at, kind, 7, 8).unwrap();
+        }
+        let (scanned, components, users) = tally.finish();
+        let grid = Interval::Month.grid(buckets.range());
+        let groups = events.iter().map(|&(at, kind)| GroupCount {
+            group: (at - grid.origin) / grid.width,
+            kind,
+            events: 1,
+        });
+        assert_eq!(fill_buckets(&buckets, grid, groups).unwrap(), scanned);
+        assert_eq!(scanned.0.len(), 3);
+        assert_eq!(scanned.1.view + scanned.1.download + scanned.1.place, 30);
+        assert_eq!((components.distinct, users.distinct), (1, 1));
+        assert!(tally_rejects_unknown_kinds(&buckets));
+    }
+
+    fn tally_rejects_unknown_kinds(buckets: &Buckets) -> bool {
+        let at = buckets.range().start().millis();
+        matches!(
+            Tally::new(buckets).add(buckets, at, 9, 1, 1),
+            Err(StoreError::Corrupt(_))
+        )
+    }
+}
