@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Default data directory.
 pub const DEFAULT_DATA_DIR: &str = "./catalytics-data";
@@ -21,6 +22,10 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// `postgres://…` or `sqlite://PATH`; `None` → SQLite in `data_dir`.
     pub database_url: Option<String>,
+    /// The URL clients reach this service at (e.g. behind a proxy), as
+    /// published in local mode's discovery document; `None` → derived from
+    /// the bound address. Never taken from a request's `Host`.
+    pub public_url: Option<String>,
     /// Token checks.
     pub auth: AuthSettings,
     /// Protective limits.
@@ -53,8 +58,24 @@ impl Default for UiSettings {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
-    /// Downloads streaming at once; one more gets 429.
+    /// Downloads streaming at once; one more waits for a slot up to
+    /// `download_queue_wait`, then gets 429.
     pub max_concurrent_downloads: usize,
+    /// How long a download waits for a free slot before 429.
+    #[serde(with = "duration_text")]
+    pub download_queue_wait: Duration,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Time a connection has to send a whole request head (from its first
+    /// byte, or from being accepted); after it, the connection is closed.
+    #[serde(with = "duration_text")]
+    pub header_read_timeout: Duration,
+    /// Time an idle keep-alive connection is kept open.
+    #[serde(with = "duration_text")]
+    pub idle_timeout: Duration,
+    /// Longest pause allowed while a request body arrives; after it, 408.
+    #[serde(with = "duration_text")]
+    pub body_stall_timeout: Duration,
     /// Seconds in-flight requests get to finish after SIGINT/SIGTERM.
     pub shutdown_grace_secs: u64,
     /// Downloads one organization may start per minute (with a burst of the
@@ -66,6 +87,11 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_concurrent_downloads: 64,
+            download_queue_wait: Duration::from_secs(10),
+            max_connections: 10_000,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            body_stall_timeout: Duration::from_secs(30),
             shutdown_grace_secs: 30,
             downloads_per_minute_per_org: None,
         }
@@ -78,6 +104,7 @@ impl Default for Settings {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             database_url: None,
+            public_url: None,
             auth: AuthSettings::default(),
             limits: Limits::default(),
             ui: UiSettings::default(),
@@ -95,6 +122,7 @@ impl fmt::Debug for Settings {
                 "database_url",
                 &self.database_url.as_deref().map(redact_url),
             )
+            .field("public_url", &self.public_url)
             .field("auth", &self.auth)
             .field("limits", &self.limits)
             .field("ui", &self.ui)
@@ -113,6 +141,22 @@ pub fn redact_url(url: &str) -> String {
             }
         }
         _ => url.to_owned(),
+    }
+}
+
+/// Durations in the settings file are written as people write them:
+/// `"10s"`, `"500ms"`, `"1m"` (humantime's syntax).
+mod duration_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*value).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
     }
 }
 
@@ -180,6 +224,17 @@ mod tests {
         assert_eq!(s.bind.port(), 9000);
         assert_eq!(s.auth.issuer.as_deref(), Some("https://ims.example"));
         assert_eq!(s.auth.user_claim, "sub");
+        std::fs::write(
+            &path,
+            "[limits]\ndownload_queue_wait = \"250ms\"\nheader_read_timeout = \"2s\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&path)).unwrap();
+        assert_eq!(s.limits.download_queue_wait, Duration::from_millis(250));
+        assert_eq!(s.limits.header_read_timeout, Duration::from_secs(2));
+        assert_eq!(s.limits.idle_timeout, Duration::from_secs(60));
+        std::fs::write(&path, "[limits]\nidle_timeout = \"soon\"\n").unwrap();
+        assert!(Settings::load(Some(&path)).is_err());
         std::fs::write(&path, "bnid = 1\n").unwrap();
         assert!(Settings::load(Some(&path)).is_err());
     }

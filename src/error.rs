@@ -76,7 +76,24 @@ pub enum ApiError {
         /// Seconds to wait, for `Retry-After`.
         retry_after_secs: u64,
     },
-    /// The store cannot be reached.
+    /// Malformed HTTP (bad framing, conflicting lengths) or two
+    /// `Authorization` headers; the reason is logged, never sent.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The request body stalled longer than the body timeout.
+    #[error("request body not received in time")]
+    RequestTimeout,
+    /// The request target is over the service's URL limit.
+    #[error("request target too long")]
+    UriTooLong,
+    /// The request head is over the service's header limit.
+    #[error("request head too large")]
+    RequestHeaderFieldsTooLarge,
+    /// A download asked over HTTP/1.0, whose close-delimited body could be
+    /// cut without the client noticing.
+    #[error("download over HTTP/1.0")]
+    HttpVersionNotSupported,
+    /// The store cannot be reached, is full or read-only.
     #[error("store unavailable: {0}")]
     Unavailable(String),
     /// A bug or an unexpected failure.
@@ -110,6 +127,11 @@ impl ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::UriTooLong => StatusCode::URI_TOO_LONG,
+            ApiError::RequestHeaderFieldsTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ApiError::HttpVersionNotSupported => StatusCode::HTTP_VERSION_NOT_SUPPORTED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -154,6 +176,26 @@ impl ApiError {
                 "TooManyRequests",
                 "More requests were received than the subscription rate-limit allows.",
             ),
+            ApiError::BadRequest(_) => (
+                "BadRequest",
+                "The request is not valid HTTP or carries conflicting headers.",
+            ),
+            ApiError::RequestTimeout => (
+                "RequestTimeout",
+                "The request body was not received in time.",
+            ),
+            ApiError::UriTooLong => (
+                "UriTooLong",
+                "The request URL is too long: at most 8192 bytes.",
+            ),
+            ApiError::RequestHeaderFieldsTooLarge => (
+                "RequestHeaderFieldsTooLarge",
+                "The request headers are too large: at most 32768 bytes in all.",
+            ),
+            ApiError::HttpVersionNotSupported => (
+                "HttpVersionNotSupported",
+                "Downloads need HTTP/1.1 or later, so that a cut download cannot look complete. Use HTTP/1.1 or later.",
+            ),
             ApiError::Unavailable(_) => (
                 "ServiceUnavailable",
                 "The service is temporarily unavailable. Retry later.",
@@ -184,6 +226,7 @@ impl ApiError {
             ApiError::Internal(cause) => tracing::error!(%cause, "request failed"),
             ApiError::Unavailable(cause) => tracing::warn!(%cause, "store unavailable"),
             ApiError::InvalidToken(reason) => tracing::info!(%reason, "token refused"),
+            ApiError::BadRequest(reason) => tracing::info!(%reason, "bad request"),
             other => tracing::info!(
                 status = other.status().as_u16(),
                 code = other.code_and_message().0,
@@ -193,11 +236,46 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// Whether the connection must close after this answer: the rest of
+    /// what the client sent cannot be trusted to be framed right.
+    fn closes_connection(&self) -> bool {
+        matches!(
+            self,
+            ApiError::BadRequest(_)
+                | ApiError::RequestTimeout
+                | ApiError::UriTooLong
+                | ApiError::RequestHeaderFieldsTooLarge
+        )
+    }
+
+    fn json(&self) -> Vec<u8> {
+        serde_json::to_vec(&ErrorEnvelope { error: self.body() }).unwrap_or_default()
+    }
+
+    /// The whole HTTP/1.1 answer as bytes, for the connection layer when
+    /// the HTTP library refused a request before any handler ran (see
+    /// `listener::io`). Not logged here: the caller logs the refusal.
+    pub fn http1_answer(&self) -> Vec<u8> {
+        let status = self.status();
+        let body = self.json();
+        let mut out = format!(
+            "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or(""),
+            body.len()
+        )
+        .into_bytes();
+        out.extend_from_slice(&body);
+        out
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         self.log();
         let status = self.status();
-        let body = serde_json::to_vec(&ErrorEnvelope { error: self.body() }).unwrap_or_default();
+        let body = self.json();
         let mut response = (
             status,
             [(
@@ -231,6 +309,9 @@ impl IntoResponse for ApiError {
                 );
             }
             _ => {}
+        }
+        if self.closes_connection() {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

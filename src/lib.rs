@@ -11,10 +11,13 @@
 //! - [`config`] — typed settings: defaults, TOML file, `CATALYTICS_*` env, flags.
 //! - [`startup`] — [`startup::Application`]: store + verifier + bound listener,
 //!   run until a shutdown signal. Tests run it on port 0.
-//! - [`telemetry`] — the tracing subscriber.
-//! - [`http`] — routes, auth extractors, middleware (request ids, spans),
-//!   one module per operation (download, summary, events), and the admin
-//!   page (`http/admin/`: HTML, script and style compiled into the binary).
+//! - [`listener`] — the accept loop and connection hygiene: connection
+//!   limit, head and idle timers, JSON answers for unparseable requests.
+//! - [`telemetry`] — the tracing subscriber and its best-effort log sink.
+//! - [`http`] — routes, auth extractors, middleware (request ids, spans,
+//!   request limits), one module per operation (download, summary, events),
+//!   and the admin page (`http/admin/`: HTML, script and style compiled
+//!   into the binary).
 //! - [`error`] — [`error::ApiError`], the only place errors become HTTP.
 //! - [`domain`] — types parsed once at the boundary: [`domain::Timestamp`],
 //!   [`domain::DateRange`], [`domain::OrgId`], [`domain::EventKind`], [`domain::Event`],
@@ -24,16 +27,19 @@
 //! - [`auth`] — JWT verification against a JWKS (local issuer or remote),
 //!   with a short cache of verified tokens.
 //! - [`store`] — the [`store::Store`] trait and one module per backend:
-//!   `store::sqlite` (writer thread with group commit, read pool, background
+//!   `store::sqlite` (writer thread with group commit that reopens itself
+//!   after a full disk or read-only file, read pool, background
 //!   checkpoints) and `store::postgres` (pool, set-based ingestion, cursor
-//!   export); each computes the usage summary with SQL `GROUP BY`s and one
-//!   shared fold into buckets (`store::summary`).
+//!   export, the replicas' shared download rate limit); each computes the
+//!   usage summary, sharing one fold into buckets (`store::summary`).
 //! - [`export`] — rows → CSV bytes with the spreadsheet-injection guard.
 //! - [`demo`] — realistic generated data for `catalytics demo` and the benchmarks.
 //!
 //! Outside `src/`: `tests/api/` (HTTP contract tests, each run on SQLite and
-//! PostgreSQL, and the admin page driven in Chromium by `tests/browser/`), `tests/store_contract.rs` (the store contract on both
-//! backends), `benches/` and `scripts/bench` (figures in BENCHMARKS.md),
+//! PostgreSQL, and the admin page driven in Chromium by `tests/browser/`),
+//! `tests/store_contract.rs` (the store contract on both backends),
+//! `benches/`, `scripts/bench` and `scripts/bench-summary` (figures in
+//! BENCHMARKS.md),
 //! `examples/` (event generator and HTTP load client), `docs/`.
 
 pub mod auth;
@@ -45,6 +51,7 @@ pub mod error;
 pub mod export;
 pub mod http;
 pub mod ingest;
+pub mod listener;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -5,7 +5,7 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = catalytics::cli::Cli::parse();
-    catalytics::telemetry::init("info");
+    let _logs = catalytics::telemetry::init("info");
     match catalytics::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -5,27 +5,29 @@ use crate::auth::jwks::RemoteJwks;
 use crate::auth::local::LocalIssuer;
 use crate::auth::Verifier;
 use crate::config::Settings;
+use crate::http::download::{Admission, DownloadRate};
 use crate::http::{self, AppState};
+use crate::listener::{self, ConnectionLimits};
 use crate::store::{self, Store};
 use anyhow::Context;
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 /// A bound, ready-to-run service.
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
+    connections: ConnectionLimits,
     grace: Duration,
 }
 
 impl Application {
     /// Opens the configured store, then builds as [`Application::build_with_store`].
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let store = store::open(settings.database_url.as_deref(), &settings.data_dir)
+        let store = store::open_for_serving(settings.database_url.as_deref(), &settings.data_dir)
             .await
             .context("cannot open the store")?;
         Self::build_with_store(settings, store).await
@@ -50,24 +52,35 @@ impl Application {
             );
             downloads = cap;
         }
+        let rate = settings
+            .limits
+            .downloads_per_minute_per_org
+            .and_then(std::num::NonZeroU32::new)
+            .map(|n| DownloadRate::new(n, store.shared_rate_limiter()));
+        let listener = TcpListener::bind(settings.bind)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.bind))?;
+        let public_url = match &settings.public_url {
+            Some(url) => url.clone(),
+            None => default_public_url(listener.local_addr()?),
+        };
         let state = AppState {
             store,
             verifier,
             local_issuer,
             admin_page: Arc::new(http::PageConfig::from_settings(settings)),
-            download_slots: Arc::new(Semaphore::new(downloads)),
-            download_rate: settings
-                .limits
-                .downloads_per_minute_per_org
-                .and_then(std::num::NonZeroU32::new)
-                .map(|n| Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(n)))),
+            downloads: Arc::new(Admission::new(
+                downloads,
+                settings.limits.download_queue_wait,
+                rate,
+            )),
+            body_stall_timeout: settings.limits.body_stall_timeout,
+            public_url,
         };
-        let listener = TcpListener::bind(settings.bind)
-            .await
-            .with_context(|| format!("cannot listen on {}", settings.bind))?;
         Ok(Self {
             listener,
             router: http::router(state),
+            connections: ConnectionLimits::from(&settings.limits),
             grace: Duration::from_secs(settings.limits.shutdown_grace_secs),
         })
     }
@@ -84,30 +97,28 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let (signal_tx, signal_rx) = tokio::sync::watch::channel(false);
-        let mut graceful_rx = signal_rx.clone();
-        let server = axum::serve(self.listener, self.router.into_make_service())
-            .with_graceful_shutdown(async move {
-                let _ = graceful_rx.wait_for(|stop| *stop).await;
-            });
-        let mut server = std::pin::pin!(server.into_future());
-        tokio::select! {
-            result = &mut server => return result,
-            () = shutdown => {}
-        }
-        tracing::info!(
-            grace_secs = self.grace.as_secs(),
-            "shutting down; letting in-flight requests finish"
-        );
-        let _ = signal_tx.send(true);
-        match tokio::time::timeout(self.grace, server).await {
-            Ok(result) => result,
-            Err(_) => {
-                tracing::warn!("grace period over; cutting remaining connections");
-                Ok(())
-            }
-        }
+        listener::serve(
+            self.listener,
+            self.router,
+            self.connections,
+            shutdown,
+            self.grace,
+        )
+        .await
     }
+}
+
+/// `http://ADDR` of the bound address, with a wildcard address (`0.0.0.0`,
+/// `::`) replaced by loopback: the best guess without `--public-url`.
+fn default_public_url(addr: SocketAddr) -> String {
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    format!("http://{addr}")
 }
 
 /// Local mode when no issuer is configured, issuer mode otherwise.
@@ -163,5 +174,17 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn default_public_url_comes_from_the_bound_address() {
+        let url = |a: &str| super::default_public_url(a.parse().unwrap());
+        assert_eq!(url("127.0.0.1:8080"), "http://127.0.0.1:8080");
+        assert_eq!(url("0.0.0.0:9000"), "http://127.0.0.1:9000");
+        assert_eq!(url("[::]:9000"), "http://[::1]:9000");
+        assert_eq!(url("10.1.2.3:80"), "http://10.1.2.3:80");
     }
 }

@@ -121,6 +121,7 @@ impl Verifier {
         if !ACCEPTED.contains(&header.alg) {
             return Err(AuthError::Algorithm(format!("{:?}", header.alg)));
         }
+        reject_critical_extensions(token)?;
         let jwk = self.find_key(header.kid.as_deref(), header.alg).await?;
         let key = DecodingKey::from_jwk(&jwk)
             .map_err(|e| AuthError::Rejected(format!("unusable key: {e}")))?;
@@ -140,9 +141,11 @@ impl Verifier {
         }
         let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, &key, &validation)
             .map_err(|e| AuthError::Rejected(e.to_string()))?;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        check_issued_at(&data.claims, now)?;
         let identity = self.identity(&data.claims, scope)?;
         let exp = data.claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
-        let remaining = exp + LEEWAY_SECS as i64 - time::OffsetDateTime::now_utc().unix_timestamp();
+        let remaining = exp + LEEWAY_SECS as i64 - now;
         if let Ok(secs) = u64::try_from(remaining) {
             self.inner.cache.put(
                 token,
@@ -201,6 +204,38 @@ impl Verifier {
     }
 }
 
+/// RFC 7515 §4.1.11: a `crit` header lists extensions the recipient must
+/// understand or refuse the token. This service understands none, so any
+/// `crit` (even an empty or malformed one, which the RFC forbids) refuses.
+fn reject_critical_extensions(token: &str) -> Result<(), AuthError> {
+    use base64::Engine;
+    let encoded = token.split('.').next().unwrap_or_default();
+    let header: serde_json::Map<String, Value> = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(encoded)
+        .ok()
+        .and_then(|json| serde_json::from_slice(&json).ok())
+        .ok_or_else(|| AuthError::Malformed("unreadable header".into()))?;
+    match header.get("crit") {
+        None => Ok(()),
+        Some(crit) => Err(AuthError::Rejected(format!(
+            "critical header extensions not understood: {crit}"
+        ))),
+    }
+}
+
+/// A token issued more than the leeway in the future was not issued by a
+/// clock anyone should trust; `iat`, when present, must be a number.
+fn check_issued_at(claims: &serde_json::Map<String, Value>, now: i64) -> Result<(), AuthError> {
+    match claims.get("iat") {
+        None => Ok(()),
+        Some(iat) => match iat.as_f64() {
+            Some(iat) if iat <= (now + LEEWAY_SECS as i64) as f64 => Ok(()),
+            Some(_) => Err(AuthError::Rejected("issued in the future (iat)".into())),
+            None => Err(AuthError::Rejected("iat is not a number".into())),
+        },
+    }
+}
+
 /// Picks the key a token names. A token without `kid` is accepted only when
 /// the set holds exactly one key, so there is no guessing between keys.
 pub(crate) fn select(set: &JwkSet, kid: Option<&str>) -> Option<Jwk> {
@@ -225,4 +260,41 @@ fn scopes(claims: &serde_json::Map<String, Value>) -> Vec<String> {
         _ => {}
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use serde_json::json;
+
+    fn token_with_header(header: &Value) -> String {
+        let b64 =
+            |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        format!("{}.{}.sig", b64(header), b64(&json!({})))
+    }
+
+    #[test]
+    fn any_crit_header_is_refused() {
+        let ok = token_with_header(&json!({"alg": "EdDSA", "kid": "k"}));
+        assert!(reject_critical_extensions(&ok).is_ok());
+        for crit in [json!(["exp"]), json!([]), json!("b64")] {
+            let t = token_with_header(&json!({"alg": "EdDSA", "crit": crit}));
+            assert!(reject_critical_extensions(&t).is_err(), "{crit}");
+        }
+        assert!(reject_critical_extensions("not-base64!.x.y").is_err());
+    }
+
+    #[test]
+    fn iat_may_not_lie_beyond_the_leeway_ahead() {
+        let now = 1_700_000_000;
+        let claims = |iat: Value| json!({ "iat": iat }).as_object().unwrap().clone();
+        let leeway = LEEWAY_SECS as i64;
+        assert!(check_issued_at(&serde_json::Map::new(), now).is_ok());
+        assert!(check_issued_at(&claims(json!(now - 10)), now).is_ok());
+        assert!(check_issued_at(&claims(json!(now + leeway)), now).is_ok());
+        assert!(check_issued_at(&claims(json!(now + leeway + 1)), now).is_err());
+        assert!(check_issued_at(&claims(json!(now + 315_360_000)), now).is_err());
+        assert!(check_issued_at(&claims(json!("yesterday")), now).is_err());
+    }
 }

@@ -26,7 +26,8 @@ pub struct LoginLinkArgs {
     /// How long the link (and the sign-in it gives) lasts, e.g. `30m`, `8h`.
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
     pub ttl: Duration,
-    /// Where the service is reached (default: http:// and the bind address).
+    /// Where the service is reached (default: the `public_url` setting, else
+    /// http:// and the bind address).
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
 }
@@ -53,7 +54,11 @@ pub fn run(settings: &Settings, args: &LoginLinkArgs) -> anyhow::Result<()> {
         );
     }
     let (issuer, _) = LocalIssuer::load_or_create(&settings.data_dir)?;
-    let base_url = args.url.clone().unwrap_or_else(|| base_url(settings.bind));
+    let base_url = args
+        .url
+        .clone()
+        .or_else(|| settings.public_url.clone())
+        .unwrap_or_else(|| base_url(settings.bind));
     println!(
         "{}",
         link(

@@ -79,6 +79,10 @@ pub struct ServeArgs {
     /// Listen address (port 0 picks a free one; the bound address is printed).
     #[arg(long, env = "CATALYTICS_BIND", value_name = "ADDR")]
     pub bind: Option<SocketAddr>,
+    /// The URL clients reach the service at, published in local mode's
+    /// discovery document (default: from the bound address).
+    #[arg(long, env = "CATALYTICS_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
     /// External token issuer URL (selects issuer mode).
     #[arg(long, env = "CATALYTICS_ISSUER", value_name = "URL")]
     pub issuer: Option<String>,
@@ -134,6 +138,9 @@ impl ServeArgs {
     pub fn apply(&self, settings: &mut Settings) {
         if let Some(bind) = self.bind {
             settings.bind = bind;
+        }
+        if let Some(url) = &self.public_url {
+            settings.public_url = Some(url.clone());
         }
         if let Some(issuer) = &self.issuer {
             settings.auth.issuer = Some(issuer.clone());

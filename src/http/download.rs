@@ -1,8 +1,12 @@
 //! `GET /library/components/analytics/download`: checks in contract order
-//! (401 by the extractor, then 403, then 422), then the rate and concurrency
-//! limits (429), then streams the CSV.
+//! (505 for HTTP/1.0, 401 by the extractor, then 403, then 422), then
+//! admission (the rate limit, then a slot waited for: 429), then streams
+//! the CSV.
 
+mod admission;
 pub(super) mod params;
+
+pub use admission::{Admission, DownloadRate};
 
 use super::extract::AnalyticsViewer;
 use super::AppState;
@@ -11,38 +15,46 @@ use crate::error::ApiError;
 use crate::export::CsvEncoder;
 use crate::store::RowStream;
 use axum::body::{Body, Bytes};
-use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderValue};
+use axum::extract::{FromRequestParts, RawQuery, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, Version};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use tokio::sync::OwnedSemaphorePermit;
 
-/// Seconds a client is asked to wait when every download slot is busy.
-const BUSY_RETRY_AFTER_SECS: u64 = 1;
+/// A request over HTTP/1.1 or later. Over HTTP/1.0 a response body without
+/// a length ends when the connection closes, so a download cut short would
+/// look complete: such requests are refused with 505.
+pub struct Http11OrLater;
+
+impl<S: Send + Sync> FromRequestParts<S> for Http11OrLater {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        match parts.version {
+            Version::HTTP_09 | Version::HTTP_10 => Err(ApiError::HttpVersionNotSupported),
+            _ => Ok(Self),
+        }
+    }
+}
 
 /// The download handler.
 pub async fn download(
+    _: Http11OrLater,
     State(state): State<AppState>,
     AnalyticsViewer { org }: AnalyticsViewer,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let range = params::parse(query.as_deref()).map_err(ApiError::InvalidDownload)?;
-    if let Some(limiter) = &state.download_rate {
-        if let Err(not_until) = limiter.check_key(&org.as_str().to_owned()) {
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(limiter.clock()));
-            return Err(ApiError::TooManyRequests {
-                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
-            });
-        }
-    }
-    let permit = state
-        .download_slots
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ApiError::TooManyRequests {
-            retry_after_secs: BUSY_RETRY_AFTER_SECS,
-        })?;
+    let permit = state.downloads.admit(&org).await?;
     let rows = state.store.export(&org, range).await?;
+    tracing::info!(
+        start = %range.start(),
+        end = %range.end(),
+        in_flight = state.downloads.in_flight(),
+        queued = state.downloads.queued(),
+        "download started"
+    );
     Ok(csv_response(&org, range, rows, permit))
 }
 
@@ -52,7 +64,6 @@ fn csv_response(
     rows: RowStream,
     permit: OwnedSemaphorePermit,
 ) -> Response {
-    tracing::info!(start = %range.start(), end = %range.end(), "download started");
     let mut encoder = CsvEncoder::new();
     let header_row = encoder.header();
     let org = org.clone();

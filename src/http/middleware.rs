@@ -1,11 +1,11 @@
-//! The middleware stack, in one place: request ids, a tracing span per
-//! request, panics turned into the 500 envelope, and axum's bare 405s
+//! The middleware stack, in one place: request ids (a client's own only
+//! when it is short, visible ASCII), a tracing span per request, panics turned into the 500 envelope, and axum's bare 405s
 //! turned into the JSON envelope.
 
 use crate::error::ApiError;
 use axum::body::Body;
 use axum::extract::MatchedPath;
-use axum::http::{header, HeaderName, Request, Response, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, Request, Response, StatusCode};
 use axum::response::IntoResponse;
 use axum::Router;
 use std::any::Any;
@@ -18,12 +18,16 @@ use tracing::Level;
 /// Header carrying the request id, taken from the client or generated.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// Longest client request id echoed back and logged.
+pub const MAX_REQUEST_ID_LEN: usize = 128;
+
 /// Wraps `router` with the service's middleware.
 pub fn apply(router: Router) -> Router {
     router
         .layer(axum::middleware::map_response(method_not_allowed_envelope))
         .layer(
             ServiceBuilder::new()
+                .map_request(drop_unusable_request_id)
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
                 .layer(
                     TraceLayer::new_for_http()
@@ -34,6 +38,26 @@ pub fn apply(router: Router) -> Router {
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(CatchPanicLayer::custom(panic_response)),
         )
+}
+
+/// A client's request id is kept only when it is one value of at most
+/// [`MAX_REQUEST_ID_LEN`] visible ASCII characters; otherwise it is removed
+/// and a generated one takes its place (it would be echoed and logged).
+fn drop_unusable_request_id(mut request: Request<Body>) -> Request<Body> {
+    let ids = request.headers().get_all(REQUEST_ID);
+    let mut values = ids.iter();
+    let usable = matches!((values.next(), values.next()), (Some(v), None) if usable_request_id(v));
+    if !usable {
+        request.headers_mut().remove(REQUEST_ID);
+    }
+    request
+}
+
+fn usable_request_id(value: &HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= MAX_REQUEST_ID_LEN
+        && bytes.iter().all(|b| b.is_ascii_graphic())
 }
 
 /// One span per request. `org` and `user` are recorded by the auth
@@ -76,4 +100,23 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
         .or_else(|| panic.downcast_ref::<&str>().copied())
         .unwrap_or("unknown panic");
     ApiError::Internal(format!("handler panicked: {detail}")).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::usable_request_id;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn request_ids_are_short_visible_ascii() {
+        let ok = |s: &str| usable_request_id(&HeaderValue::from_str(s).unwrap());
+        assert!(ok("abc-123"));
+        assert!(ok(&"a".repeat(128)));
+        assert!(!ok(&"a".repeat(129)));
+        assert!(!ok("has space"));
+        assert!(!ok(""));
+        assert!(!usable_request_id(
+            &HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap()
+        ));
+    }
 }

@@ -2,11 +2,12 @@
 //! at the edge into domain types, call the store, encode.
 
 mod admin;
-mod download;
+pub mod download;
 mod events;
 mod extract;
 mod fallback;
 mod health;
+pub mod limits;
 mod middleware;
 mod state;
 mod summary;
@@ -42,5 +43,12 @@ pub fn router(state: AppState) -> Router {
     router = admin::routes(router)
         .route("/health", get(health::live))
         .route("/health/ready", get(health::ready));
-    middleware::apply(router.fallback(fallback::not_found).with_state(state))
+    let router = router
+        .fallback(fallback::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::enforce,
+        ))
+        .with_state(state);
+    middleware::apply(router)
 }

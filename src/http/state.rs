@@ -1,16 +1,14 @@
 //! Shared state handed to every handler.
 
+use super::download::Admission;
 use crate::auth::local::LocalIssuer;
 use crate::auth::Verifier;
 use crate::store::Store;
 use std::sync::Arc;
-use tokio::sync::Semaphore;
-
-/// Per-organization download rate limiter (GCRA, from `governor`).
-pub type OrgRateLimiter = governor::DefaultKeyedRateLimiter<String>;
+use std::time::Duration;
 
 /// What handlers share: the store, the token verifier, the local issuer (in
-/// local mode, to publish its keys), the download slots and rate limit.
+/// local mode, to publish its keys), download admission, request limits.
 #[derive(Clone)]
 pub struct AppState {
     /// The event store.
@@ -19,10 +17,13 @@ pub struct AppState {
     pub verifier: Verifier,
     /// Set in local mode only.
     pub local_issuer: Option<Arc<LocalIssuer>>,
-    /// One permit per concurrently streaming download.
-    pub download_slots: Arc<Semaphore>,
+    /// Download slots, their queue and the per-organization rate limit.
+    pub downloads: Arc<Admission>,
+    /// Longest pause while a request body arrives (then 408).
+    pub body_stall_timeout: Duration,
+    /// The URL clients reach the service at, for local mode's discovery
+    /// document.
+    pub public_url: String,
     /// How the admin page signs in.
     pub admin_page: Arc<super::admin::PageConfig>,
-    /// Downloads per organization per minute, when configured.
-    pub download_rate: Option<Arc<OrgRateLimiter>>,
 }

@@ -4,23 +4,17 @@
 use super::AppState;
 use crate::error::ApiError;
 use axum::extract::State;
-use axum::http::{header, HeaderMap};
 use axum::Json;
 use serde_json::{json, Value};
 
 /// `GET /.well-known/openid-configuration`
-pub async fn openid_configuration(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+/// The key set's address is built from the configured public URL, never
+/// from the request's `Host`, which a client can set to anything.
+pub async fn openid_configuration(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let issuer = state.local_issuer.as_ref().ok_or(ApiError::NotFound)?;
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
     Ok(Json(json!({
         "issuer": issuer.issuer(),
-        "jwks_uri": format!("http://{host}/.well-known/jwks.json"),
+        "jwks_uri": format!("{}/.well-known/jwks.json", state.public_url.trim_end_matches('/')),
         "id_token_signing_alg_values_supported": ["EdDSA"],
         "token_endpoint_auth_methods_supported": ["none"],
         "response_types_supported": ["token"],

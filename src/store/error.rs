@@ -24,9 +24,18 @@ impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         use rusqlite::ErrorCode;
         match e.sqlite_error_code() {
-            Some(ErrorCode::CannotOpen | ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-                StoreError::Unavailable(e.to_string())
-            }
+            // The store cannot take writes right now but may again without
+            // any change to the service: locked, full, read-only, I/O
+            // failing, file not openable.
+            Some(
+                ErrorCode::CannotOpen
+                | ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::DiskFull
+                | ErrorCode::ReadOnly
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::PermissionDenied,
+            ) => StoreError::Unavailable(e.to_string()),
             _ => StoreError::Backend(e.to_string()),
         }
     }

@@ -18,8 +18,10 @@ pub use summary::{BucketCounts, KindCounts, Summary, TopComponent, TopUser, TOP_
 
 use crate::domain::{AccessGrant, Buckets, DateRange, Event, Grant, OrgId, UserId};
 use async_trait::async_trait;
+use std::num::NonZeroU32;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// What a committed ingestion batch did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -79,6 +81,31 @@ pub trait Store: Send + Sync + 'static {
     fn max_concurrent_exports(&self) -> Option<usize> {
         None
     }
+
+    /// A rate limiter counted in the store, so that every process sharing
+    /// it enforces one limit; `None` when the backend serves one process
+    /// only (the service then counts in memory).
+    fn shared_rate_limiter(&self) -> Option<Arc<dyn SharedRateLimiter>> {
+        None
+    }
+}
+
+/// What a rate limiter decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateDecision {
+    /// Within the allowance; one unit was taken.
+    Allowed,
+    /// Over it; the next unit frees up after this long.
+    Wait(Duration),
+}
+
+/// A per-key rate limit of `per_minute` units a minute with a burst of the
+/// same size (GCRA, the same rule as `governor`'s `Quota::per_minute`),
+/// whose state lives in the store.
+#[async_trait]
+pub trait SharedRateLimiter: Send + Sync + 'static {
+    /// Takes one unit of `key`'s allowance, or says how long to wait.
+    async fn take(&self, key: &str, per_minute: NonZeroU32) -> Result<RateDecision, StoreError>;
 }
 
 /// Opens (and migrates) the store a database URL names: empty means the
@@ -89,14 +116,39 @@ pub async fn open(
     database_url: Option<&str>,
     data_dir: &Path,
 ) -> Result<Arc<dyn Store>, StoreError> {
-    match database_url {
-        None | Some("") => {
-            let path = data_dir.join("catalytics.sqlite3");
-            Ok(Arc::new(sqlite::SqliteStore::open(&path).await?))
+    open_store(database_url, data_dir, false).await
+}
+
+/// As [`open`], for the service: an embedded store that cannot be written
+/// yet (full disk, read-only file or directory) still opens and answers
+/// unavailable until it heals, so that no restart is needed.
+pub async fn open_for_serving(
+    database_url: Option<&str>,
+    data_dir: &Path,
+) -> Result<Arc<dyn Store>, StoreError> {
+    open_store(database_url, data_dir, true).await
+}
+
+async fn open_store(
+    database_url: Option<&str>,
+    data_dir: &Path,
+    tolerant: bool,
+) -> Result<Arc<dyn Store>, StoreError> {
+    let sqlite = |path: &Path| {
+        let path = path.to_owned();
+        async move {
+            let store = if tolerant {
+                sqlite::SqliteStore::open_tolerant(&path).await?
+            } else {
+                sqlite::SqliteStore::open(&path).await?
+            };
+            Ok::<Arc<dyn Store>, StoreError>(Arc::new(store))
         }
+    };
+    match database_url {
+        None | Some("") => sqlite(&data_dir.join("catalytics.sqlite3")).await,
         Some(url) if url.starts_with("sqlite://") => {
-            let path = Path::new(url.trim_start_matches("sqlite://"));
-            Ok(Arc::new(sqlite::SqliteStore::open(path).await?))
+            sqlite(Path::new(url.trim_start_matches("sqlite://"))).await
         }
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             Ok(Arc::new(postgres::PgStore::open(url).await?))

@@ -208,7 +208,7 @@ impl Tally {
 fn candidates(per_key: FxHashMap<i64, u64>) -> Candidates {
     let distinct = per_key.len();
     let mut keys: Vec<(i64, u64)> = per_key.into_iter().collect();
-    keys.sort_unstable_by(|a, b| b.1.cmp(&a.1));
+    keys.sort_unstable_by_key(|&(_, events)| std::cmp::Reverse(events));
     let cut = usize::try_from(TOP_N).unwrap_or(usize::MAX);
     if let Some(&(_, least)) = keys.get(cut.saturating_sub(1)) {
         keys.retain(|&(_, events)| events >= least);

@@ -330,14 +330,30 @@ pub const HEADER: [&str; 11] = [
 /// Starts the real binary's `serve` on port 0 with `extra` flags and returns
 /// the child and the address it printed on its first line.
 pub fn spawn_serve(data_dir: &std::path::Path, extra: &[&str]) -> (std::process::Child, String) {
+    start_serve(
+        std::process::Command::new(env!("CARGO_BIN_EXE_catalytics")),
+        data_dir,
+        extra,
+        std::process::Stdio::null(),
+    )
+}
+
+/// As [`spawn_serve`], with the program to run (the binary, or a wrapper
+/// such as `setpriv … catalytics`) and where its log (stderr) goes.
+pub fn start_serve(
+    mut command: std::process::Command,
+    data_dir: &std::path::Path,
+    extra: &[&str],
+    stderr: std::process::Stdio,
+) -> (std::process::Child, String) {
     use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_catalytics"))
+    let mut child = command
         .args(["serve", "--bind", "127.0.0.1:0"])
         .args(extra)
         .arg("--data-dir")
         .arg(data_dir)
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let mut line = String::new();
@@ -350,4 +366,20 @@ pub fn spawn_serve(data_dir: &std::path::Path, extra: &[&str]) -> (std::process:
         "serve prints the bound address on its own line: {addr:?}"
     );
     (child, addr)
+}
+
+/// Posts `events` as one JSON batch to the service at `addr`.
+pub async fn post_events(
+    client: &reqwest::Client,
+    addr: &str,
+    token: &str,
+    events: &[Value],
+) -> reqwest::Response {
+    client
+        .post(format!("http://{addr}/library/components/analytics/events"))
+        .bearer_auth(token)
+        .json(&json!({ "events": events }))
+        .send()
+        .await
+        .unwrap()
 }

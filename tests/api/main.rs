@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod helpers;
+mod raw;
 
 /// Defines each listed `async fn()` test twice: `NAME::sqlite` and
 /// `NAME::postgres` (which skips loudly without a PostgreSQL test server).
@@ -29,14 +30,18 @@ macro_rules! both_backends {
 
 mod access;
 mod admin_page;
+mod admission;
 mod auth_issuer;
 mod auth_local;
 mod browser;
 mod csv_content;
 mod demo;
+mod faults;
+mod hardening;
 mod ingest;
 mod params;
 mod process;
+mod proxy;
 mod replicas;
 mod routing;
 mod streaming;

@@ -6,14 +6,12 @@ use crate::common::PgDatabase;
 use crate::helpers::*;
 use catalytics::auth::local::LocalIssuer;
 use catalytics::ingest::to_wire;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::process::Child;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-
-const EVENTS: &str = "/library/components/analytics/events";
 
 struct Replica {
     child: Child,
@@ -41,21 +39,6 @@ fn batch(org: &str, n: usize, minute: usize) -> Vec<Value> {
             ))
         })
         .collect()
-}
-
-async fn post(
-    client: &reqwest::Client,
-    addr: &str,
-    token: &str,
-    events: &[Value],
-) -> reqwest::Response {
-    client
-        .post(format!("http://{addr}{EVENTS}"))
-        .bearer_auth(token)
-        .json(&json!({ "events": events }))
-        .send()
-        .await
-        .unwrap()
 }
 
 async fn csv_rows(client: &reqwest::Client, addr: &str, token: &str) -> Vec<Vec<String>> {
@@ -94,7 +77,9 @@ async fn two_replicas_share_one_database() {
 
     let first = batch("org-r", 300, 1);
     assert_eq!(
-        post(&client, &a.addr, &reporter, &first).await.status(),
+        post_events(&client, &a.addr, &reporter, &first)
+            .await
+            .status(),
         200
     );
     assert_eq!(
@@ -106,8 +91,8 @@ async fn two_replicas_share_one_database() {
     // The same batch to both replicas at once is stored once.
     let second = batch("org-r", 500, 2);
     let (ra, rb) = tokio::join!(
-        post(&client, &a.addr, &reporter, &second),
-        post(&client, &b.addr, &reporter, &second)
+        post_events(&client, &a.addr, &reporter, &second),
+        post_events(&client, &b.addr, &reporter, &second)
     );
     let (va, vb): (Value, Value) = (ra.json().await.unwrap(), rb.json().await.unwrap());
     assert_eq!(

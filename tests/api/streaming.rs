@@ -9,10 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// What the wrapped export does after `after` batches.
-#[derive(Clone, Copy)]
-enum Fault {
+#[derive(Clone)]
+pub(crate) enum Fault {
     Fail,
     Stall,
+    /// Nothing after; but each export first waits for (and uses up) a
+    /// permit, so a test decides when downloads get going.
+    Gate(Arc<tokio::sync::Semaphore>),
 }
 
 /// A store that behaves like the real one except that its export goes
@@ -29,12 +32,16 @@ impl Store for FaultyStore {
         self.inner.ingest(events).await
     }
     async fn export(&self, org: &OrgId, range: DateRange) -> Result<RowStream, StoreError> {
+        if let Fault::Gate(gate) = &self.fault {
+            gate.acquire().await.unwrap().forget();
+            return self.inner.export(org, range).await;
+        }
         let rows = self.inner.export(org, range).await?;
-        let fault = self.fault;
+        let fault = self.fault.clone();
         let tail = futures_util::stream::once(async move {
             match fault {
-                Fault::Fail => Err(StoreError::Backend("disk on fire".into())),
                 Fault::Stall => std::future::pending().await,
+                _ => Err(StoreError::Backend("disk on fire".into())),
             }
         });
         Ok(rows.take(self.after).chain(tail).boxed())
@@ -59,21 +66,26 @@ impl Store for FaultyStore {
     }
 }
 
-async fn faulty_app(fault: Fault, after: usize) -> TestApp {
+/// Wraps the app's store so its exports go wrong as `fault` says.
+pub(crate) fn faulty(fault: Fault, after: usize) -> StoreWrapper {
+    Box::new(move |inner| {
+        Arc::new(FaultyStore {
+            inner,
+            after,
+            fault,
+        })
+    })
+}
+
+pub(crate) async fn faulty_app(fault: Fault, after: usize) -> TestApp {
     spawn_app_with(AppOptions {
-        wrap_store: Box::new(move |inner| {
-            Arc::new(FaultyStore {
-                inner,
-                after,
-                fault,
-            })
-        }),
+        wrap_store: faulty(fault, after),
         ..Default::default()
     })
     .await
 }
 
-async fn many_events(app: &TestApp, n: usize) {
+pub(crate) async fn many_events(app: &TestApp, n: usize) {
     let base = time::macros::datetime!(2024-01-01 0:00 UTC).unix_timestamp() * 1000;
     for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
         let events = chunk
@@ -134,16 +146,14 @@ async fn a_healthy_large_export_is_whole() {
     assert_eq!(rows.len(), 5000);
 }
 
-async fn downloads_over_the_concurrency_limit_get_429() {
+/// Every slot busy: a download queues for `download_queue_wait`, then 429.
+async fn downloads_queued_past_the_wait_get_429() {
     let app = spawn_app_with(AppOptions {
-        settings: Box::new(|s| s.limits.max_concurrent_downloads = 1),
-        wrap_store: Box::new(|inner| {
-            Arc::new(FaultyStore {
-                inner,
-                after: 1,
-                fault: Fault::Stall,
-            })
+        settings: Box::new(|s| {
+            s.limits.max_concurrent_downloads = 1;
+            s.limits.download_queue_wait = Duration::from_millis(100);
         }),
+        wrap_store: faulty(Fault::Stall, 1),
     })
     .await;
     let bearer = app.admin_bearer("org-a").await;
@@ -218,5 +228,5 @@ crate::both_backends!(
     a_mid_stream_store_failure_aborts_the_response,
     the_first_bytes_leave_before_the_last_row_is_read,
     a_healthy_large_export_is_whole,
-    downloads_over_the_concurrency_limit_get_429,
+    downloads_queued_past_the_wait_get_429,
 );

@@ -9,14 +9,17 @@ use tokio_postgres::error::SqlState;
 
 /// SQLSTATEs that mean "the server is not there right now" rather than
 /// "this request is wrong": shutting down, starting up, out of connection
-/// slots, or the database not created yet.
-const UNAVAILABLE_STATES: [&SqlState; 6] = [
+/// slots, the database not created yet, its disk full, or a server that
+/// only reads (a standby, or a primary put read-only).
+const UNAVAILABLE_STATES: [&SqlState; 8] = [
     &SqlState::ADMIN_SHUTDOWN,
     &SqlState::CRASH_SHUTDOWN,
     &SqlState::CANNOT_CONNECT_NOW,
     &SqlState::TOO_MANY_CONNECTIONS,
     &SqlState::INVALID_CATALOG_NAME,
     &SqlState::IDLE_SESSION_TIMEOUT,
+    &SqlState::DISK_FULL,
+    &SqlState::READ_ONLY_SQL_TRANSACTION,
 ];
 
 /// Whether `e` says the database cannot be reached (as opposed to refusing

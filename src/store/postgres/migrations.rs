@@ -9,7 +9,10 @@ use crate::store::StoreError;
 use deadpool_postgres::Client;
 
 /// Every migration, in order; a version is applied once and recorded.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/0001_init.sql")),
+    (3, include_str!("migrations/0003_download_rate.sql")),
+];
 
 /// The advisory-lock key that serializes migrations ("catalyti" in ASCII),
 /// chosen so it will not collide with another application's small keys.

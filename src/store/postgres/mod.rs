@@ -12,6 +12,7 @@ mod export;
 mod ingest;
 mod keys;
 mod migrations;
+mod rate;
 mod sql;
 mod summary;
 
@@ -19,6 +20,7 @@ use super::{IngestOutcome, RowStream, Store, StoreError, Summary};
 use crate::domain::{AccessGrant, Buckets, DateRange, Event, Grant, OrgId, Timestamp, UserId};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_postgres::config::Host;
 use tokio_postgres::NoTls;
@@ -223,7 +225,17 @@ impl Store for PgStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         let client = self.pool.get().await?;
-        client.simple_query("SELECT 1").await?;
+        // A server that only reads (a standby after a failover, or one put
+        // read-only) answers, but cannot take this replica's writes.
+        let read_only: String = client
+            .query_one("SELECT current_setting('transaction_read_only')", &[])
+            .await?
+            .try_get(0)?;
+        if read_only == "on" {
+            return Err(StoreError::Unavailable(
+                "PostgreSQL server is read-only".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -231,5 +243,9 @@ impl Store for PgStore {
         // Each streaming export holds a pooled connection; leave a few for
         // ingestion and authorization checks.
         Some(POOL_SIZE - 4)
+    }
+
+    fn shared_rate_limiter(&self) -> Option<Arc<dyn super::SharedRateLimiter>> {
+        Some(Arc::new(self.clone()))
     }
 }

@@ -37,22 +37,45 @@ impl Checkpointer {
 }
 
 fn run(path: &Path, alive: &Weak<()>) {
-    let conn = match Connection::open(path) {
-        Ok(conn) => conn,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot open the checkpoint connection; the WAL will grow until restart");
-            return;
-        }
-    };
-    let _ = conn.busy_timeout(Duration::from_secs(5));
     let mut wal = path.as_os_str().to_owned();
     wal.push("-wal");
+    let mut conn: Option<Connection> = None;
+    // Failures are logged when they start and when they end, not every
+    // interval: a full disk would otherwise flood the log.
+    let mut failing = false;
     while alive.strong_count() > 0 {
         std::thread::sleep(INTERVAL);
         let large = std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_LIMIT_BYTES);
         let mode = if large { "TRUNCATE" } else { "PASSIVE" };
-        if let Err(e) = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
-            tracing::warn!(error = %e, mode, "WAL checkpoint failed; will retry");
+        let result = checkpoint(&mut conn, path, mode);
+        match (&result, failing) {
+            (Err(e), false) => {
+                tracing::warn!(error = %e, mode, "WAL checkpoint failed; retrying until it works");
+                failing = true;
+            }
+            (Ok(()), true) => {
+                tracing::info!("WAL checkpoints work again");
+                failing = false;
+            }
+            _ => {}
+        }
+        if result.is_err() {
+            // Start afresh next time (the file may have been replaced or
+            // its permissions changed).
+            conn = None;
         }
     }
+}
+
+/// One checkpoint, opening the connection first when there is none.
+fn checkpoint(conn: &mut Option<Connection>, path: &Path, mode: &str) -> rusqlite::Result<()> {
+    let conn = match conn {
+        Some(conn) => conn,
+        None => {
+            let fresh = Connection::open(path)?;
+            fresh.busy_timeout(Duration::from_secs(5))?;
+            conn.insert(fresh)
+        }
+    };
+    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()))
 }

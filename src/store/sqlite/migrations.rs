@@ -4,7 +4,10 @@ use crate::store::StoreError;
 use rusqlite::{params, Connection, TransactionBehavior};
 
 /// Every migration, in order; a version is applied once and recorded.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/0001_init.sql")),
+    (3, include_str!("migrations/0003_store_probe.sql")),
+];
 
 /// Applies the migrations the database has not seen, each in its own
 /// immediate transaction so two processes starting together cannot race.

@@ -38,36 +38,41 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens or creates the database file at `path`, applies pending
-    /// migrations and switches it to WAL.
+    /// migrations and switches it to WAL. Fails when the file cannot be
+    /// opened for writing (commands that need the store at once).
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
         let path = path.to_owned();
-        tokio::task::spawn_blocking(move || Self::open_blocking(path)).await?
+        tokio::task::spawn_blocking(move || Self::open_blocking(path, false)).await?
     }
 
-    fn open_blocking(path: PathBuf) -> Result<Self, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
-            })?;
-        }
-        let mut conn = Connection::open(&path)?;
-        conn.busy_timeout(Duration::from_secs(10))?;
-        conn.set_prepared_statement_cache_capacity(256);
-        // Must precede the first table; see docs/operations.md (SQLite page size).
-        conn.pragma_update(None, "page_size", PAGE_SIZE)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.pragma_update(None, "cache_size", -64_000)?;
-        // Multi-row inserts keep a statement journal; in memory it costs no I/O.
-        conn.pragma_update(None, "temp_store", "MEMORY")?;
-        migrations::apply(&mut conn)?;
-        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    /// As [`SqliteStore::open`], but a store that cannot be written yet
+    /// (full disk, read-only file or directory) still opens: it answers
+    /// unavailable until the cause is gone and heals by itself then. For
+    /// the service, which must not need a restart.
+    pub async fn open_tolerant(path: &Path) -> Result<Self, StoreError> {
+        let path = path.to_owned();
+        tokio::task::spawn_blocking(move || Self::open_blocking(path, true)).await?
+    }
+
+    fn open_blocking(path: PathBuf, tolerant: bool) -> Result<Self, StoreError> {
+        let conn = match open_writer(&path) {
+            Ok(conn) => Some(conn),
+            Err(StoreError::Unavailable(cause)) if tolerant => {
+                tracing::error!(
+                    path = %path.display(),
+                    %cause,
+                    "the SQLite store cannot be written; answering 503 until it can"
+                );
+                None
+            }
+            Err(e) => return Err(e),
+        };
         let checkpointer = checkpoint::Checkpointer::spawn(path.clone())
             .map_err(|e| StoreError::Backend(format!("cannot start the checkpoint thread: {e}")))?;
+        let opener_path = path.clone();
         Ok(Self {
             readers: ReadPool::new(&path),
-            writer: writer::Writer::spawn(conn)?,
+            writer: writer::Writer::spawn(conn, Box::new(move || open_writer(&opener_path)))?,
             _checkpointer: checkpointer,
         })
     }
@@ -94,6 +99,37 @@ impl SqliteStore {
         })
         .await?
     }
+}
+
+/// Opens the writer connection: creates the directory and file if needed,
+/// applies the connection settings and pending migrations, and refuses a
+/// file SQLite could only open read-only (it falls back silently).
+fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+        })?;
+    }
+    let mut conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.set_prepared_statement_cache_capacity(256);
+    // Must precede the first table; see docs/operations.md (SQLite page size).
+    conn.pragma_update(None, "page_size", PAGE_SIZE)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    if conn.is_readonly(rusqlite::MAIN_DB)? {
+        return Err(StoreError::Unavailable(format!(
+            "{} is read-only for this process",
+            path.display()
+        )));
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "cache_size", -64_000)?;
+    // Multi-row inserts keep a statement journal; in memory it costs no I/O.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    migrations::apply(&mut conn)?;
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    Ok(conn)
 }
 
 #[async_trait]
@@ -194,6 +230,10 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
+        if !self.writer.is_healthy() {
+            // Writes failed last time: ready only once one goes through.
+            self.writer.probe().await?;
+        }
         self.read(|conn| {
             conn.query_row("SELECT 1", [], |_| Ok(())).optional()?;
             Ok(())

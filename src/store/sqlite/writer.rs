@@ -1,4 +1,5 @@
-//! The single SQLite writer, on a thread of its own, with group commit.
+//! The single SQLite writer, on a thread of its own, with group commit and
+//! self-healing.
 //!
 //! SQLite allows one writer at a time, and a durable commit (`fsync` of the
 //! WAL) costs the same for ten events as for ten thousand. So ingestion
@@ -7,12 +8,21 @@
 //! Each caller still gets its own outcome, only after the shared commit; if
 //! the transaction fails, every batch in it fails and none is stored, so
 //! each batch stays atomic.
+//!
+//! Healing: when a write fails because the store is unavailable (disk full,
+//! file or directory read-only, file unopenable), the connection is closed
+//! and the store marked unhealthy; the next job opens a fresh connection
+//! (which re-runs the read-only check and pending migrations), so the store
+//! recovers by itself once the cause is gone, without a restart. While
+//! unhealthy, [`Writer::probe`] tries a small durable write, which is what
+//! readiness reports.
 
 use super::ingest;
 use crate::domain::Event;
 use crate::store::{IngestOutcome, StoreError};
 use rusqlite::Connection;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use tokio::sync::oneshot;
 
 /// Most events committed in one group transaction.
@@ -20,29 +30,51 @@ const GROUP_EVENTS: usize = 50_000;
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
+/// Opens a writer connection ready for use (settings, migrations applied,
+/// not read-only), or says why it cannot.
+pub type Opener = Box<dyn Fn() -> Result<Connection, StoreError> + Send>;
+
+/// A write run alone on the connection (or told why there is none).
+type WriteJob =
+    Box<dyn FnOnce(Result<&mut Connection, StoreError>) -> Result<(), StoreError> + Send>;
+
 /// Work for the writer thread.
 enum Job {
     /// An ingestion batch; grouped with others.
     Ingest(Vec<Event>, Reply<IngestOutcome>),
-    /// Any other write (grants), run alone.
-    Run(Box<dyn FnOnce(&mut Connection) + Send>),
+    /// Any other write (grants, the health probe), run alone; answers its
+    /// caller and returns its outcome for the health record.
+    Run(WriteJob),
 }
 
 /// Handle to the writer thread; the thread ends when every handle is dropped.
 #[derive(Clone)]
 pub struct Writer {
     jobs: mpsc::Sender<Job>,
+    healthy: Arc<AtomicBool>,
 }
 
 impl Writer {
-    /// Moves `conn` to a new writer thread.
-    pub fn spawn(conn: Connection) -> Result<Self, StoreError> {
+    /// Starts the writer thread with `conn` (or none yet, when the store
+    /// could not be opened for writing: the first job tries `open`).
+    pub fn spawn(conn: Option<Connection>, open: Opener) -> Result<Self, StoreError> {
         let (jobs, rx) = mpsc::channel();
+        let healthy = Arc::new(AtomicBool::new(conn.is_some()));
+        let state = WriterState {
+            conn,
+            open,
+            healthy: Arc::clone(&healthy),
+        };
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run(conn, &rx))
+            .spawn(move || run(state, &rx))
             .map_err(|e| StoreError::Backend(format!("cannot start the SQLite writer: {e}")))?;
-        Ok(Self { jobs })
+        Ok(Self { jobs, healthy })
+    }
+
+    /// Whether the last write went through.
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
     }
 
     /// Stores a batch; resolves after its transaction committed.
@@ -60,9 +92,24 @@ impl Writer {
     {
         let (tx, rx) = oneshot::channel();
         self.send(Job::Run(Box::new(move |conn| {
-            let _ = tx.send(f(conn));
+            let result = conn.and_then(f);
+            let outcome = result.as_ref().map(|_| ()).map_err(Clone::clone);
+            let _ = tx.send(result);
+            outcome
         })))?;
         rx.await.map_err(|_| gone())?
+    }
+
+    /// A small durable write: succeeds only when writes go through again.
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        self.run(|conn| {
+            conn.execute(
+                "INSERT OR REPLACE INTO store_probe (id, probed_at) VALUES (1, ?1)",
+                [crate::domain::Timestamp::now().millis()],
+            )?;
+            Ok(())
+        })
+        .await
     }
 
     fn send(&self, job: Job) -> Result<(), StoreError> {
@@ -74,7 +121,48 @@ fn gone() -> StoreError {
     StoreError::Backend("the SQLite writer thread has stopped".into())
 }
 
-fn run(mut conn: Connection, jobs: &mpsc::Receiver<Job>) {
+/// The writer thread's connection, reopened after unavailability.
+struct WriterState {
+    conn: Option<Connection>,
+    open: Opener,
+    healthy: Arc<AtomicBool>,
+}
+
+impl WriterState {
+    /// The connection, opening a fresh one when the last was given up.
+    fn connection(&mut self) -> Result<&mut Connection, StoreError> {
+        if self.conn.is_none() {
+            let conn = (self.open)().inspect_err(|e| self.failed(e))?;
+            tracing::info!("SQLite writer connection reopened");
+            self.conn = Some(conn);
+        }
+        self.conn.as_mut().ok_or_else(gone)
+    }
+
+    /// Records the outcome of a write: an unavailable store closes the
+    /// connection so that the next job starts afresh.
+    fn record<T>(&mut self, result: &Result<T, StoreError>) {
+        match result {
+            Ok(_) => {
+                if !self.healthy.swap(true, Ordering::Relaxed) {
+                    tracing::info!("SQLite writes go through again");
+                }
+            }
+            Err(e) => self.failed(e),
+        }
+    }
+
+    fn failed(&mut self, e: &StoreError) {
+        if let StoreError::Unavailable(cause) = e {
+            if self.healthy.swap(false, Ordering::Relaxed) {
+                tracing::error!(%cause, "SQLite writes fail; answering 503 until they go through again");
+            }
+            self.conn = None;
+        }
+    }
+}
+
+fn run(mut state: WriterState, jobs: &mpsc::Receiver<Job>) {
     let mut pending: Option<Job> = None;
     loop {
         let job = match pending.take() {
@@ -85,7 +173,10 @@ fn run(mut conn: Connection, jobs: &mpsc::Receiver<Job>) {
             },
         };
         match job {
-            Job::Run(f) => f(&mut conn),
+            Job::Run(f) => {
+                let outcome = f(state.connection());
+                state.record(&outcome);
+            }
             Job::Ingest(events, reply) => {
                 let mut group = vec![(events, reply)];
                 let mut size = group[0].0.len();
@@ -102,16 +193,20 @@ fn run(mut conn: Connection, jobs: &mpsc::Receiver<Job>) {
                         Err(_) => break,
                     }
                 }
-                commit_group(&mut conn, group);
+                commit_group(&mut state, group);
             }
         }
     }
 }
 
-fn commit_group(conn: &mut Connection, group: Vec<(Vec<Event>, Reply<IngestOutcome>)>) {
+fn commit_group(state: &mut WriterState, group: Vec<(Vec<Event>, Reply<IngestOutcome>)>) {
     let (batches, replies): (Vec<Vec<Event>>, Vec<Reply<IngestOutcome>>) =
         group.into_iter().unzip();
-    match ingest::ingest(conn, &batches) {
+    let result = state
+        .connection()
+        .and_then(|conn| ingest::ingest(conn, &batches));
+    state.record(&result);
+    match result {
         Ok(outcomes) => {
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
                 let _ = reply.send(Ok(outcome));
