@@ -5,7 +5,7 @@
 //!
 //! Screenshots land in `target/browser-screenshots/` (CI artifacts).
 
-use crate::helpers::{event, spawn_serve};
+use crate::helpers::{event, free_port, spawn_serve};
 use catalytics::domain::{EventKind, Name, OpaqueId, Timestamp, UserId};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -221,15 +221,6 @@ fn admin_page_in_chromium_local_sign_in() {
         },
     });
     run_node(&tools, "admin.mjs", &scenario);
-}
-
-/// A port that was free a moment ago, for a server another process starts.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]
