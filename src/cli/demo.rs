@@ -91,6 +91,7 @@ pub async fn run(
     })?;
 
     let app = Application::build_with_store(&settings, store).await?;
+    let shutdown = shutdown_signal();
     let addr = app.local_addr()?;
     let midnight = now.millis() - now.millis().rem_euclid(DAY_MS);
     let start = Timestamp::from_millis(midnight - DAYS * DAY_MS);
@@ -124,6 +125,6 @@ pub async fn run(
     writeln!(out, "{link}")?;
     out.flush()?;
     drop(out);
-    app.run_until(shutdown_signal()).await?;
+    app.run_until(shutdown).await?;
     Ok(())
 }

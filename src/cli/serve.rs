@@ -10,9 +10,10 @@ pub async fn run(mut settings: Settings, args: &ServeArgs) -> anyhow::Result<()>
     args.apply(&mut settings);
     tracing::debug!(?settings, "settings");
     let app = Application::build(&settings).await?;
+    let shutdown = shutdown_signal();
     let addr = app.local_addr()?;
     tracing::info!(%addr, "listening");
     println!("{addr}");
-    app.run_until(shutdown_signal()).await?;
+    app.run_until(shutdown).await?;
     Ok(())
 }
