@@ -205,7 +205,8 @@ impl Tally {
     }
 }
 
-fn candidates(per_key: FxHashMap<i64, u64>) -> Candidates {
+/// The keys that may make a top list, from events per key.
+pub fn candidates(per_key: FxHashMap<i64, u64>) -> Candidates {
     let distinct = per_key.len();
     let mut keys: Vec<(i64, u64)> = per_key.into_iter().collect();
     keys.sort_unstable_by_key(|&(_, events)| std::cmp::Reverse(events));
