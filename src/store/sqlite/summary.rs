@@ -3,11 +3,11 @@
 //! ids and names of the few top-list candidates, all in one read
 //! transaction so that every figure comes from the same snapshot.
 //!
-//! Not three `GROUP BY`s as on PostgreSQL: SQLite groups by sorting, and
-//! sorting a million rows three times (buckets, components, users) costs
-//! several times more than one scan; an index per grouping would instead
-//! nearly double the file and slow every ingestion (see BENCHMARKS.md,
-//! "Usage summary").
+//! Not `GROUP BY`s as on PostgreSQL: SQLite groups by sorting, and sorting
+//! a million rows three times (buckets, components, users) costs several
+//! times more than one scan; an index per grouping would instead nearly
+//! double the file and slow every ingestion (see BENCHMARKS.md, "Usage
+//! summary").
 
 use crate::domain::{Buckets, OrgId};
 use crate::store::summary::{rank, Candidates, Ranked, Summary, Tally};
