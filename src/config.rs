@@ -6,17 +6,37 @@ use crate::auth::AuthSettings;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Default data directory.
 pub const DEFAULT_DATA_DIR: &str = "./catalytics-data";
+/// Default listen address.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+/// Default number of downloads streaming at once.
+pub const DEFAULT_MAX_CONCURRENT_DOWNLOADS: usize = 64;
+
+/// Valid `max_concurrent_downloads`.
+pub const MAX_CONCURRENT_DOWNLOADS: RangeInclusive<usize> = 1..=10_000;
+/// Valid `downloads_per_minute_per_org` (when set).
+pub const DOWNLOADS_PER_MINUTE_PER_ORG: RangeInclusive<u32> = 1..=1_000_000;
+/// Valid `shutdown_grace_secs` (0 cuts in-flight requests at once).
+pub const SHUTDOWN_GRACE_SECS: RangeInclusive<u64> = 0..=3_600;
+/// Valid `max_connections`.
+pub const MAX_CONNECTIONS: RangeInclusive<usize> = 1..=1_000_000;
+/// Valid `download_queue_wait` (0 answers 429 at once when every slot is busy).
+pub const DOWNLOAD_QUEUE_WAIT: RangeInclusive<Duration> = Duration::ZERO..=Duration::from_secs(600);
+/// Valid `header_read_timeout`, `idle_timeout` and `body_stall_timeout`.
+pub const CONNECTION_TIMEOUT: RangeInclusive<Duration> =
+    Duration::from_millis(100)..=Duration::from_secs(3_600);
 
 /// Everything `serve` needs to run.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Listen address; port 0 picks a free port.
+    #[serde(deserialize_with = "deserialize_bind")]
     pub bind: SocketAddr,
     /// Where the SQLite file and the local signing key live.
     pub data_dir: PathBuf,
@@ -86,7 +106,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_concurrent_downloads: 64,
+            max_concurrent_downloads: DEFAULT_MAX_CONCURRENT_DOWNLOADS,
             download_queue_wait: Duration::from_secs(10),
             max_connections: 10_000,
             header_read_timeout: Duration::from_secs(10),
@@ -101,6 +121,7 @@ impl Default for Limits {
 impl Default for Settings {
     fn default() -> Self {
         Self {
+            // DEFAULT_BIND as a value; a unit test keeps the two equal.
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             database_url: None,
@@ -144,6 +165,115 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// Parses a listen address: an IP address and a port. Host names are
+/// refused with a hint, since binding needs an address, not a name.
+pub fn parse_bind(s: &str) -> Result<SocketAddr, String> {
+    s.parse().map_err(|_| {
+        let host = s.rsplit_once(':').map_or(s, |(host, _)| host);
+        if host.is_empty() || s.rsplit_once(':').is_none() {
+            format!("expected IP:PORT; use an IP address such as {DEFAULT_BIND}")
+        } else {
+            format!(
+                "{host:?} is not an IP address; use an IP address such as 127.0.0.1 \
+                 (this host only) or 0.0.0.0 (every interface), e.g. {DEFAULT_BIND}"
+            )
+        }
+    })
+}
+
+fn deserialize_bind<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_bind(&s).map_err(serde::de::Error::custom)
+}
+
+/// A setting outside its valid range, e.g. a limit of 0.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {name} = {value}: must be between {min} and {max}")]
+pub struct OutOfRange {
+    /// The setting's name (as in the config file).
+    pub name: &'static str,
+    /// The value given.
+    pub value: String,
+    /// Smallest valid value.
+    pub min: String,
+    /// Largest valid value.
+    pub max: String,
+}
+
+fn check<T: PartialOrd + fmt::Display>(
+    name: &'static str,
+    value: T,
+    range: &RangeInclusive<T>,
+) -> Result<(), OutOfRange> {
+    check_with(name, value, range, T::to_string)
+}
+
+/// [`check`] for durations, written as in the settings file (`"10s"`).
+fn check_duration(
+    name: &'static str,
+    value: Duration,
+    range: &RangeInclusive<Duration>,
+) -> Result<(), OutOfRange> {
+    check_with(name, value, range, |d| {
+        humantime::format_duration(*d).to_string()
+    })
+}
+
+fn check_with<T: PartialOrd>(
+    name: &'static str,
+    value: T,
+    range: &RangeInclusive<T>,
+    show: impl Fn(&T) -> String,
+) -> Result<(), OutOfRange> {
+    if range.contains(&value) {
+        return Ok(());
+    }
+    Err(OutOfRange {
+        name,
+        value: show(&value),
+        min: show(range.start()),
+        max: show(range.end()),
+    })
+}
+
+impl Limits {
+    /// Checks every limit against its valid range; the first one outside
+    /// it is the error. Run once, after every layer is applied.
+    pub fn validate(&self) -> Result<(), OutOfRange> {
+        check(
+            "max_concurrent_downloads",
+            self.max_concurrent_downloads,
+            &MAX_CONCURRENT_DOWNLOADS,
+        )?;
+        check(
+            "shutdown_grace_secs",
+            self.shutdown_grace_secs,
+            &SHUTDOWN_GRACE_SECS,
+        )?;
+        check("max_connections", self.max_connections, &MAX_CONNECTIONS)?;
+        check_duration(
+            "download_queue_wait",
+            self.download_queue_wait,
+            &DOWNLOAD_QUEUE_WAIT,
+        )?;
+        for (name, value) in [
+            ("header_read_timeout", self.header_read_timeout),
+            ("idle_timeout", self.idle_timeout),
+            ("body_stall_timeout", self.body_stall_timeout),
+        ] {
+            check_duration(name, value, &CONNECTION_TIMEOUT)?;
+        }
+        if let Some(n) = self.downloads_per_minute_per_org {
+            check(
+                "downloads_per_minute_per_org",
+                n,
+                &DOWNLOADS_PER_MINUTE_PER_ORG,
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// Durations in the settings file are written as people write them:
 /// `"10s"`, `"500ms"`, `"1m"` (humantime's syntax).
 mod duration_text {
@@ -163,12 +293,13 @@ mod duration_text {
 /// Why settings could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read config file {path}: {source}")]
+    /// The file could not be read (the cause follows in the error chain).
+    #[error("cannot read config file {path}")]
     Read {
         /// The file.
         path: PathBuf,
         /// The cause.
+        #[source]
         source: std::io::Error,
     },
     /// The file is not valid settings TOML.
@@ -182,6 +313,14 @@ pub enum ConfigError {
 }
 
 impl Settings {
+    /// Checks every value against its valid range. The command line calls
+    /// this once, after the file, the environment and the flags are laid
+    /// over the defaults, so a bad value fails at start-up whatever layer
+    /// it came from.
+    pub fn validate(&self) -> Result<(), OutOfRange> {
+        self.limits.validate()
+    }
+
     /// Defaults, overlaid with `file` when given.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let Some(path) = file else {
@@ -191,9 +330,20 @@ impl Settings {
             path: path.to_owned(),
             source,
         })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            message: e.to_string(),
+        toml::from_str(&text).map_err(|e| {
+            // The crate's Display draws a multi-line snippet; one line says
+            // where and what.
+            let line = e
+                .span()
+                .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+            let what = e.message().trim_end_matches('\n');
+            ConfigError::Parse {
+                path: path.to_owned(),
+                message: match line {
+                    Some(line) => format!("line {line}: {what}"),
+                    None => what.to_owned(),
+                },
+            }
         })
     }
 }
@@ -235,7 +385,114 @@ mod tests {
         assert_eq!(s.limits.idle_timeout, Duration::from_secs(60));
         std::fs::write(&path, "[limits]\nidle_timeout = \"soon\"\n").unwrap();
         assert!(Settings::load(Some(&path)).is_err());
-        std::fs::write(&path, "bnid = 1\n").unwrap();
-        assert!(Settings::load(Some(&path)).is_err());
+        std::fs::write(&path, "bind = \"0.0.0.0:9000\"\nbnid = 1\n").unwrap();
+        let e = Settings::load(Some(&path)).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!(
+                "invalid config file {}: line 2: unknown field `bnid`, expected one of",
+                path.display()
+            )),
+            "{e}"
+        );
+        assert!(!e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn default_constants_match_the_defaults() {
+        let s = Settings::default();
+        assert_eq!(s.bind.to_string(), DEFAULT_BIND);
+        assert_eq!(s.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert!(s.limits.validate().is_ok());
+    }
+
+    #[test]
+    fn bind_takes_ip_addresses_only() {
+        assert_eq!(parse_bind("0.0.0.0:0").unwrap().port(), 0);
+        assert_eq!(parse_bind("[::1]:80").unwrap().port(), 80);
+        for (input, start) in [
+            (
+                "localhost:8080",
+                "\"localhost\" is not an IP address; use an IP address such as 127.0.0.1",
+            ),
+            (
+                "example.com:80",
+                "\"example.com\" is not an IP address; use an IP address such as 127.0.0.1",
+            ),
+            (
+                "8080",
+                "expected IP:PORT; use an IP address such as 127.0.0.1:8080",
+            ),
+            (
+                ":8080",
+                "expected IP:PORT; use an IP address such as 127.0.0.1:8080",
+            ),
+        ] {
+            let e = parse_bind(input).unwrap_err();
+            assert!(e.starts_with(start), "{input}: {e}");
+        }
+    }
+
+    #[test]
+    fn limits_outside_their_range_are_refused() {
+        let valid = Limits::default();
+        let cases: [(Limits, Option<&str>); 7] = [
+            (valid.clone(), None),
+            (
+                Limits {
+                    max_concurrent_downloads: 0,
+                    ..valid.clone()
+                },
+                Some("invalid max_concurrent_downloads = 0: must be between 1 and 10000"),
+            ),
+            (
+                Limits {
+                    max_concurrent_downloads: 10_001,
+                    ..valid.clone()
+                },
+                Some("invalid max_concurrent_downloads = 10001: must be between 1 and 10000"),
+            ),
+            (
+                Limits {
+                    downloads_per_minute_per_org: Some(0),
+                    ..valid.clone()
+                },
+                Some("invalid downloads_per_minute_per_org = 0: must be between 1 and 1000000"),
+            ),
+            (
+                Limits {
+                    shutdown_grace_secs: 3_601,
+                    ..valid.clone()
+                },
+                Some("invalid shutdown_grace_secs = 3601: must be between 0 and 3600"),
+            ),
+            (
+                Limits {
+                    max_connections: 0,
+                    ..valid.clone()
+                },
+                Some("invalid max_connections = 0: must be between 1 and 1000000"),
+            ),
+            (
+                Limits {
+                    idle_timeout: Duration::ZERO,
+                    ..valid.clone()
+                },
+                Some("invalid idle_timeout = 0s: must be between 100ms and 1h"),
+            ),
+        ];
+        for (limits, expected) in cases {
+            let got = limits.validate().err().map(|e| e.to_string());
+            assert_eq!(got.as_deref(), expected, "{limits:?}");
+        }
+    }
+
+    #[test]
+    fn a_host_name_in_the_file_gets_the_hint() {
+        let e = toml::from_str::<Settings>("bind = \"localhost:8080\"").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("use an IP address such as 127.0.0.1"),
+            "{e}"
+        );
     }
 }

@@ -11,14 +11,14 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 /// The wire envelope: `{"error":{...}}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorEnvelope {
     /// The error itself.
     pub error: ErrorBody,
 }
 
 /// `{"code","message","details"?}` of the contract.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// Machine-readable code, e.g. `InvalidToken`.
     pub code: &'static str,
@@ -26,11 +26,12 @@ pub struct ErrorBody {
     pub message: String,
     /// Per-problem details, only where the error has them.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub details: Option<Vec<ErrorDetail>>,
 }
 
 /// One problem of a request: a bad parameter, a bad event field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// `MissingRequiredParameter`, `InvalidValue`, …
     pub code: &'static str,
@@ -103,6 +104,7 @@ pub enum ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        crate::metrics::store_error(e.kind());
         match e {
             StoreError::Unavailable(m) => ApiError::Unavailable(m),
             other => ApiError::Internal(other.to_string()),

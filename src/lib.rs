@@ -6,18 +6,22 @@
 //!
 //! # Layout
 //! - [`cli`] — the commands (`serve`, `demo`, `token`, `login-link`, `grant`,
-//!   `revoke`, `access list`, `import`, `migrate`); `main.rs` only parses and
-//!   dispatches.
+//!   `revoke`, `access list`, `import`, `migrate`), settings resolution and the data
+//!   dir check; `main.rs` only parses, sets up logging and dispatches.
 //! - [`config`] — typed settings: defaults, TOML file, `CATALYTICS_*` env, flags.
 //! - [`startup`] — [`startup::Application`]: store + verifier + bound listener,
 //!   run until a shutdown signal. Tests run it on port 0.
 //! - [`listener`] — the accept loop and connection hygiene: connection
 //!   limit, head and idle timers, JSON answers for unparseable requests.
-//! - [`telemetry`] — the tracing subscriber and its best-effort log sink.
+//! - [`telemetry`] — the tracing subscriber (`--log-format text|json`,
+//!   colours only on a terminal) and its best-effort log sink.
+//! - [`metrics`] — every Prometheus series, named once, and the recorder
+//!   that `GET /metrics` renders.
 //! - [`http`] — routes, auth extractors, middleware (request ids, spans,
-//!   request limits), one module per operation (download, summary, events),
-//!   and the admin page (`http/admin/`: HTML, script and style compiled
-//!   into the binary).
+//!   request limits, request metrics), one module per operation (download,
+//!   summary, events) and the admin page (`http/admin/`: HTML, script and
+//!   style compiled into the binary);
+//!   `http::openapi` builds `GET /openapi.json` from the handlers' annotations.
 //! - [`error`] — [`error::ApiError`], the only place errors become HTTP.
 //! - [`domain`] — types parsed once at the boundary: [`domain::Timestamp`],
 //!   [`domain::DateRange`], [`domain::OrgId`], [`domain::EventKind`], [`domain::Event`],
@@ -52,6 +56,7 @@ pub mod export;
 pub mod http;
 pub mod ingest;
 pub mod listener;
+pub mod metrics;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -5,11 +5,11 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = catalytics::cli::Cli::parse();
-    let _logs = catalytics::telemetry::init("info");
+    let _logs = catalytics::telemetry::init("info", cli.global.log_format);
     match catalytics::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", catalytics::cli::one_line(&e));
             std::process::ExitCode::FAILURE
         }
     }

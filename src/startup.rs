@@ -39,6 +39,18 @@ impl Application {
         settings: &Settings,
         store: Arc<dyn Store>,
     ) -> anyhow::Result<Self> {
+        let listener = bind(settings.bind).await?;
+        Self::build_on(settings, store, listener).await
+    }
+
+    /// Builds around a store and a listener bound beforehand (`demo` binds
+    /// first, so a busy port fails before any data is made).
+    pub async fn build_on(
+        settings: &Settings,
+        store: Arc<dyn Store>,
+        listener: TcpListener,
+    ) -> anyhow::Result<Self> {
+        crate::metrics::install();
         let (verifier, local_issuer) = authentication(settings).await?;
         let mut downloads = settings.limits.max_concurrent_downloads.max(1);
         if let Some(cap) = store
@@ -57,9 +69,6 @@ impl Application {
             .downloads_per_minute_per_org
             .and_then(std::num::NonZeroU32::new)
             .map(|n| DownloadRate::new(n, store.shared_rate_limiter()));
-        let listener = TcpListener::bind(settings.bind)
-            .await
-            .with_context(|| format!("cannot listen on {}", settings.bind))?;
         let public_url = match &settings.public_url {
             Some(url) => url.clone(),
             None => default_public_url(listener.local_addr()?),
@@ -106,6 +115,23 @@ impl Application {
         )
         .await
     }
+}
+
+/// Binds the listen address; a busy port's error says how to pick another.
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        let reason = match e.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                "address already in use; stop the process listening there or choose \
+                 another address, e.g. --bind 127.0.0.1:0 for any free port"
+            }
+            std::io::ErrorKind::AddrNotAvailable => {
+                "no interface of this machine has that address; use 127.0.0.1 or 0.0.0.0"
+            }
+            _ => return anyhow::Error::new(e).context(format!("cannot listen on {addr}")),
+        };
+        anyhow::anyhow!("cannot listen on {addr}: {reason}")
+    })
 }
 
 /// `http://ADDR` of the bound address, with a wildcard address (`0.0.0.0`,
@@ -155,38 +181,42 @@ async fn authentication(
     }
 }
 
-/// Completes on SIGINT or SIGTERM; the handlers are installed when this is
-/// called, so call it before announcing the service.
+/// Completes on SIGINT or SIGTERM. The handlers are installed by this
+/// call, not when the future is first polled: call it before announcing
+/// the address, so that a signal sent right after the announcement stops
+/// the service gracefully instead of killing it.
 pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
-    // Registered now, not when first polled: a signal that arrives between
-    // printing the bound address and serving must not kill the process
-    // with the default action.
     #[cfg(unix)]
-    let (interrupt, terminate) = {
+    {
         use tokio::signal::unix::{signal, SignalKind};
-        (
-            signal(SignalKind::interrupt()).ok(),
-            signal(SignalKind::terminate()).ok(),
-        )
-    };
-    async move {
-        #[cfg(unix)]
-        {
-            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
-                match s {
-                    Some(mut s) => {
+        let mut interrupt = signal(SignalKind::interrupt()).ok();
+        let mut terminate = signal(SignalKind::terminate()).ok();
+        async move {
+            let interrupted = async {
+                match interrupt.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let terminated = async {
+                match terminate.as_mut() {
+                    Some(s) => {
                         s.recv().await;
                     }
                     None => std::future::pending::<()>().await,
                 }
             };
             tokio::select! {
-                () = wait(interrupt) => {},
-                () = wait(terminate) => {},
+                () = interrupted => {},
+                () = terminated => {},
             }
         }
-        #[cfg(not(unix))]
-        {
+    }
+    #[cfg(not(unix))]
+    {
+        async {
             let _ = tokio::signal::ctrl_c().await;
         }
     }

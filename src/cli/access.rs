@@ -30,7 +30,55 @@ pub enum AccessCommand {
         /// Only this organization.
         #[arg(long)]
         org: Option<String>,
+        /// `table` (aligned columns, for people) or `json` (an array, for scripts).
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
     },
+}
+
+/// Output of `access list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListFormat {
+    /// Columns padded to their widest value.
+    Table,
+    /// `[{"org","user","kind","name"}, …]`.
+    Json,
+}
+
+/// One grant as `access list --format json` prints it.
+#[derive(Debug, serde::Serialize)]
+struct GrantRow {
+    org: String,
+    user: String,
+    kind: String,
+    name: String,
+}
+
+/// Lays rows out in columns padded to the widest cell (header included),
+/// separated by two spaces; the last column is not padded.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
+    for row in std::iter::once(&header).chain(rows) {
+        let last = row.len().saturating_sub(1);
+        for (i, cell) in row.iter().enumerate() {
+            if i == last {
+                out.push_str(cell);
+            } else {
+                let pad = widths[i] - cell.chars().count() + 2;
+                out.push_str(cell);
+                out.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        out.push('\n');
+    }
+    out
 }
 
 impl GrantArgs {
@@ -63,9 +111,7 @@ impl GrantArgs {
     }
 }
 
-async fn open(settings: &Settings) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
-    Ok(crate::store::open(settings.database_url.as_deref(), &settings.data_dir).await?)
-}
+use super::open_store as open;
 
 /// `catalytics grant`
 pub async fn grant(settings: &Settings, args: &GrantArgs) -> anyhow::Result<()> {
@@ -87,25 +133,63 @@ pub async fn revoke(settings: &Settings, args: &GrantArgs) -> anyhow::Result<()>
 
 /// `catalytics access list`
 pub async fn list(settings: &Settings, command: &AccessCommand) -> anyhow::Result<()> {
-    let AccessCommand::List { org } = command;
+    let AccessCommand::List { org, format } = command;
     let org = org
         .clone()
         .map(OrgId::parse)
         .transpose()
         .map_err(|e| anyhow::anyhow!("--org {e}"))?;
     let grants = open(settings).await?.list_access(org.as_ref()).await?;
-    println!("{:<38} {:<38} {:<10} NAME", "ORG", "USER", "KIND");
-    for g in &grants {
-        println!(
-            "{:<38} {:<38} {:<10} {}",
-            g.org,
-            g.user,
-            g.grant.kind(),
-            g.grant.name()
-        );
-    }
-    if grants.is_empty() {
-        eprintln!("(no grants)");
+    let rows: Vec<GrantRow> = grants
+        .iter()
+        .map(|g| GrantRow {
+            org: g.org.to_string(),
+            user: g.user.to_string(),
+            kind: g.grant.kind().to_string(),
+            name: g.grant.name().to_string(),
+        })
+        .collect();
+    match format {
+        ListFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+        ListFormat::Table => {
+            let cells: Vec<Vec<String>> = rows
+                .into_iter()
+                .map(|r| vec![r.org, r.user, r.kind, r.name])
+                .collect();
+            print!("{}", table(&["ORG", "USER", "KIND", "NAME"], &cells));
+            if grants.is_empty() {
+                eprintln!("(no grants)");
+            }
+        }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::table;
+
+    #[test]
+    fn columns_line_up_under_the_header() {
+        let rows = vec![
+            vec![
+                "o".into(),
+                "a-very-long-user-id".into(),
+                "role".into(),
+                "Co-Administrator".into(),
+            ],
+            vec![
+                "org-2".into(),
+                "bob".into(),
+                "permission".into(),
+                "View Analytics".into(),
+            ],
+        ];
+        assert_eq!(
+            table(&["ORG", "USER", "KIND", "NAME"], &rows),
+            "ORG    USER                 KIND        NAME\n\
+             o      a-very-long-user-id  role        Co-Administrator\n\
+             org-2  bob                  permission  View Analytics\n"
+        );
+    }
 }

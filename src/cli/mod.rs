@@ -1,15 +1,25 @@
 //! The command line: one binary, one subcommand per job. Every command
-//! shares `--data-dir`, `--database-url` and `--config`, prints errors as one
-//! line and exits non-zero on failure.
+//! shares `--data-dir`, `--database-url`, `--config` and `--log-format`,
+//! prints errors as one line ([`one_line`]) and exits non-zero on failure.
+//!
+//! Settings are resolved in one place, [`resolve_settings`]: defaults, the
+//! config file, `CATALYTICS_*` variables and flags, then one validation, so
+//! an invalid value fails at start-up with its valid range whatever layer
+//! it came from. `--help` shows every default (the help texts spell them;
+//! a test keeps them equal to the values in `config`).
 
 mod access;
+mod data_dir;
 mod demo;
 mod import;
 mod login_link;
 mod serve;
 mod token;
 
-use crate::config::Settings;
+pub use data_dir::{prepare as prepare_data_dir, Access as DataDirAccess};
+
+use crate::config::{parse_bind, Settings};
+use crate::telemetry::LogFormat;
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -29,10 +39,12 @@ pub struct Cli {
 /// Options shared by every command.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Data directory (SQLite file, local signing key).
+    /// Data directory (SQLite file, local signing key); created when missing
+    /// [default: ./catalytics-data]
     #[arg(long, global = true, env = "CATALYTICS_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// `postgres://…` selects PostgreSQL; default: SQLite in the data dir.
+    /// `postgres://…` (or `postgresql://…`) selects PostgreSQL, `sqlite://PATH`
+    /// a SQLite file [default: SQLite file in the data dir]
     #[arg(
         long,
         global = true,
@@ -41,9 +53,19 @@ pub struct GlobalArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
-    /// Optional TOML settings file (see docs/operations.md).
+    /// Optional TOML settings file (see docs/operations.md) [default: none]
     #[arg(long, global = true, env = "CATALYTICS_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Log lines on stderr: `text` (colours only on a terminal) or `json`
+    /// (one object per line, for collectors).
+    #[arg(
+        long,
+        global = true,
+        env = "CATALYTICS_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text
+    )]
+    pub log_format: LogFormat,
 }
 
 /// The commands.
@@ -76,26 +98,30 @@ pub enum Command {
 /// Flags of `serve` that override settings.
 #[derive(Debug, Args, Clone)]
 pub struct ServeArgs {
-    /// Listen address (port 0 picks a free one; the bound address is printed).
-    #[arg(long, env = "CATALYTICS_BIND", value_name = "ADDR")]
+    /// Listen address, an IP address and a port (port 0 picks a free one;
+    /// the bound address is printed) [default: 127.0.0.1:8080]
+    #[arg(long, env = "CATALYTICS_BIND", value_name = "ADDR", value_parser = parse_bind)]
     pub bind: Option<SocketAddr>,
     /// The URL clients reach the service at, published in local mode's
-    /// discovery document (default: from the bound address).
+    /// discovery document [default: http://<bound address>]
     #[arg(long, env = "CATALYTICS_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
-    /// External token issuer URL (selects issuer mode).
+    /// External token issuer URL (selects issuer mode) [default: none: local
+    /// mode, tokens from `catalytics token`]
     #[arg(long, env = "CATALYTICS_ISSUER", value_name = "URL")]
     pub issuer: Option<String>,
-    /// The issuer's JWKS URL (default: OpenID discovery).
+    /// The issuer's JWKS URL [default: found by OpenID discovery]
     #[arg(long, env = "CATALYTICS_JWKS_URI", value_name = "URL")]
     pub jwks_uri: Option<String>,
-    /// Required token audience.
+    /// Required token audience [default: none: `aud` not checked]
     #[arg(long, env = "CATALYTICS_AUDIENCE", value_name = "AUD")]
     pub audience: Option<String>,
-    /// Downloads allowed to stream at once.
+    /// Downloads allowed to stream at once, 1 to 10000 (more wait up to
+    /// `download_queue_wait`, then get 429) [default: 64]
     #[arg(long, env = "CATALYTICS_MAX_CONCURRENT_DOWNLOADS", value_name = "N")]
     pub max_concurrent_downloads: Option<usize>,
-    /// Downloads one organization may start per minute (default: unlimited).
+    /// Downloads one organization may start per minute, 1 to 1000000
+    /// [default: unlimited]
     #[arg(
         long,
         env = "CATALYTICS_DOWNLOADS_PER_MINUTE_PER_ORG",
@@ -107,8 +133,9 @@ pub struct ServeArgs {
 /// Flags of `demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Listen address.
-    #[arg(long, env = "CATALYTICS_BIND", value_name = "ADDR")]
+    /// Listen address, an IP address and a port (port 0 picks a free one)
+    /// [default: 127.0.0.1:8080]
+    #[arg(long, env = "CATALYTICS_BIND", value_name = "ADDR", value_parser = parse_bind)]
     pub bind: Option<SocketAddr>,
     /// Number of events to generate.
     #[arg(long, default_value_t = 100_000)]
@@ -160,11 +187,50 @@ impl ServeArgs {
     }
 }
 
+/// The settings a command runs with: defaults, config file, environment
+/// and flags (a flag wins over its variable, both over the file), checked
+/// once. The only place layers are combined.
+pub fn resolve_settings(global: &GlobalArgs, command: &Command) -> anyhow::Result<Settings> {
+    let mut settings = global.settings()?;
+    match command {
+        Command::Serve(args) => args.apply(&mut settings),
+        Command::Demo(args) => {
+            if let Some(bind) = args.bind {
+                settings.bind = bind;
+            }
+        }
+        _ => {}
+    }
+    settings.validate()?;
+    Ok(settings)
+}
+
+/// Whether `command` keeps anything in the data dir with these settings:
+/// the SQLite file (no database URL) or the local signing key.
+fn uses_data_dir(settings: &Settings, command: &Command) -> bool {
+    let sqlite_in_dir = settings.database_url.as_deref().unwrap_or("").is_empty();
+    let local_mode = settings.auth.issuer.is_none();
+    match command {
+        // The demo makes (and checks) its own data dir.
+        Command::Demo(_) => false,
+        Command::Serve(_) => sqlite_in_dir || local_mode,
+        Command::Token(_) => local_mode,
+        _ => sqlite_in_dir,
+    }
+}
+
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let settings = cli.global.settings()?;
+    let settings = resolve_settings(&cli.global, &cli.command)?;
+    if uses_data_dir(&settings, &cli.command) {
+        let access = match cli.command {
+            Command::Serve(_) => data_dir::Access::WriteWhenPossible,
+            _ => data_dir::Access::Write,
+        };
+        data_dir::prepare(&settings.data_dir, access)?;
+    }
     match cli.command {
-        Command::Serve(args) => serve::run(settings, &args).await,
+        Command::Serve(_) => serve::run(settings).await,
         Command::Demo(args) => demo::run(settings, &args, cli.global.data_dir.is_some()).await,
         Command::Token(args) => token::run(&settings, &args),
         Command::LoginLink(args) => login_link::run(&settings, &args),
@@ -173,9 +239,75 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Access { command } => access::list(&settings, &command).await,
         Command::Import(args) => import::run(&settings, &args).await,
         Command::Migrate => {
-            crate::store::open(settings.database_url.as_deref(), &settings.data_dir).await?;
+            open_store(&settings).await?;
             println!("migrations applied");
             Ok(())
+        }
+    }
+}
+
+/// Opens the configured store for a command, naming it in the error.
+pub(crate) async fn open_store(
+    settings: &Settings,
+) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
+    use anyhow::Context;
+    crate::store::open(settings.database_url.as_deref(), &settings.data_dir)
+        .await
+        .context("cannot open the store")
+}
+
+/// An error and its causes as one line: `what: why: why…`, each cause once
+/// (a message that already contains its cause does not repeat it), and
+/// I/O causes in plain words ("does not exist", "permission denied").
+pub fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let raw = cause.to_string();
+        let text = match cause.downcast_ref::<std::io::Error>() {
+            Some(io) => data_dir::io_reason(io),
+            None => raw.clone(),
+        };
+        if line.contains(&raw) || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line.replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("key file k: {source}")]
+    struct KeyError {
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn one_line_names_each_cause_once() {
+        let missing = || std::io::Error::from_raw_os_error(2);
+        let cases = [
+            (
+                Err::<(), _>(missing()).context("cannot read config file c.toml"),
+                "cannot read config file c.toml: does not exist",
+            ),
+            (
+                Err::<(), _>(KeyError { source: missing() }).context("local mode"),
+                "local mode: key file k: No such file or directory (os error 2)",
+            ),
+            (
+                Err::<(), _>(anyhow::anyhow!("a\nb")).context("outer"),
+                "outer: a b",
+            ),
+        ];
+        for (result, expected) in cases {
+            assert_eq!(one_line(&result.unwrap_err()), expected);
         }
     }
 }

@@ -11,8 +11,10 @@ pub use admission::{Admission, DownloadRate};
 use super::extract::AnalyticsViewer;
 use super::AppState;
 use crate::domain::{DateRange, OrgId};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorEnvelope};
 use crate::export::CsvEncoder;
+#[allow(unused_imports)] // named by the OpenAPI annotation
+use crate::http::openapi::Timestamp;
 use crate::store::RowStream;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, RawQuery, State};
@@ -38,7 +40,45 @@ impl<S: Send + Sync> FromRequestParts<S> for Http11OrLater {
     }
 }
 
+/// The query of the download, as documented; it is read by hand from the
+/// raw query string (see `params`), so that every problem is reported the
+/// way the Library API reports it.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code, non_snake_case)] // wire names; documentation only
+pub struct DownloadQuery {
+    /// Start of the window (inclusive).
+    #[param(value_type = Timestamp, example = "2024-01-01T00:00:00.000Z")]
+    startDate: String,
+    /// End of the window (exclusive), later than `startDate`.
+    #[param(value_type = Timestamp, example = "2024-02-01T00:00:00.000Z")]
+    endDate: String,
+}
+
 /// The download handler.
+#[utoipa::path(
+    get,
+    path = crate::http::DOWNLOAD_PATH,
+    tag = "analytics",
+    operation_id = "downloadAnalytics",
+    summary = "Download an organization's usage in a time window as CSV",
+    description = "The caller's organization (token claim) and a role or permission that allows \
+                   viewing analytics are required. Rows are ordered by timestamp, then event id.",
+    params(DownloadQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The CSV file, streamed.", content_type = "text/csv; charset=utf-8", body = String,
+            headers(("Content-Disposition" = String, description = "attachment; filename=\"ComponentsAnalytics_<start>_<end>.csv\""))),
+        (status = 401, description = "No Authorization header (HeaderNotFound) or an unacceptable token (InvalidToken).", body = ErrorEnvelope,
+            headers(("WWW-Authenticate" = String, description = "Bearer challenge"))),
+        (status = 403, description = "The user may not view this organization's analytics (InsufficientPermissions).", body = ErrorEnvelope),
+        (status = 422, description = "Missing or invalid startDate/endDate (InvalidDownloadAnalyticsRequest, with details).", body = ErrorEnvelope),
+        (status = 429, description = "Over the organization's download rate or every download slot busy (TooManyRequests).", body = ErrorEnvelope,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "The store or the issuer's keys cannot be reached (ServiceUnavailable).", body = ErrorEnvelope,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
 pub async fn download(
     _: Http11OrLater,
     State(state): State<AppState>,
@@ -66,9 +106,14 @@ fn csv_response(
 ) -> Response {
     let mut encoder = CsvEncoder::new();
     let header_row = encoder.header();
+    crate::metrics::exported(0, header_row.len());
     let org = org.clone();
     let csv = rows.map(move |batch| match batch {
-        Ok(rows) => Ok::<Bytes, std::io::Error>(encoder.rows(&rows)),
+        Ok(rows) => {
+            let chunk = encoder.rows(&rows);
+            crate::metrics::exported(rows.len(), chunk.len());
+            Ok::<Bytes, std::io::Error>(chunk)
+        }
         Err(e) => {
             // After the 200 the only honest signal left is to abort the
             // body, which every client reports as an error.

@@ -4,7 +4,9 @@
 
 use super::extract::EventReporter;
 use super::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorEnvelope};
+#[allow(unused_imports)] // named by the OpenAPI annotation
+use crate::http::openapi::EventsBatch;
 use crate::ingest::{self, BatchError, MAX_BODY_BYTES, MAX_EVENTS};
 use crate::store::IngestOutcome;
 use axum::body::Body;
@@ -21,6 +23,34 @@ enum Format {
 }
 
 /// The ingestion handler.
+#[utoipa::path(
+    post,
+    path = crate::http::EVENTS_PATH,
+    tag = "analytics",
+    operation_id = "reportEvents",
+    summary = "Report usage events",
+    description = "For the trusted component-library backend (scope analytics:write). The batch is \
+                   committed atomically before the 200; events whose id is already stored count as \
+                   duplicates. With application/x-ndjson the body is one Event object per line.",
+    request_body(
+        description = "At most 10000 events and 16 MiB.",
+        content(
+            (EventsBatch = "application/json"),
+            (String = "application/x-ndjson"),
+        ),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Committed.", body = IngestOutcome),
+        (status = 401, description = "No Authorization header (HeaderNotFound) or an unacceptable token (InvalidToken).", body = ErrorEnvelope,
+            headers(("WWW-Authenticate" = String, description = "Bearer challenge"))),
+        (status = 413, description = "Over 10000 events or 16 MiB (PayloadTooLarge).", body = ErrorEnvelope),
+        (status = 415, description = "Neither application/json nor application/x-ndjson (UnsupportedMediaType).", body = ErrorEnvelope),
+        (status = 422, description = "Malformed body or invalid events (InvalidAnalyticsEventsRequest, a detail per problem).", body = ErrorEnvelope),
+        (status = 503, description = "The store or the issuer's keys cannot be reached (ServiceUnavailable); nothing was stored.", body = ErrorEnvelope,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
 pub async fn report(
     State(state): State<AppState>,
     EventReporter(caller): EventReporter,
@@ -65,6 +95,7 @@ pub async fn report(
     })?;
     let count = events.len();
     let outcome = state.store.ingest(events).await?;
+    crate::metrics::ingested(&outcome);
     tracing::info!(reporter = %caller.user, count, accepted = outcome.accepted, duplicates = outcome.duplicates, "events ingested");
     Ok(Json(outcome))
 }

@@ -1,5 +1,6 @@
 //! The middleware stack, in one place: request ids (a client's own only
-//! when it is short, visible ASCII), a tracing span per request, panics turned into the 500 envelope, and axum's bare 405s
+//! when it is short, visible ASCII), a tracing span per request, request
+//! metrics, panics turned into the 500 envelope, and axum's bare 405s
 //! turned into the JSON envelope.
 
 use crate::error::ApiError;
@@ -25,6 +26,7 @@ pub const MAX_REQUEST_ID_LEN: usize = 128;
 pub fn apply(router: Router) -> Router {
     router
         .layer(axum::middleware::map_response(method_not_allowed_envelope))
+        .layer(axum::middleware::from_fn(record_metrics))
         .layer(
             ServiceBuilder::new()
                 .map_request(drop_unusable_request_id)
@@ -80,6 +82,25 @@ fn make_span(request: &Request<Body>) -> tracing::Span {
         org = tracing::field::Empty,
         user = tracing::field::Empty,
     )
+}
+
+/// Counts the request by route template and status and records its time
+/// to the response head (a download's body streams on afterwards).
+async fn record_metrics(request: Request<Body>, next: axum::middleware::Next) -> Response<Body> {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "<unmatched>".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    crate::metrics::request(
+        method.as_str(),
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
 }
 
 /// axum answers a known path with a wrong method by an empty 405 carrying

@@ -9,6 +9,8 @@ mod fallback;
 mod health;
 pub mod limits;
 mod middleware;
+pub mod openapi;
+mod prometheus;
 mod state;
 mod summary;
 mod well_known;
@@ -16,8 +18,10 @@ mod well_known;
 pub use admin::PageConfig;
 pub use state::AppState;
 
-use axum::routing::{get, post};
-use axum::Router;
+use axum::{Extension, Router};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Path of the download operation (wire-compatible with the Library API).
 pub const DOWNLOAD_PATH: &str = "/library/components/analytics/download";
@@ -26,24 +30,28 @@ pub const SUMMARY_PATH: &str = "/library/components/analytics/summary";
 /// Path of the ingestion operation.
 pub const EVENTS_PATH: &str = "/library/components/analytics/events";
 
-/// Every route of the service, with its middleware stack.
+/// Every route of the service, with its middleware stack. Each route is
+/// registered with its OpenAPI description (`routes!`, see [`openapi`]):
+/// adding an operation is one `.routes(routes!(module::handler))` line.
 pub fn router(state: AppState) -> Router {
-    let mut router = Router::new()
-        .route(DOWNLOAD_PATH, get(download::download))
-        .route(SUMMARY_PATH, get(summary::summary))
-        .route(EVENTS_PATH, post(events::report));
+    let mut api = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(download::download))
+        .routes(routes!(summary::summary))
+        .routes(routes!(events::report));
     if state.local_issuer.is_some() {
-        router = router
-            .route(
-                "/.well-known/openid-configuration",
-                get(well_known::openid_configuration),
-            )
-            .route("/.well-known/jwks.json", get(well_known::jwks));
+        api = api
+            .routes(routes!(well_known::openid_configuration))
+            .routes(routes!(well_known::jwks));
     }
-    router = admin::routes(router)
-        .route("/health", get(health::live))
-        .route("/health/ready", get(health::ready));
+    api = api
+        .routes(routes!(health::live))
+        .routes(routes!(health::ready))
+        .routes(routes!(prometheus::metrics))
+        .routes(routes!(openapi::document));
+    let (router, document) = api.split_for_parts();
+    let router = admin::routes(router);
     let router = router
+        .layer(Extension(openapi::Served::new(document)))
         .fallback(fallback::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

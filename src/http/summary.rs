@@ -7,7 +7,7 @@ mod params;
 use super::extract::AnalyticsViewer;
 use super::AppState;
 use crate::domain::Buckets;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorEnvelope};
 use crate::store::{KindCounts, Summary};
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderValue};
@@ -15,7 +15,46 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
+/// The summary's query parameters, for the OpenAPI document only: the
+/// handler reads the raw query string (see `params`), so that every
+/// problem is reported the way the download reports it.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code, non_snake_case)] // wire names; documentation only
+pub struct SummaryQuery {
+    /// Start of the window (inclusive).
+    #[param(value_type = String, example = "2024-01-01T00:00:00.000Z")]
+    startDate: String,
+    /// End of the window (exclusive), later than `startDate`.
+    #[param(value_type = String, example = "2024-02-01T00:00:00.000Z")]
+    endDate: String,
+    /// Bucket width: `hour`, `day` (default), `week` (ISO, from Monday) or `month`.
+    #[param(required = false, example = "day")]
+    interval: Option<String>,
+}
+
 /// The summary handler.
+#[utoipa::path(
+    get,
+    path = crate::http::SUMMARY_PATH,
+    tag = "analytics",
+    operation_id = "summarizeAnalytics",
+    summary = "An organization's usage in a time window at a glance",
+    description = "Same authentication, authorization and window rules as the download. Events per \
+                   UTC bucket and type (gapless, aligned; at most 5000 buckets), totals with distinct \
+                   users and components, and the top 10 components and users.",
+    params(SummaryQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The summary.", body = SummaryBody),
+        (status = 401, description = "No Authorization header (HeaderNotFound) or an unacceptable token (InvalidToken).", body = ErrorEnvelope,
+            headers(("WWW-Authenticate" = String, description = "Bearer challenge"))),
+        (status = 403, description = "The user may not view this organization's analytics (InsufficientPermissions).", body = ErrorEnvelope),
+        (status = 422, description = "Missing or invalid startDate/endDate/interval, or more than 5000 buckets (InvalidDownloadAnalyticsRequest, with details).", body = ErrorEnvelope),
+        (status = 503, description = "The store or the issuer's keys cannot be reached (ServiceUnavailable).", body = ErrorEnvelope,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
 pub async fn summary(
     State(state): State<AppState>,
     AnalyticsViewer { org }: AnalyticsViewer,
@@ -25,25 +64,26 @@ pub async fn summary(
     let summary = state.store.summary(&org, &buckets).await?;
     Ok((
         [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
-        Json(SummaryBody::new(&buckets, &summary)),
+        Json(SummaryBody::new(&buckets, summary)),
     )
         .into_response())
 }
 
 /// The wire form (see `docs/api.md`).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct SummaryBody<'a> {
+pub struct SummaryBody {
     start_date: String,
     end_date: String,
     interval: &'static str,
     totals: Totals,
     buckets: Vec<Bucket>,
-    top_components: Vec<Top<'a>>,
-    top_users: Vec<Top<'a>>,
+    top_components: Vec<Top>,
+    top_users: Vec<Top>,
 }
 
-#[derive(Serialize)]
+/// Events by type.
+#[derive(Serialize, utoipa::ToSchema)]
 struct Counts {
     #[serde(rename = "View")]
     view: u64,
@@ -63,7 +103,8 @@ impl From<KindCounts> for Counts {
     }
 }
 
-#[derive(Serialize)]
+/// Events by type over the window, distinct users and components.
+#[derive(Serialize, utoipa::ToSchema)]
 struct Totals {
     #[serde(flatten)]
     counts: Counts,
@@ -71,7 +112,8 @@ struct Totals {
     components: u64,
 }
 
-#[derive(Serialize)]
+/// One bucket: its aligned start and its events by type.
+#[derive(Serialize, utoipa::ToSchema)]
 struct Bucket {
     start: String,
     #[serde(flatten)]
@@ -79,18 +121,18 @@ struct Bucket {
 }
 
 /// A top-list entry: `name` for components, `email` for users.
-#[derive(Serialize)]
-struct Top<'a> {
-    id: &'a str,
+#[derive(Serialize, utoipa::ToSchema)]
+struct Top {
+    id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<&'a str>,
+    name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    email: Option<&'a str>,
+    email: Option<String>,
     events: u64,
 }
 
-impl<'a> SummaryBody<'a> {
-    fn new(buckets: &Buckets, s: &'a Summary) -> Self {
+impl SummaryBody {
+    fn new(buckets: &Buckets, s: Summary) -> Self {
         Self {
             start_date: buckets.range().start().to_wire(),
             end_date: buckets.range().end().to_wire(),
@@ -102,7 +144,7 @@ impl<'a> SummaryBody<'a> {
             },
             buckets: s
                 .buckets
-                .iter()
+                .into_iter()
                 .map(|b| Bucket {
                     start: b.start.to_wire(),
                     counts: b.counts.into(),
@@ -110,21 +152,21 @@ impl<'a> SummaryBody<'a> {
                 .collect(),
             top_components: s
                 .top_components
-                .iter()
+                .into_iter()
                 .map(|c| Top {
-                    id: &c.id,
-                    name: Some(&c.name),
+                    id: c.id,
+                    name: Some(c.name),
                     email: None,
                     events: c.events,
                 })
                 .collect(),
             top_users: s
                 .top_users
-                .iter()
+                .into_iter()
                 .map(|u| Top {
-                    id: &u.id,
+                    id: u.id,
                     name: None,
-                    email: Some(&u.email),
+                    email: Some(u.email),
                     events: u.events,
                 })
                 .collect(),

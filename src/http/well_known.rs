@@ -10,6 +10,13 @@ use serde_json::{json, Value};
 /// `GET /.well-known/openid-configuration`
 /// The key set's address is built from the configured public URL, never
 /// from the request's `Host`, which a client can set to anything.
+#[utoipa::path(
+    get,
+    path = "/.well-known/openid-configuration",
+    tag = "local issuer",
+    operation_id = "openidConfiguration",
+    responses((status = 200, description = "OpenID discovery document of the local issuer.", body = Object))
+)]
 pub async fn openid_configuration(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let issuer = state.local_issuer.as_ref().ok_or(ApiError::NotFound)?;
     Ok(Json(json!({
@@ -27,6 +34,13 @@ pub async fn openid_configuration(State(state): State<AppState>) -> Result<Json<
 }
 
 /// `GET /.well-known/jwks.json`
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "local issuer",
+    operation_id = "jwks",
+    responses((status = 200, description = "The local issuer's public keys (JWKS).", body = Object))
+)]
 pub async fn jwks(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let issuer = state.local_issuer.as_ref().ok_or(ApiError::NotFound)?;
     Ok(Json(issuer.jwks_json()))

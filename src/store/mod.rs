@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// What a committed ingestion batch did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct IngestOutcome {
     /// Events stored by this batch.
     pub accepted: u64,
@@ -37,6 +37,17 @@ impl std::ops::AddAssign for IngestOutcome {
         self.accepted += rhs.accepted;
         self.duplicates += rhs.duplicates;
     }
+}
+
+/// Connections of a store's pool, for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUse {
+    /// Connections serving a request now.
+    pub in_use: usize,
+    /// Open connections waiting for work.
+    pub idle: usize,
+    /// Most connections the pool opens.
+    pub max: usize,
 }
 
 /// The storage contract every backend fulfils, proven by one shared suite.
@@ -74,6 +85,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Cheap reachability probe for health checks.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Whether any event is stored (in any organization): `demo` refuses
+    /// a database that already holds data.
+    async fn holds_events(&self) -> Result<bool, StoreError>;
+
+    /// The connection pool's use right now, for `/metrics`; `None` when the
+    /// backend has no pool worth reporting.
+    fn pool_use(&self) -> Option<PoolUse> {
+        None
+    }
 
     /// How many exports may stream at once without starving other requests
     /// of connections; `None` when the backend has no such bound. The
@@ -153,9 +174,10 @@ async fn open_store(
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             Ok(Arc::new(postgres::PgStore::open(url).await?))
         }
-        Some(_) => Err(StoreError::Config(
-            "database URL must start with sqlite:// or postgres://".into(),
-        )),
+        Some(url) => Err(StoreError::Config(format!(
+            "database URL {:?} must start with postgres://, postgresql:// or sqlite://",
+            crate::config::redact_url(url)
+        ))),
     }
 }
 

@@ -64,6 +64,9 @@ impl Store for FaultyStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
     }
+    async fn holds_events(&self) -> Result<bool, StoreError> {
+        self.inner.holds_events().await
+    }
 }
 
 /// Wraps the app's store so its exports go wrong as `fault` says.

@@ -4,7 +4,8 @@
 //! PostgreSQL tests need `CATALYTICS_TEST_DATABASE_URL` (for example
 //! `postgres://postgres@127.0.0.1:5432/postgres`): each test creates its own
 //! database `catalytics_test_<random>` there and drops it afterwards. When
-//! the variable is unset they say so loudly on stderr and pass.
+//! the variable is unset each says on the terminal that it was skipped, and
+//! the test binary ends with a count of them.
 
 #![allow(dead_code, unused_macros)]
 
@@ -59,23 +60,67 @@ where
     }
 }
 
-/// The test server's URL, or `None` after printing why the test is skipped.
+/// The test server's URL, or `None` after reporting the calling test as
+/// skipped.
 pub fn pg_base_url() -> Option<String> {
     match std::env::var(PG_URL_VAR) {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
-            // Straight to the process's stderr, past the test harness's
-            // output capture, so the skip shows in a normal `cargo test`.
-            static LOUD: std::sync::Once = std::sync::Once::new();
-            LOUD.call_once(|| {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "\n*** SKIPPED: {PG_URL_VAR} not set; the PostgreSQL store tests did not run ***\n"
-                );
-            });
+            report_skip();
             None
         }
     }
+}
+
+/// How many PostgreSQL tests of this test binary were skipped.
+static SKIPPED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Says on the terminal that the calling test did not run: one line per
+/// test, and a count when the test binary exits (after the harness's own
+/// summary, which counts these tests as passed). Written straight to the
+/// process's stderr, past the harness's output capture, so it shows under
+/// a plain `cargo test`.
+fn report_skip() {
+    static AT_EXIT: std::sync::Once = std::sync::Once::new();
+    AT_EXIT.call_once(|| {
+        // SAFETY: registers a plain `extern "C"` function without captures.
+        unsafe {
+            libc::atexit(print_skip_summary);
+        }
+    });
+    SKIPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a PostgreSQL test")
+        .to_owned();
+    // One write per line, so that lines of parallel tests do not interleave.
+    let line =
+        format!("SKIPPED {test}: {PG_URL_VAR} is not set, so it did not run against PostgreSQL\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
+/// Whether an executable named `tool` is on `PATH`.
+pub fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
+}
+
+/// Says on the terminal, past the harness's capture, that the calling test
+/// did not run and why (for tests that need a tool or privilege the machine
+/// may lack; CI provides them).
+pub fn skip_loudly(why: &str) {
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    let line = format!("SKIPPED {test}: {why}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
+extern "C" fn print_skip_summary() {
+    let n = SKIPPED.load(std::sync::atomic::Ordering::Relaxed);
+    let line = format!(
+        "\n*** SKIPPED: {n} PostgreSQL tests of this binary did not run (reported as passed above); \
+         set {PG_URL_VAR}=postgres://USER@HOST:5432/postgres to run them ***\n\n"
+    );
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 /// A throw-away database on the test server.

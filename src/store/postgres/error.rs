@@ -40,6 +40,26 @@ pub(super) fn is_unavailable(e: &tokio_postgres::Error) -> bool {
     }
 }
 
+/// SQLSTATEs that mean "this server will not let this URL in" — no such
+/// database, no such role, wrong password — which waiting cannot fix.
+const REFUSAL_STATES: [&SqlState; 3] = [
+    &SqlState::INVALID_CATALOG_NAME,
+    &SqlState::INVALID_PASSWORD,
+    &SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+];
+
+/// Whether connecting failed because the server refused the URL's
+/// database, role or password (as opposed to not being there yet).
+pub(super) fn is_refusal(e: &tokio_postgres::Error) -> bool {
+    e.code().is_some_and(|c| REFUSAL_STATES.contains(&c))
+}
+
+/// The server's own words for a refusal, e.g. `database "x" does not exist`.
+pub(super) fn refusal_reason(e: &tokio_postgres::Error) -> String {
+    e.as_db_error()
+        .map_or_else(|| describe(e), |db| db.message().to_owned())
+}
+
 /// Whether a transaction that failed with `e` may simply be run again:
 /// it lost a serialization check or was chosen as a deadlock victim.
 pub(super) fn is_retryable(e: &tokio_postgres::Error) -> bool {

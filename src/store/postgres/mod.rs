@@ -67,7 +67,22 @@ impl PgStore {
         let started = Instant::now();
         let mut delay = FIRST_RETRY;
         loop {
-            match store.migrate().await {
+            // A server that answers "no" (unknown database, role or
+            // password) will not change its mind: fail at once.
+            let attempt = match store.pool.get().await {
+                Err(deadpool_postgres::PoolError::Backend(e)) if error::is_refusal(&e) => {
+                    return Err(StoreError::Config(format!(
+                        "PostgreSQL at {target}: {}",
+                        error::refusal_reason(&e)
+                    )));
+                }
+                Err(e) => Err(StoreError::from(e)),
+                Ok(client) => {
+                    drop(client);
+                    store.migrate().await
+                }
+            };
+            match attempt {
                 Ok(()) => return Ok(store),
                 Err(StoreError::Unavailable(cause)) if started.elapsed() + delay <= max_wait => {
                     tracing::warn!(%target, %cause, retry_in = ?delay, "waiting for PostgreSQL");
@@ -237,6 +252,23 @@ impl Store for PgStore {
             ));
         }
         Ok(())
+    }
+
+    async fn holds_events(&self) -> Result<bool, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one("SELECT EXISTS (SELECT 1 FROM events)", &[])
+            .await?;
+        Ok(row.get(0))
+    }
+
+    fn pool_use(&self) -> Option<super::PoolUse> {
+        let status = self.pool.status();
+        Some(super::PoolUse {
+            in_use: status.size.saturating_sub(status.available),
+            idle: status.available,
+            max: status.max_size,
+        })
     }
 
     fn max_concurrent_exports(&self) -> Option<usize> {

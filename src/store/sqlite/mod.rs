@@ -240,4 +240,11 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn holds_events(&self) -> Result<bool, StoreError> {
+        self.read(|conn| {
+            Ok(conn.query_row("SELECT EXISTS (SELECT 1 FROM events)", [], |r| r.get(0))?)
+        })
+        .await
+    }
 }
