@@ -1,49 +1,84 @@
 //! Micro-benchmarks of the per-row and per-event hot paths:
-//! CSV encoding (export), timestamp parse/format, batch parsing (ingestion).
+//! the CSV row writer and the dictionary build (export), timestamp
+//! parse/format, batch parsing (ingestion).
 
 use catalytics::demo::DemoLibrary;
 use catalytics::domain::Timestamp;
-use catalytics::export::CsvEncoder;
+use catalytics::export::{ComponentNames, CsvWriter, Dictionary, DictionaryBuilder};
 use catalytics::ingest::{parse_json, to_wire};
-use catalytics::store::ExportRow;
+use catalytics::store::EventRow;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
+use std::sync::Arc;
 
-fn rows(n: usize) -> Vec<ExportRow> {
-    let library = DemoLibrary::generate(1, 200, 50);
-    library
-        .events(1, n, 90, Timestamp::now())
-        .flatten()
-        .map(|e| ExportRow {
-            timestamp: e.timestamp,
-            kind: e.kind,
-            component_id: e.component.id.to_string(),
-            component_name: e.component.display_name.to_string(),
-            catalogs: Some(
-                e.component
-                    .catalogs
-                    .iter()
-                    .map(|c| c.display_name.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            ),
-            category: e.component.category.map(|c| c.to_string()),
-            manufacturer: e.component.manufacturer.map(|c| c.to_string()),
-            application: e.application.map(|c| c.to_string()),
-            project_id: e.project_id.map(|c| c.to_string()),
-            user_id: e.user.id.to_string(),
-            user_email: e.user.email.to_string(),
-        })
-        .collect()
+/// The benchmark library's size (as `examples/gen_events`).
+const COMPONENTS: usize = 3000;
+const USERS: usize = 800;
+
+/// The names of the demo library as the stores hand them over, keyed by
+/// position.
+fn build_dictionary(library: &DemoLibrary, labels: &[String]) -> Dictionary {
+    let mut b = DictionaryBuilder::new();
+    for (key, (c, label)) in library.components.iter().zip(labels).enumerate() {
+        b.component(
+            key as i64,
+            ComponentNames {
+                id: c.id.as_str(),
+                name: c.display_name.as_str(),
+                catalogs: Some(label.as_str()).filter(|l| !l.is_empty()),
+                category: c.category.as_ref().map(|n| n.as_str()),
+                manufacturer: c.manufacturer.as_ref().map(|n| n.as_str()),
+            },
+        );
+    }
+    for (key, u) in library.users.iter().enumerate() {
+        b.user(key as i64, u.id.as_str(), u.email.as_str());
+    }
+    for (key, a) in library.applications.iter().enumerate() {
+        b.application(key as i64, a.as_str());
+    }
+    for (key, p) in library.projects.iter().enumerate() {
+        b.project(key as i64, p.as_str());
+    }
+    b.build()
 }
 
 fn export(c: &mut Criterion) {
-    let batch = rows(1024);
+    let library = DemoLibrary::generate(1, COMPONENTS, USERS);
+    let labels: Vec<String> = library
+        .components
+        .iter()
+        .map(|c| {
+            let mut names: Vec<&str> = c.catalogs.iter().map(|k| k.display_name.as_str()).collect();
+            names.sort_unstable();
+            names.join("; ")
+        })
+        .collect();
+    let rows: Vec<EventRow> = library
+        .events(1, 1024, 90, Timestamp::now())
+        .flatten()
+        .enumerate()
+        .map(|(i, e)| EventRow {
+            timestamp: e.timestamp,
+            kind: e.kind,
+            component: (i * 7 % COMPONENTS) as i64,
+            user: (i * 13 % USERS) as i64,
+            application: e
+                .application
+                .map(|_| (i % library.applications.len()) as i64),
+            project: e.project_id.map(|_| (i % library.projects.len()) as i64),
+        })
+        .collect();
     let mut group = c.benchmark_group("export");
-    group.throughput(Throughput::Elements(batch.len() as u64));
-    group.bench_function("csv_encode_1024_rows", |b| {
-        let mut encoder = CsvEncoder::new();
-        b.iter(|| black_box(encoder.rows(black_box(&batch))))
+    group.throughput(Throughput::Elements(rows.len() as u64));
+    let dictionary = Arc::new(build_dictionary(&library, &labels));
+    group.bench_function("write_1024_rows", |b| {
+        let mut writer = CsvWriter::new(Arc::clone(&dictionary));
+        b.iter(|| black_box(writer.rows(black_box(&rows)).map(|chunk| chunk.len())))
+    });
+    group.throughput(Throughput::Elements((COMPONENTS + USERS) as u64));
+    group.bench_function("dictionary_build_3000_components_800_users", |b| {
+        b.iter(|| black_box(build_dictionary(black_box(&library), &labels)).size_bytes())
     });
     group.finish();
 }

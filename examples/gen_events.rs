@@ -14,7 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .parse()?;
     let path = args.next().ok_or("usage: gen_events COUNT FILE [SEED]")?;
     let seed: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(42);
-    let library = DemoLibrary::generate(seed, 200, 50);
+    let library = DemoLibrary::generate(seed, 3000, 800);
     let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
     for batch in library.events(seed, count, 90, Timestamp::now()) {
         for e in &batch {

@@ -25,6 +25,8 @@ pub const DOWNLOADS_PER_MINUTE_PER_ORG: RangeInclusive<u32> = 1..=1_000_000;
 pub const SHUTDOWN_GRACE_SECS: RangeInclusive<u64> = 0..=3_600;
 /// Valid `max_connections`.
 pub const MAX_CONNECTIONS: RangeInclusive<usize> = 1..=1_000_000;
+/// Valid `database_pool_size` (PostgreSQL connections per process).
+pub const DATABASE_POOL_SIZE: RangeInclusive<usize> = 1..=1_000;
 /// Valid `download_queue_wait` (0 answers 429 at once when every slot is busy).
 pub const DOWNLOAD_QUEUE_WAIT: RangeInclusive<Duration> = Duration::ZERO..=Duration::from_secs(600);
 /// Valid `header_read_timeout`, `idle_timeout` and `body_stall_timeout`.
@@ -42,6 +44,9 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// `postgres://…` or `sqlite://PATH`; `None` → SQLite in `data_dir`.
     pub database_url: Option<String>,
+    /// PostgreSQL connections per process; downloads may stream on all but
+    /// four of them. SQLite ignores it.
+    pub database_pool_size: usize,
     /// The URL clients reach this service at (e.g. behind a proxy), as
     /// published in local mode's discovery document; `None` → derived from
     /// the bound address. Never taken from a request's `Host`.
@@ -125,6 +130,7 @@ impl Default for Settings {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             database_url: None,
+            database_pool_size: crate::store::postgres::POOL_SIZE,
             public_url: None,
             auth: AuthSettings::default(),
             limits: Limits::default(),
@@ -143,6 +149,7 @@ impl fmt::Debug for Settings {
                 "database_url",
                 &self.database_url.as_deref().map(redact_url),
             )
+            .field("database_pool_size", &self.database_pool_size)
             .field("public_url", &self.public_url)
             .field("auth", &self.auth)
             .field("limits", &self.limits)
@@ -318,6 +325,11 @@ impl Settings {
     /// over the defaults, so a bad value fails at start-up whatever layer
     /// it came from.
     pub fn validate(&self) -> Result<(), OutOfRange> {
+        check(
+            "database_pool_size",
+            self.database_pool_size,
+            &DATABASE_POOL_SIZE,
+        )?;
         self.limits.validate()
     }
 
@@ -483,6 +495,30 @@ mod tests {
         for (limits, expected) in cases {
             let got = limits.validate().err().map(|e| e.to_string());
             assert_eq!(got.as_deref(), expected, "{limits:?}");
+        }
+    }
+
+    #[test]
+    fn pool_size_outside_its_range_is_refused() {
+        for (size, expected) in [
+            (1, None),
+            (32, None),
+            (1_000, None),
+            (
+                0,
+                Some("invalid database_pool_size = 0: must be between 1 and 1000"),
+            ),
+            (
+                1_001,
+                Some("invalid database_pool_size = 1001: must be between 1 and 1000"),
+            ),
+        ] {
+            let settings = Settings {
+                database_pool_size: size,
+                ..Settings::default()
+            };
+            let got = settings.validate().err().map(|e| e.to_string());
+            assert_eq!(got.as_deref(), expected, "{size}");
         }
     }
 

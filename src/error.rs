@@ -30,16 +30,8 @@ pub struct ErrorBody {
     pub details: Option<Vec<ErrorDetail>>,
 }
 
-/// One problem of a request: a bad parameter, a bad event field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct ErrorDetail {
-    /// `MissingRequiredParameter`, `InvalidValue`, …
-    pub code: &'static str,
-    /// Human-readable message.
-    pub message: String,
-    /// What the problem is about: a parameter name or a JSON path.
-    pub target: String,
-}
+/// The contract's per-problem detail: the domain's validation problem.
+pub use crate::domain::Problem as ErrorDetail;
 
 /// Every error the API can answer with.
 #[derive(Debug, thiserror::Error)]
@@ -165,7 +157,7 @@ impl ApiError {
             ),
             ApiError::UnsupportedMediaType => (
                 "UnsupportedMediaType",
-                "The request body must be application/json or application/x-ndjson.",
+                "The request body must be application/json or application/x-ndjson, optionally gzip-compressed.",
             ),
             ApiError::InvalidDownload(_) => (
                 "InvalidDownloadAnalyticsRequest",

@@ -17,15 +17,17 @@
 //!   colours only on a terminal) and its best-effort log sink.
 //! - [`metrics`] — every Prometheus series, named once, and the recorder
 //!   that `GET /metrics` renders.
-//! - [`http`] — routes, auth extractors, middleware (request ids, spans,
-//!   request limits, request metrics), one module per operation (download,
-//!   summary, events) and the admin page (`http/admin/`: HTML, script and
-//!   style compiled into the binary);
+//! - [`http`] — routes, extractors (authentication, authorization and
+//!   validation: `EventBatch`, `DownloadWindow`), middleware (request ids,
+//!   spans, request limits, request metrics), one module per operation
+//!   (download, summary, events) and the admin page (`http/admin/`: HTML,
+//!   script and style compiled into the binary);
 //!   `http::openapi` builds `GET /openapi.json` from the handlers' annotations.
 //! - [`error`] — [`error::ApiError`], the only place errors become HTTP.
 //! - [`domain`] — types parsed once at the boundary: [`domain::Timestamp`],
 //!   [`domain::DateRange`], [`domain::OrgId`], [`domain::EventKind`], [`domain::Event`],
-//!   and the summary's bucket rules ([`domain::Interval`], [`domain::Buckets`]).
+//!   [`domain::Problem`], a validation problem as parsers report it, and the
+//!   summary's bucket rules ([`domain::Interval`], [`domain::Buckets`]).
 //! - [`ingest`] — request bodies (JSON, NDJSON) → validated events, shared by
 //!   the HTTP operation, `import` and the demo.
 //! - [`auth`] — JWT verification against a JWKS (local issuer or remote),
@@ -33,10 +35,18 @@
 //! - [`store`] — the [`store::Store`] trait and one module per backend:
 //!   `store::sqlite` (writer thread with group commit that reopens itself
 //!   after a full disk or read-only file, read pool, background
-//!   checkpoints) and `store::postgres` (pool, set-based ingestion, cursor
-//!   export, the replicas' shared download rate limit); each computes the
-//!   usage summary, sharing one fold into buckets (`store::summary`).
-//! - [`export`] — rows → CSV bytes with the spreadsheet-injection guard.
+//!   checkpoints, cached name dictionaries) and `store::postgres` (pool,
+//!   set-based ingestion, binary-COPY export, the replicas' shared download
+//!   rate limit). Exports are narrow integer rows plus the organization's
+//!   names ([`store::Export`]). Ingestion is read (per backend) →
+//!   [`store::decide`] (one pure decision for both: new, duplicate or
+//!   conflicting events, which names and memberships change) → write (per
+//!   backend); [`store::facts`] fingerprints the facts kept with each event id.
+//!   Each backend computes the usage summary; `store::summary` holds what
+//!   they share (folding into buckets, ranking the top lists).
+//! - [`export`] — names rendered once into CSV cells (with the
+//!   spreadsheet-injection guard) in a [`export::Dictionary`], and the
+//!   writer that turns narrow rows into CSV chunks by copying them.
 //! - [`demo`] — realistic generated data for `catalytics demo` and the benchmarks.
 //!
 //! Outside `src/`: `tests/api/` (HTTP contract tests, each run on SQLite and
@@ -44,7 +54,7 @@
 //! `tests/store_contract.rs` (the store contract on both backends),
 //! `benches/`, `scripts/bench` and `scripts/bench-summary` (figures in
 //! BENCHMARKS.md),
-//! `examples/` (event generator and HTTP load client), `docs/`.
+//! `examples/` (event generators and HTTP load client), `docs/`.
 
 pub mod auth;
 pub mod cli;

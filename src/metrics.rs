@@ -139,6 +139,7 @@ pub fn exported(rows: usize, bytes: usize) {
 pub fn ingested(outcome: &crate::store::IngestOutcome) {
     counter!(EVENTS_ACCEPTED).increment(outcome.accepted);
     counter!(EVENTS_DUPLICATES).increment(outcome.duplicates);
+    counter!(EVENTS_CONFLICTS).increment(outcome.conflicts);
 }
 
 /// A store failure met by a request; `kind` is the error's variant.

@@ -27,9 +27,13 @@ pub struct Application {
 impl Application {
     /// Opens the configured store, then builds as [`Application::build_with_store`].
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let store = store::open_for_serving(settings.database_url.as_deref(), &settings.data_dir)
-            .await
-            .context("cannot open the store")?;
+        let store = store::open_for_serving(
+            settings.database_url.as_deref(),
+            &settings.data_dir,
+            settings.database_pool_size,
+        )
+        .await
+        .context("cannot open the store")?;
         Self::build_with_store(settings, store).await
     }
 

@@ -49,12 +49,13 @@ pub struct LocalIssuer {
 /// What a minted token says.
 #[derive(Debug, Clone)]
 pub struct TokenRequest {
-    /// `org`
-    pub org: String,
+    /// `org`; `None` mints a multi-organization service token (one that
+    /// may report events of any organization, DESIGN §3.1).
+    pub org: Option<String>,
     /// `sub`
     pub user: String,
-    /// `email`
-    pub email: String,
+    /// `email`, if any.
+    pub email: Option<String>,
     /// Space-separated `scope`.
     pub scope: String,
     /// Lifetime.
@@ -130,16 +131,20 @@ impl LocalIssuer {
     pub fn mint(&self, req: &TokenRequest) -> Result<String, LocalKeyError> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let ttl = i64::try_from(req.ttl.as_secs()).unwrap_or(i64::MAX / 2);
-        let claims = json!({
+        let mut claims = json!({
             "iss": LOCAL_ISSUER,
             "sub": req.user,
-            "email": req.email,
-            "org": req.org,
             "scope": req.scope,
             "iat": now,
             "nbf": now,
             "exp": now.saturating_add(ttl),
         });
+        if let Some(email) = &req.email {
+            claims["email"] = json!(email);
+        }
+        if let Some(org) = &req.org {
+            claims["org"] = json!(org);
+        }
         self.sign(&claims)
     }
 

@@ -161,9 +161,9 @@ async fn prepare(
         .await?;
     let (issuer, _) = LocalIssuer::load_or_create(&settings.data_dir)?;
     let token = issuer.mint(&TokenRequest {
-        org: library.org.to_string(),
+        org: Some(library.org.to_string()),
         user: admin.id.to_string(),
-        email: admin.email.to_string(),
+        email: Some(admin.email.to_string()),
         scope: "itwin-platform analytics:write".into(),
         ttl: Duration::from_secs(24 * 3600),
     })?;

@@ -6,10 +6,16 @@
 //! line number and skipped; valid events are committed in atomic batches of
 //! [`IMPORT_BATCH`], so an interrupted import leaves whole batches only and
 //! can simply be run again (stored events then count as duplicates).
+//!
+//! The summary counts accepted events, duplicates and conflicts (DESIGN
+//! §3.1) and names the first conflicting ids. Only rejected lines make the
+//! command fail: they are defects of the file that a fixed file can cure,
+//! whereas a conflict means the store already holds another version of
+//! that event, which no re-run can change (see `docs/decisions.md`).
 
 use crate::config::Settings;
 use crate::domain::Event;
-use crate::error::ErrorDetail;
+use crate::domain::Problem;
 use crate::ingest::parse_line;
 use crate::store::IngestOutcome;
 use anyhow::Context;
@@ -35,7 +41,7 @@ pub struct ImportArgs {
 /// What the reader thread hands over.
 enum Chunk {
     Events(Vec<Event>, u64),
-    Rejected(usize, Vec<ErrorDetail>),
+    Rejected(usize, Vec<Problem>),
     Failed(String),
 }
 
@@ -85,12 +91,30 @@ pub async fn run(settings: &Settings, args: &ImportArgs) -> anyhow::Result<()> {
     progress.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "imported {}: {lines} lines, {} accepted, {} duplicates, {rejected} rejected in {secs:.1}s ({:.0} events/s)",
+        "imported {}: {lines} lines, {} accepted, {} duplicates, {} conflicts, {rejected} rejected in {secs:.1}s ({:.0} events/s)",
         args.file.display(),
         total.accepted,
         total.duplicates,
-        (total.accepted + total.duplicates) as f64 / secs.max(1e-9)
+        total.conflicts,
+        (total.accepted + total.duplicates + total.conflicts) as f64 / secs.max(1e-9)
     );
+    if total.conflicts > 0 {
+        tracing::warn!(
+            conflicts = total.conflicts,
+            "events whose id is stored with other facts were not stored"
+        );
+        let ids: Vec<String> = total.conflicting.iter().map(ToString::to_string).collect();
+        eprintln!(
+            "{} events conflict with stored events of the same id and were not stored; {}: {}",
+            total.conflicts,
+            if total.conflicts > ids.len() as u64 {
+                "the first"
+            } else {
+                "their ids"
+            },
+            ids.join(", ")
+        );
+    }
     if rejected > MAX_REPORTED {
         eprintln!(
             "({} more rejected lines not shown)",

@@ -93,9 +93,9 @@ pub fn link(
     req: &LinkRequest<'_>,
 ) -> anyhow::Result<String> {
     let token = issuer.mint(&TokenRequest {
-        org: req.org.to_owned(),
+        org: Some(req.org.to_owned()),
         user: req.user.to_owned(),
-        email: req.email.to_owned(),
+        email: (!req.email.is_empty()).then(|| req.email.to_owned()),
         scope: settings.auth.download_scope.clone(),
         ttl: req.ttl,
     })?;

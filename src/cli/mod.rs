@@ -128,6 +128,9 @@ pub struct ServeArgs {
         value_name = "N"
     )]
     pub downloads_per_minute_per_org: Option<u32>,
+    /// PostgreSQL connections per process (downloads use all but four).
+    #[arg(long, env = "CATALYTICS_DATABASE_POOL_SIZE", value_name = "N")]
+    pub database_pool_size: Option<usize>,
 }
 
 /// Flags of `demo`.
@@ -165,6 +168,9 @@ impl ServeArgs {
     pub fn apply(&self, settings: &mut Settings) {
         if let Some(bind) = self.bind {
             settings.bind = bind;
+        }
+        if let Some(size) = self.database_pool_size {
+            settings.database_pool_size = size;
         }
         if let Some(url) = &self.public_url {
             settings.public_url = Some(url.clone());

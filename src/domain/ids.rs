@@ -13,9 +13,12 @@ pub enum TextError {
     /// Longer than the limit that protects the store.
     #[error("must be at most {0} characters")]
     TooLong(usize),
-    /// Contains a NUL or other control character that no id or name needs.
+    /// Contains a NUL or other control character that no id needs.
     #[error("must not contain control characters")]
     ControlCharacter,
+    /// Contains U+0000, which no store can hold as text.
+    #[error("must not contain U+0000")]
+    Nul,
 }
 
 fn check(s: &str, max_chars: usize, allow_controls: bool) -> Result<(), TextError> {
@@ -27,6 +30,9 @@ fn check(s: &str, max_chars: usize, allow_controls: bool) -> Result<(), TextErro
     }
     if !allow_controls && s.chars().any(char::is_control) {
         return Err(TextError::ControlCharacter);
+    }
+    if s.contains('\0') {
+        return Err(TextError::Nul);
     }
     Ok(())
 }
@@ -82,8 +88,9 @@ opaque_string!(
 );
 opaque_string!(
     /// A human-readable name (component, catalog, category, manufacturer,
-    /// application) or an email. Control characters are allowed because
-    /// names come from users and the CSV encoder quotes them correctly.
+    /// application) or an email. Control characters other than U+0000 are
+    /// allowed because names come from users and the CSV encoder quotes
+    /// them correctly; U+0000 is refused because PostgreSQL cannot store it.
     Name, 1024, true
 );
 
@@ -108,6 +115,13 @@ impl EventId {
     }
 }
 
+impl serde::Serialize for EventId {
+    /// The hyphenated form, as the wire carries it.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl fmt::Display for EventId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.hyphenated().fmt(f)
@@ -126,6 +140,7 @@ mod tests {
         assert!(OrgId::parse("é".repeat(256)).is_ok());
         assert_eq!(UserId::parse("a\u{0}b"), Err(TextError::ControlCharacter));
         assert!(Name::parse("line\nbreak").is_ok());
+        assert_eq!(Name::parse("a\u{0}b"), Err(TextError::Nul));
         assert_eq!(Name::parse("n".repeat(1025)), Err(TextError::TooLong(1024)));
     }
 }

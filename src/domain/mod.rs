@@ -5,6 +5,7 @@ mod access;
 mod event;
 mod ids;
 mod interval;
+mod problem;
 mod range;
 mod timestamp;
 
@@ -12,5 +13,6 @@ pub use access::{AccessGrant, Grant, Permission, Role};
 pub use event::{Catalog, Component, Event, EventKind, User};
 pub use ids::{EventId, Name, OpaqueId, OrgId, TextError, UserId};
 pub use interval::{Buckets, Grid, Interval, InvalidInterval, TooManyBuckets, MAX_BUCKETS};
+pub use problem::Problem;
 pub use range::{DateRange, RangeError};
 pub use timestamp::Timestamp;

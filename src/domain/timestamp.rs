@@ -15,7 +15,7 @@ pub struct InvalidTimestamp;
 
 impl Timestamp {
     /// The exact length of the wire form, e.g. `2024-01-01T00:00:00.000Z`.
-    const WIRE_LEN: usize = 24;
+    pub const WIRE_LEN: usize = 24;
 
     /// Parses the strict wire form. Anything else — other lengths, offsets,
     /// lowercase `t`/`z`, missing or extra fraction digits, impossible dates

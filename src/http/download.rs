@@ -7,17 +7,18 @@ mod admission;
 pub(super) mod params;
 
 pub use admission::{Admission, DownloadRate};
+pub use params::DownloadWindow;
 
-use super::extract::AnalyticsViewer;
+use super::extract::OrgViewer;
 use super::AppState;
 use crate::domain::{DateRange, OrgId};
 use crate::error::{ApiError, ErrorEnvelope};
-use crate::export::CsvEncoder;
+use crate::export::CsvWriter;
 #[allow(unused_imports)] // named by the OpenAPI annotation
 use crate::http::openapi::Timestamp;
-use crate::store::RowStream;
-use axum::body::{Body, Bytes};
-use axum::extract::{FromRequestParts, RawQuery, State};
+use crate::store::Export;
+use axum::body::Body;
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, Version};
 use axum::response::{IntoResponse, Response};
@@ -82,12 +83,11 @@ pub struct DownloadQuery {
 pub async fn download(
     _: Http11OrLater,
     State(state): State<AppState>,
-    AnalyticsViewer { org }: AnalyticsViewer,
-    RawQuery(query): RawQuery,
+    OrgViewer { org }: OrgViewer,
+    DownloadWindow(range): DownloadWindow,
 ) -> Result<Response, ApiError> {
-    let range = params::parse(query.as_deref()).map_err(ApiError::InvalidDownload)?;
     let permit = state.downloads.admit(&org).await?;
-    let rows = state.store.export(&org, range).await?;
+    let export = state.store.export(&org, range).await?;
     tracing::info!(
         start = %range.start(),
         end = %range.end(),
@@ -95,31 +95,33 @@ pub async fn download(
         queued = state.downloads.queued(),
         "download started"
     );
-    Ok(csv_response(&org, range, rows, permit))
+    Ok(csv_response(&org, range, export, permit))
 }
 
 fn csv_response(
     org: &OrgId,
     range: DateRange,
-    rows: RowStream,
+    export: Export,
     permit: OwnedSemaphorePermit,
 ) -> Response {
-    let mut encoder = CsvEncoder::new();
-    let header_row = encoder.header();
+    let mut writer = CsvWriter::new(export.dictionary);
+    let header_row = writer.header();
     crate::metrics::exported(0, header_row.len());
     let org = org.clone();
-    let csv = rows.map(move |batch| match batch {
-        Ok(rows) => {
-            let chunk = encoder.rows(&rows);
-            crate::metrics::exported(rows.len(), chunk.len());
-            Ok::<Bytes, std::io::Error>(chunk)
-        }
-        Err(e) => {
+    let csv = export.rows.map(move |batch| {
+        let chunk = match batch {
+            Ok(rows) => writer
+                .rows(&rows)
+                .inspect(|chunk| crate::metrics::exported(rows.len(), chunk.len()))
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        chunk.map_err(|cause| {
             // After the 200 the only honest signal left is to abort the
             // body, which every client reports as an error.
-            tracing::error!(org = %org, cause = %e, "export failed mid-stream; aborting response");
-            Err(std::io::Error::other("export aborted"))
-        }
+            tracing::error!(org = %org, %cause, "export failed mid-stream; aborting response");
+            std::io::Error::other("export aborted")
+        })
     });
     // The slot is freed as soon as the last row is encoded, before the
     // terminating chunk reaches the client, so a client that sends its next

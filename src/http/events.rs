@@ -1,26 +1,20 @@
 //! `POST /library/components/analytics/events`: a trusted service reports
-//! usage. Checks: 401 (ingest scope) → 415 → 413 → 422; the 200 is sent only
-//! after the batch is committed.
+//! usage. Checks: 401 (ingest scope) by [`EventReporter`], then 415 → 413 →
+//! 422 by [`EventBatch`], then 403 for events of an organization the token
+//! is not bound to; the 200 is sent only after the batch is committed.
+
+mod batch;
+
+pub use batch::EventBatch;
 
 use super::extract::EventReporter;
 use super::AppState;
 use crate::error::{ApiError, ErrorEnvelope};
 #[allow(unused_imports)] // named by the OpenAPI annotation
 use crate::http::openapi::EventsBatch;
-use crate::ingest::{self, BatchError, MAX_BODY_BYTES, MAX_EVENTS};
 use crate::store::IngestOutcome;
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap};
 use axum::Json;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
-
-/// The two accepted body formats.
-#[derive(Debug, Clone, Copy)]
-enum Format {
-    Json,
-    Ndjson,
-}
 
 /// The ingestion handler.
 #[utoipa::path(
@@ -30,8 +24,11 @@ enum Format {
     operation_id = "reportEvents",
     summary = "Report usage events",
     description = "For the trusted component-library backend (scope analytics:write). The batch is \
-                   committed atomically before the 200; events whose id is already stored count as \
-                   duplicates. With application/x-ndjson the body is one Event object per line.",
+                   committed atomically before the 200. An event whose id is already stored (or came earlier in \
+                   the batch) with the same facts is a duplicate and changes nothing; with other facts it is \
+                   a conflict, not stored, and named in `conflicting` (at most 100). A token with an `org` \
+                   claim reports that organization's events only. With application/x-ndjson the body is \
+                   one Event object per line; Content-Encoding gzip is accepted.",
     request_body(
         description = "At most 10000 events and 16 MiB.",
         content(
@@ -44,83 +41,36 @@ enum Format {
         (status = 200, description = "Committed.", body = IngestOutcome),
         (status = 401, description = "No Authorization header (HeaderNotFound) or an unacceptable token (InvalidToken).", body = ErrorEnvelope,
             headers(("WWW-Authenticate" = String, description = "Bearer challenge"))),
-        (status = 413, description = "Over 10000 events or 16 MiB (PayloadTooLarge).", body = ErrorEnvelope),
-        (status = 415, description = "Neither application/json nor application/x-ndjson (UnsupportedMediaType).", body = ErrorEnvelope),
-        (status = 422, description = "Malformed body or invalid events (InvalidAnalyticsEventsRequest, a detail per problem).", body = ErrorEnvelope),
+        (status = 403, description = "The token is bound to an organization and the batch names another (InsufficientPermissions); nothing was stored.", body = ErrorEnvelope),
+        (status = 413, description = "Over 10000 events or 16 MiB, sent or inflated (PayloadTooLarge).", body = ErrorEnvelope),
+        (status = 415, description = "Neither application/json nor application/x-ndjson, or a content coding other than gzip (UnsupportedMediaType).", body = ErrorEnvelope),
+        (status = 422, description = "Malformed body, invalid events, U+0000 in a string or a repeated key (InvalidAnalyticsEventsRequest, a detail per problem).", body = ErrorEnvelope),
         (status = 503, description = "The store or the issuer's keys cannot be reached (ServiceUnavailable); nothing was stored.", body = ErrorEnvelope,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]
 pub async fn report(
     State(state): State<AppState>,
-    EventReporter(caller): EventReporter,
-    headers: HeaderMap,
-    body: Body,
+    reporter: EventReporter,
+    EventBatch(events): EventBatch,
 ) -> Result<Json<IngestOutcome>, ApiError> {
-    let format = format(&headers)?;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
-        return Err(too_large());
-    }
-    // Limited stops reading at the limit, whatever Content-Length claimed.
-    let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
-        Err(e) => {
-            // The client stopped sending (or sent broken chunking): nothing
-            // was stored, and the answer may never arrive.
-            tracing::debug!(error = %e, "request body could not be read");
-            return Err(ApiError::InvalidEvents(vec![crate::error::ErrorDetail {
-                code: "InvalidBody",
-                message: "The request body could not be read.".into(),
-                target: "body".into(),
-            }]));
-        }
-    };
-    // Parsing up to 16 MiB is CPU work: keep it off the async workers.
-    let events = tokio::task::spawn_blocking(move || match format {
-        Format::Json => ingest::parse_json(&bytes),
-        Format::Ndjson => ingest::parse_ndjson(&bytes),
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("parser task failed: {e}")))?
-    .map_err(|e| match e {
-        BatchError::TooManyEvents(n) => {
-            ApiError::PayloadTooLarge(format!("{n} events, at most {MAX_EVENTS}"))
-        }
-        BatchError::Invalid(details) => ApiError::InvalidEvents(details),
-    })?;
+    reporter.may_report(&events)?;
     let count = events.len();
     let outcome = state.store.ingest(events).await?;
     crate::metrics::ingested(&outcome);
-    tracing::info!(reporter = %caller.user, count, accepted = outcome.accepted, duplicates = outcome.duplicates, "events ingested");
-    Ok(Json(outcome))
-}
-
-fn too_large() -> ApiError {
-    ApiError::PayloadTooLarge(format!("body over {MAX_BODY_BYTES} bytes"))
-}
-
-fn format(headers: &HeaderMap) -> Result<Format, ApiError> {
-    let value = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .ok_or(ApiError::UnsupportedMediaType)?;
-    let essence = value
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    match essence.as_str() {
-        "application/json" => Ok(Format::Json),
-        "application/x-ndjson"
-        | "application/ndjson"
-        | "application/jsonl"
-        | "application/x-jsonlines" => Ok(Format::Ndjson),
-        _ => Err(ApiError::UnsupportedMediaType),
+    tracing::info!(
+        reporter = %reporter.0.user,
+        count,
+        accepted = outcome.accepted,
+        duplicates = outcome.duplicates,
+        conflicts = outcome.conflicts,
+        "events ingested"
+    );
+    if outcome.conflicts > 0 {
+        tracing::warn!(
+            conflicts = outcome.conflicts,
+            "events whose id is stored with other facts were not stored"
+        );
     }
+    Ok(Json(outcome))
 }

@@ -1,9 +1,11 @@
-//! Authentication as extractors: a handler that takes [`AnalyticsReader`]
-//! (or [`EventReporter`]) only runs for a verified token with that scope.
+//! Authentication and authorization as extractors: a handler that takes
+//! [`AnalyticsReader`] (or [`EventReporter`]) only runs for a verified token
+//! with that scope, one that takes [`OrgViewer`] only for a caller allowed
+//! to read that organization's analytics.
 
 use super::AppState;
 use crate::auth::{AuthError, Identity};
-use crate::domain::OrgId;
+use crate::domain::{Event, OrgId};
 use crate::error::ApiError;
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -12,16 +14,22 @@ use axum::http::request::Parts;
 /// A caller whose token carries the download scope.
 pub struct AnalyticsReader(pub Identity);
 
-/// A caller allowed to read an organization's analytics: a token with the
-/// download scope (else 401) whose user holds a role or permission in the
-/// token's organization (else 403).
-pub struct AnalyticsViewer {
-    /// The organization whose analytics may be read.
-    pub org: OrgId,
-}
-
 /// A caller whose token carries the ingest scope.
 pub struct EventReporter(pub Identity);
+
+impl EventReporter {
+    /// DESIGN §3.1: a token bound to an organization reports that
+    /// organization's events only (403 otherwise, for the whole batch); a
+    /// token without the claim is a multi-organization service token.
+    pub fn may_report(&self, events: &[Event]) -> Result<(), ApiError> {
+        match &self.0.org {
+            Some(own) if events.iter().any(|e| e.organization != *own) => {
+                Err(ApiError::InsufficientPermissions)
+            }
+            _ => Ok(()),
+        }
+    }
+}
 
 impl FromRequestParts<AppState> for AnalyticsReader {
     type Rejection = ApiError;
@@ -35,16 +43,27 @@ impl FromRequestParts<AppState> for AnalyticsReader {
     }
 }
 
-impl FromRequestParts<AppState> for AnalyticsViewer {
+/// A caller allowed to read one organization's analytics (DESIGN §2):
+/// the download scope (401 otherwise), an organization claim, and a role
+/// or permission in that organization (403 otherwise).
+pub struct OrgViewer {
+    /// The organization whose data the caller reads.
+    pub org: OrgId,
+}
+
+impl FromRequestParts<AppState> for OrgViewer {
     type Rejection = ApiError;
 
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let AnalyticsReader(caller) = AnalyticsReader::from_request_parts(parts, state).await?;
-        let org = caller.org.ok_or(ApiError::InsufficientPermissions)?;
-        if !state.store.may_view_analytics(&org, &caller.user).await? {
+        let AnalyticsReader(identity) = AnalyticsReader::from_request_parts(parts, state).await?;
+        let org = identity
+            .org
+            .clone()
+            .ok_or(ApiError::InsufficientPermissions)?;
+        if !state.store.may_view_analytics(&org, &identity.user).await? {
             return Err(ApiError::InsufficientPermissions);
         }
         Ok(Self { org })

@@ -4,7 +4,7 @@
 
 mod params;
 
-use super::extract::AnalyticsViewer;
+use super::extract::OrgViewer;
 use super::AppState;
 use crate::domain::Buckets;
 use crate::error::{ApiError, ErrorEnvelope};
@@ -57,7 +57,7 @@ pub struct SummaryQuery {
 )]
 pub async fn summary(
     State(state): State<AppState>,
-    AnalyticsViewer { org }: AnalyticsViewer,
+    OrgViewer { org }: OrgViewer,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let buckets = params::parse(query.as_deref()).map_err(ApiError::InvalidDownload)?;

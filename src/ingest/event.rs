@@ -1,10 +1,10 @@
 //! One wire event (a JSON value) → a domain [`Event`], checking every field
 //! and reporting every problem with its JSON path.
 
+use crate::domain::Problem;
 use crate::domain::{
     Catalog, Component, Event, EventId, EventKind, Name, OpaqueId, OrgId, Timestamp, User, UserId,
 };
-use crate::error::ErrorDetail;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
@@ -14,16 +14,16 @@ const MAX_EMAIL_CHARS: usize = 320;
 /// Most catalogs one component may list.
 const MAX_CATALOGS: usize = 100;
 
-pub(crate) fn missing(target: &str) -> ErrorDetail {
-    ErrorDetail {
+pub(crate) fn missing(target: &str) -> Problem {
+    Problem {
         code: "MissingRequiredProperty",
         message: "Required property is missing.".into(),
         target: target.into(),
     }
 }
 
-pub(crate) fn invalid(target: &str, message: &str) -> ErrorDetail {
-    ErrorDetail {
+pub(crate) fn invalid(target: &str, message: &str) -> Problem {
+    Problem {
         code: "InvalidValue",
         message: message.into(),
         target: target.into(),
@@ -34,7 +34,7 @@ pub(crate) fn invalid(target: &str, message: &str) -> ErrorDetail {
 struct Reader<'a> {
     object: &'a Map<String, Value>,
     path: String,
-    problems: &'a mut Vec<ErrorDetail>,
+    problems: &'a mut Vec<Problem>,
 }
 
 impl<'a> Reader<'a> {
@@ -49,6 +49,13 @@ impl<'a> Reader<'a> {
                 if required {
                     self.problems.push(missing(&self.target(key)));
                 }
+                None
+            }
+            Some(Value::String(s)) if s.contains('\0') => {
+                self.problems.push(invalid(
+                    &self.target(key),
+                    &format!("Property '{key}' must not contain U+0000."),
+                ));
                 None
             }
             Some(Value::String(s)) => Some(s.as_str()),
@@ -123,7 +130,7 @@ impl<'a> Reader<'a> {
 }
 
 /// Validates one event at `path` (e.g. `events[3]`).
-pub fn parse_event(value: &Value, path: &str) -> Result<Event, Vec<ErrorDetail>> {
+pub fn parse_event(value: &Value, path: &str) -> Result<Event, Vec<Problem>> {
     let mut problems = Vec::new();
     let Some(object) = value.as_object() else {
         return Err(vec![invalid(path, "Event must be a JSON object.")]);

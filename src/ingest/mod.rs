@@ -3,13 +3,16 @@
 //! `import` command and the demo, so all three accept exactly the same input.
 
 mod event;
+#[cfg(test)]
+mod properties;
+mod repeated;
 mod wire;
 
 pub use event::{parse_event, FastEvent};
 pub use wire::to_wire;
 
 use crate::domain::Event;
-use crate::error::ErrorDetail;
+use crate::domain::Problem;
 use serde_json::Value;
 
 /// Most events one request may carry.
@@ -23,7 +26,7 @@ pub enum BatchError {
     /// More than [`MAX_EVENTS`] events.
     TooManyEvents(usize),
     /// Malformed body or invalid events: one detail per problem.
-    Invalid(Vec<ErrorDetail>),
+    Invalid(Vec<Problem>),
 }
 
 /// The JSON body as the fast path reads it.
@@ -37,6 +40,7 @@ struct FastBatch<'a> {
 /// formed (the common case), through `serde_json::Value` with a detail per
 /// problem otherwise.
 pub fn parse_json(body: &[u8]) -> Result<Vec<Event>, BatchError> {
+    refuse_repeated_keys(body, "")?;
     if let Ok(batch) = serde_json::from_slice::<FastBatch<'_>>(body) {
         if batch.events.len() > MAX_EVENTS {
             return Err(BatchError::TooManyEvents(batch.events.len()));
@@ -102,14 +106,17 @@ pub fn parse_line(
     line: &[u8],
     line_no: usize,
     target: impl FnOnce() -> String,
-) -> Result<Event, Vec<ErrorDetail>> {
+) -> Result<Event, Vec<Problem>> {
+    let target = target();
+    if let Err(BatchError::Invalid(problems)) = refuse_repeated_keys(line, &target) {
+        return Err(problems);
+    }
     if let Some(event) = serde_json::from_slice::<FastEvent<'_>>(line)
         .ok()
         .and_then(FastEvent::into_event)
     {
         return Ok(event);
     }
-    let target = target();
     match serde_json::from_slice::<Value>(line) {
         Ok(value) => parse_event(&value, &target),
         Err(e) => Err(vec![malformed(
@@ -119,9 +126,26 @@ pub fn parse_line(
     }
 }
 
+/// A repeated key anywhere in `json` is refused, with its path under
+/// `root`; malformed JSON is left for the parser to describe.
+fn refuse_repeated_keys(json: &[u8], root: &str) -> Result<(), BatchError> {
+    match repeated::repeated_keys(json, root) {
+        Ok(paths) if !paths.is_empty() => Err(BatchError::Invalid(
+            paths
+                .into_iter()
+                .map(|path| {
+                    let key = path.rsplit('.').next().unwrap_or(&path).to_owned();
+                    Problem::invalid(path, format!("Property '{key}' must appear only once."))
+                })
+                .collect(),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// All events, or every detail of every invalid one.
 fn gather(
-    results: impl Iterator<Item = Result<Event, Vec<ErrorDetail>>>,
+    results: impl Iterator<Item = Result<Event, Vec<Problem>>>,
 ) -> Result<Vec<Event>, BatchError> {
     let mut events = Vec::new();
     let mut details = Vec::new();
@@ -138,8 +162,8 @@ fn gather(
     }
 }
 
-fn malformed(target: &str, message: &str) -> ErrorDetail {
-    ErrorDetail {
+fn malformed(target: &str, message: &str) -> Problem {
+    Problem {
         code: "InvalidJson",
         message: message.to_owned(),
         target: target.to_owned(),

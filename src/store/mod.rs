@@ -5,37 +5,64 @@
 //! PostgreSQL deployment can later distribute by organization and partition
 //! events by month without the service changing.
 
-mod batch;
+pub mod decide;
 mod error;
+pub mod facts;
+mod keys;
 pub mod postgres;
 mod row;
 pub mod sqlite;
 mod summary;
 
 pub use error::StoreError;
-pub use row::{stream_after_first, ExportRow, RowBatch, RowStream};
+pub use row::{EventRow, Export, ExportRow, RowBatch, RowStream};
 pub use summary::{BucketCounts, KindCounts, Summary, TopComponent, TopUser, TOP_N};
 
-use crate::domain::{AccessGrant, Buckets, DateRange, Event, Grant, OrgId, UserId};
+use crate::domain::{AccessGrant, Buckets, DateRange, Event, EventId, Grant, OrgId, UserId};
 use async_trait::async_trait;
 use std::num::NonZeroU32;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// What a committed ingestion batch did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+/// Most conflicting ids an outcome names; `conflicts` still counts all.
+pub const MAX_CONFLICTING: usize = 100;
+
+/// What a committed ingestion batch did (DESIGN §3.1), as the HTTP answer
+/// and `import`'s summary report it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct IngestOutcome {
     /// Events stored by this batch.
     pub accepted: u64,
-    /// Events whose id was already stored (or repeated within the batch).
+    /// Events whose id was already stored (or came earlier in the batch)
+    /// with the same facts: ignored.
     pub duplicates: u64,
+    /// Events whose id was already stored (or came earlier in the batch)
+    /// with other facts: not stored.
+    pub conflicts: u64,
+    /// The first [`MAX_CONFLICTING`] conflicting ids.
+    #[schema(value_type = Vec<String>)]
+    pub conflicting: Vec<EventId>,
+}
+
+impl IngestOutcome {
+    /// Counts a conflict, naming it while there is room.
+    pub fn add_conflict(&mut self, id: EventId) {
+        self.conflicts += 1;
+        if self.conflicting.len() < MAX_CONFLICTING {
+            self.conflicting.push(id);
+        }
+    }
 }
 
 impl std::ops::AddAssign for IngestOutcome {
     fn add_assign(&mut self, rhs: Self) {
         self.accepted += rhs.accepted;
         self.duplicates += rhs.duplicates;
+        self.conflicts += rhs.conflicts;
+        let room = MAX_CONFLICTING.saturating_sub(self.conflicting.len());
+        self.conflicting
+            .extend(rhs.conflicting.into_iter().take(room));
     }
 }
 
@@ -55,14 +82,15 @@ pub struct PoolUse {
 pub trait Store: Send + Sync + 'static {
     /// Stores a batch atomically and durably: when this returns `Ok`, every
     /// new event is committed to disk; on `Err`, nothing of the batch is.
-    /// Dimension names are upserted so that the most recent event (by event
-    /// timestamp) decides each current name.
+    /// What is new, duplicate or conflicting, and which names change, is
+    /// [`decide::decide`]'s answer (DESIGN §3.1).
     async fn ingest(&self, events: Vec<Event>) -> Result<IngestOutcome, StoreError>;
 
     /// Streams the organization's events in `range`, ordered by timestamp then
-    /// event id, in batches, without ever holding the window in memory.
+    /// event id, as narrow rows in batches, without ever holding the window
+    /// in memory, with the dictionary of names they refer to.
     /// A failure after the first batch arrives as an `Err` item.
-    async fn export(&self, org: &OrgId, range: DateRange) -> Result<RowStream, StoreError>;
+    async fn export(&self, org: &OrgId, range: DateRange) -> Result<Export, StoreError>;
 
     /// The organization's usage in the buckets' window: events per bucket
     /// and kind (zero buckets included), distinct users and components, and
@@ -137,23 +165,27 @@ pub async fn open(
     database_url: Option<&str>,
     data_dir: &Path,
 ) -> Result<Arc<dyn Store>, StoreError> {
-    open_store(database_url, data_dir, false).await
+    open_store(database_url, data_dir, false, postgres::POOL_SIZE).await
 }
 
 /// As [`open`], for the service: an embedded store that cannot be written
 /// yet (full disk, read-only file or directory) still opens and answers
-/// unavailable until it heals, so that no restart is needed.
+/// unavailable until it heals, so that no restart is needed. A PostgreSQL
+/// store gets at most `pool_size` connections (setting
+/// `database_pool_size`).
 pub async fn open_for_serving(
     database_url: Option<&str>,
     data_dir: &Path,
+    pool_size: usize,
 ) -> Result<Arc<dyn Store>, StoreError> {
-    open_store(database_url, data_dir, true).await
+    open_store(database_url, data_dir, true, pool_size).await
 }
 
 async fn open_store(
     database_url: Option<&str>,
     data_dir: &Path,
     tolerant: bool,
+    pool_size: usize,
 ) -> Result<Arc<dyn Store>, StoreError> {
     let sqlite = |path: &Path| {
         let path = path.to_owned();
@@ -171,9 +203,9 @@ async fn open_store(
         Some(url) if url.starts_with("sqlite://") => {
             sqlite(Path::new(url.trim_start_matches("sqlite://"))).await
         }
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Ok(Arc::new(postgres::PgStore::open(url).await?))
-        }
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Ok(
+            Arc::new(postgres::PgStore::open_with_pool_size(url, pool_size).await?),
+        ),
         Some(url) => Err(StoreError::Config(format!(
             "database URL {:?} must start with postgres://, postgresql:// or sqlite://",
             crate::config::redact_url(url)

@@ -474,7 +474,8 @@ async fn demo_refusal(url: &str) {
     let mut rows = store
         .export(&OrgId::parse("org-x").unwrap(), window)
         .await
-        .unwrap();
+        .unwrap()
+        .rows;
     while let Some(batch) = rows.next().await {
         stored += batch.unwrap().len();
     }

@@ -180,7 +180,7 @@ async fn tokens(data_dir: &Path, org: &str) -> (String, String) {
         .unwrap();
     (
         issuer
-            .sign(&claims("backend", "svc", "analytics:write"))
+            .sign(&service_claims("svc", "analytics:write"))
             .unwrap(),
         issuer
             .sign(&claims(org, "admin", "itwin-platform"))

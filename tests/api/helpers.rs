@@ -190,6 +190,13 @@ pub fn claims(org: &str, user: &str, scope: &str) -> Value {
     })
 }
 
+/// Claims of a multi-organization service token: no organization claim.
+pub fn service_claims(user: &str, scope: &str) -> Value {
+    let mut c = claims("unused", user, scope);
+    c.as_object_mut().unwrap().remove("org");
+    c
+}
+
 pub fn now_secs() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }

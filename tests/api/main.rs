@@ -40,6 +40,7 @@ mod demo;
 mod faults;
 mod hardening;
 mod ingest;
+mod integrity;
 mod observability;
 mod params;
 mod process;

@@ -31,7 +31,8 @@ async fn stored_count(data_dir: &Path, org: &str) -> usize {
     let mut rows = store
         .export(&OrgId::parse(org).unwrap(), range)
         .await
-        .unwrap();
+        .unwrap()
+        .rows;
     let mut n = 0;
     while let Some(batch) = rows.next().await {
         n += batch.unwrap().len();
@@ -45,7 +46,7 @@ async fn an_acknowledged_batch_survives_sigkill() {
     let (mut child, addr) = serve(data.path());
     let issuer = LocalIssuer::load_or_create(data.path()).unwrap().0;
     let token = issuer
-        .sign(&claims("backend", "svc", "analytics:write"))
+        .sign(&service_claims("svc", "analytics:write"))
         .unwrap();
     let events: Vec<_> = (0..1000)
         .map(|i| {
@@ -128,13 +129,13 @@ async fn import_is_idempotent_and_reports_a_summary() {
     let (ok, stdout, _) = import(data.path(), &file);
     assert!(ok);
     assert!(
-        stdout.contains("25000 lines, 25000 accepted, 0 duplicates, 0 rejected"),
+        stdout.contains("25000 lines, 25000 accepted, 0 duplicates, 0 conflicts, 0 rejected"),
         "{stdout}"
     );
     let (ok, stdout, _) = import(data.path(), &file);
     assert!(ok);
     assert!(
-        stdout.contains("25000 lines, 0 accepted, 25000 duplicates, 0 rejected"),
+        stdout.contains("25000 lines, 0 accepted, 25000 duplicates, 0 conflicts, 0 rejected"),
         "{stdout}"
     );
     assert_eq!(stored_count(data.path(), "org-i").await, 25_000);
@@ -152,10 +153,79 @@ async fn import_reports_bad_lines_by_number() {
         "{stderr}"
     );
     assert!(
-        stdout.contains("100 lines, 99 accepted, 0 duplicates, 1 rejected"),
+        stdout.contains("100 lines, 99 accepted, 0 duplicates, 0 conflicts, 1 rejected"),
         "{stdout}"
     );
     assert_eq!(stored_count(data.path(), "org-i").await, 99);
+}
+
+#[tokio::test]
+async fn import_counts_duplicates_and_conflicts_and_fails_only_for_bad_lines() {
+    let data = tempfile::tempdir().unwrap();
+    let at = |i: i64| Timestamp::from_millis(1_700_000_000_000 + i * 1000).to_wire();
+    let originals: Vec<_> = (0..6).map(|i| event("org-i", &at(i))).collect();
+    let write = |name: &str, lines: &[String]| {
+        let path = data.path().join(name);
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        path
+    };
+    let line = |e: &catalytics::domain::Event| to_wire(e).to_string();
+    let first = write(
+        "first.ndjson",
+        &originals.iter().map(line).collect::<Vec<_>>(),
+    );
+    assert!(import(data.path(), &first).0);
+
+    // Three re-sent as they were (one renamed: names are not facts), two
+    // with another timestamp (conflicts), one new.
+    let mut renamed = originals[2].clone();
+    renamed.component.display_name = catalytics::domain::Name::parse("=HIJACKED").unwrap();
+    let mut moved = [originals[3].clone(), originals[4].clone()];
+    for e in &mut moved {
+        e.timestamp = Timestamp::from_millis(e.timestamp.millis() + 1);
+    }
+    let second: Vec<String> = [&originals[0], &originals[1], &renamed, &moved[0], &moved[1]]
+        .into_iter()
+        .map(line)
+        .chain([line(&event("org-i", &at(100)))])
+        .collect();
+    let (ok, stdout, stderr) = import(data.path(), &write("second.ndjson", &second));
+    assert!(ok, "conflicts are reported, not failures: {stderr}");
+    assert!(
+        stdout.contains("6 lines, 1 accepted, 3 duplicates, 2 conflicts, 0 rejected"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "2 events conflict with stored events of the same id and were not stored; their ids: {}, {}",
+            moved[0].id, moved[1].id
+        )),
+        "{stderr}"
+    );
+    assert_eq!(stored_count(data.path(), "org-i").await, 7);
+
+    let third = write(
+        "third.ndjson",
+        &[line(&moved[0]), "{\"id\": \"nope\"}".to_owned()],
+    );
+    let (ok, stdout, _) = import(data.path(), &third);
+    assert!(!ok, "a rejected line makes the command fail");
+    assert!(
+        stdout.contains("2 lines, 0 accepted, 0 duplicates, 1 conflicts, 1 rejected"),
+        "{stdout}"
+    );
+}
+
+/// The claims of a printed token (its payload, not verified).
+fn claims_of(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = token.trim().split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 #[tokio::test]
@@ -219,20 +289,29 @@ async fn cli_grants_tokens_and_lists_access() {
         "token", "--org", "o1", "--user", "alice", "--email", "a@x.com", "--ttl", "5m",
     ]);
     assert!(ok);
-    let payload = token.trim().split('.').nth(1).unwrap();
-    use base64::Engine;
-    let claims: serde_json::Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap();
+    let claims = claims_of(&token);
     assert_eq!(claims["org"], "o1");
     assert_eq!(claims["scope"], "itwin-platform");
     assert_eq!(
         claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
         300
     );
+    // Without --org: a multi-organization service token, for ingestion only.
+    let (ok, token, err) = run(&[
+        "token",
+        "--user",
+        "library-backend",
+        "--scope",
+        "analytics:write",
+    ]);
+    assert!(ok, "{err}");
+    let claims = claims_of(&token);
+    assert_eq!(claims.get("org"), None, "{claims}");
+    assert_eq!(claims["scope"], "analytics:write");
+    let (ok, _, err) = run(&["token", "--user", "alice", "--email", "a@x.com"]);
+    assert!(!ok);
+    assert_eq!(err.lines().count(), 1, "one clear line: {err}");
+    assert!(err.contains("--org is required"), "{err}");
     let (ok, _, err) = run(&["serve", "--bind", "not-an-address"]);
     assert!(
         !ok && err.starts_with("error: invalid value 'not-an-address' for '--bind <ADDR>'"),

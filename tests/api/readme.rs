@@ -95,7 +95,7 @@ fn the_running_it_section_works_as_pasted() {
         out.status
     );
     assert!(
-        stdout.contains(r#"{"accepted":2,"duplicates":0}"#),
+        stdout.contains(r#"{"accepted":2,"duplicates":0,"conflicts":0,"conflicting":[]}"#),
         "{stdout}"
     );
     assert!(

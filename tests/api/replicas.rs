@@ -57,7 +57,7 @@ async fn two_replicas_share_one_database() {
     let (a, b) = (replica(&db.url, keys.path()), replica(&db.url, keys.path()));
     let issuer = LocalIssuer::load_or_create(keys.path()).unwrap().0;
     let reporter = issuer
-        .sign(&claims("backend", "svc", "analytics:write"))
+        .sign(&service_claims("svc", "analytics:write"))
         .unwrap();
     let reader = issuer
         .sign(&claims("org-r", "admin", "itwin-platform"))

@@ -3,7 +3,7 @@
 use crate::helpers::*;
 use async_trait::async_trait;
 use catalytics::domain::{AccessGrant, Buckets, DateRange, Event, OrgId, UserId};
-use catalytics::store::{IngestOutcome, RowStream, Store, StoreError, Summary};
+use catalytics::store::{Export, IngestOutcome, Store, StoreError, Summary};
 use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,12 +31,12 @@ impl Store for FaultyStore {
     async fn ingest(&self, events: Vec<Event>) -> Result<IngestOutcome, StoreError> {
         self.inner.ingest(events).await
     }
-    async fn export(&self, org: &OrgId, range: DateRange) -> Result<RowStream, StoreError> {
+    async fn export(&self, org: &OrgId, range: DateRange) -> Result<Export, StoreError> {
         if let Fault::Gate(gate) = &self.fault {
             gate.acquire().await.unwrap().forget();
             return self.inner.export(org, range).await;
         }
-        let rows = self.inner.export(org, range).await?;
+        let Export { dictionary, rows } = self.inner.export(org, range).await?;
         let fault = self.fault.clone();
         let tail = futures_util::stream::once(async move {
             match fault {
@@ -44,7 +44,10 @@ impl Store for FaultyStore {
                 _ => Err(StoreError::Backend("disk on fire".into())),
             }
         });
-        Ok(rows.take(self.after).chain(tail).boxed())
+        Ok(Export {
+            dictionary,
+            rows: rows.take(self.after).chain(tail).boxed(),
+        })
     }
     async fn summary(&self, org: &OrgId, buckets: &Buckets) -> Result<Summary, StoreError> {
         self.inner.summary(org, buckets).await

@@ -283,13 +283,16 @@ pub fn everything() -> DateRange {
 
 /// Exports the whole window and collects it; panics on any store error.
 pub async fn export_all(store: &DynStore, org_id: &str, window: DateRange) -> Vec<ExportRow> {
-    let mut stream = store
+    let export = store
         .export(&org(org_id), window)
         .await
         .expect("export starts");
+    let mut stream = export.rows;
     let mut rows = Vec::new();
     while let Some(batch) = stream.next().await {
-        rows.extend(batch.expect("export batch"));
+        for row in batch.expect("export batch") {
+            rows.push(export.dictionary.resolve(&row).expect("row resolves"));
+        }
     }
     rows
 }

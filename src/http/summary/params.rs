@@ -2,15 +2,15 @@
 //! download's `startDate`/`endDate` rules, then `interval`.
 
 use super::super::download::params as window;
+use crate::domain::Problem;
 use crate::domain::{Buckets, Interval, MAX_BUCKETS};
-use crate::error::ErrorDetail;
 
 const INTERVAL: &str = "interval";
 
 /// Parses the window (exactly as the download does) and `interval`
 /// (`hour`, `day`, `week` or `month`; absent or empty means `day`; a
 /// repeated one is invalid). Interval problems follow the window's.
-pub fn parse(query: Option<&str>) -> Result<Buckets, Vec<ErrorDetail>> {
+pub fn parse(query: Option<&str>) -> Result<Buckets, Vec<Problem>> {
     let values: Vec<String> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
         .filter(|(name, _)| name == INTERVAL)
         .map(|(_, value)| value.into_owned())
@@ -34,16 +34,16 @@ pub fn parse(query: Option<&str>) -> Result<Buckets, Vec<ErrorDetail>> {
     }
 }
 
-fn unknown_interval() -> ErrorDetail {
-    ErrorDetail {
+fn unknown_interval() -> Problem {
+    Problem {
         code: "InvalidValue",
         message: "Parameter 'interval' must be one of hour, day, week, month.".into(),
         target: INTERVAL.into(),
     }
 }
 
-fn too_many_buckets() -> ErrorDetail {
-    ErrorDetail {
+fn too_many_buckets() -> Problem {
+    Problem {
         code: "InvalidValue",
         message: format!(
             "Parameter 'interval' would cut this window into more than {MAX_BUCKETS} buckets; choose a longer interval or a shorter window."

@@ -1,37 +1,39 @@
-//! The PostgreSQL ingestion transaction: the same semantics as SQLite's
-//! (one atomic, durable transaction per batch; idempotent by organization
-//! and event id; newest event timestamp wins names), in four pipelined
-//! waves of set-based statements instead of one round trip per row:
+//! The PostgreSQL ingestion transaction: the same decision as SQLite's
+//! ([`decide`]), read and written in pipelined waves of set-based
+//! statements instead of one round trip per row:
 //!
-//! 1. organizations;
-//! 2. name-only dimensions, catalogs (read and locked), users;
-//! 3. winning catalog names, components (read and locked), event ids
-//!    (which of them are new);
-//! 4. winning component versions, catalog membership and labels, the new
-//!    events.
+//! - *read*: organizations (created: an organization row alone shows
+//!   nothing), then the batch's catalogs, components and users read and
+//!   locked, and its event ids claimed with their facts;
+//! - *decide*: [`decide`];
+//! - *write*: name-only dimensions, catalogs and users; components; catalog
+//!   membership, labels and the new events.
 //!
-//! Concurrent batches from several replicas are safe: conflicting inserts
-//! wait for each other and then skip (`ON CONFLICT DO NOTHING`), rows are
-//! locked in one global order, and a transaction that still loses a
-//! deadlock or serialization check is run again from the start.
+//! Concurrent batches from several replicas are safe: a claimed id makes a
+//! concurrent claim of it wait and then see it stored, dimension rows are
+//! locked in one global order, and a transaction that loses a deadlock, a
+//! serialization check or the race to create a dimension row is run again
+//! from its read.
 
 use super::error::is_retryable;
-use super::keys::{ByOrg, OrgKeys};
-use super::sql::Prepared;
-use crate::domain::{Component, Event, OrgId};
-use crate::store::batch::{catalog_signature, BatchPlan};
+use super::sql::{NameStatements, Prepared};
+use crate::domain::{Event, EventId, OrgId, Timestamp};
+use crate::store::decide::{decide, ByOrg, Change, Key, NameVersion, Occurrences, Plan};
+use crate::store::decide::{Snapshot, StoredComponent, StoredName, Verdict};
+use crate::store::facts::Fingerprint;
+use crate::store::keys::{key_of, Keys};
 use crate::store::{IngestOutcome, StoreError};
 use deadpool_postgres::{Pool, Transaction};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Row, Statement};
 use uuid::Uuid;
 
-/// Attempts per batch before a deadlock or serialization failure is
-/// reported; each lost attempt has rolled back completely.
-const MAX_ATTEMPTS: u32 = 5;
+/// Attempts per batch before lost races are reported; each lost attempt
+/// has rolled back completely.
+const MAX_ATTEMPTS: u32 = 8;
 
 /// Why one attempt failed: database errors stay whole so the retry loop
 /// can read their SQLSTATE.
@@ -61,35 +63,37 @@ impl From<Failure> for StoreError {
     }
 }
 
-/// Stores `events` in one transaction, retried on deadlock or
-/// serialization failure, and returns once it is committed.
+/// Whether an attempt lost a race with a concurrent transaction: a
+/// deadlock, a serialization failure, or a dimension row created by another
+/// transaction after this one read (see `sql`'s module docs).
+fn lost_a_race(e: &tokio_postgres::Error) -> bool {
+    is_retryable(e) || e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+}
+
+/// Stores `events` in one transaction, retried when it loses a race, and
+/// returns once it is committed.
 pub async fn ingest(pool: &Pool, events: &[Event]) -> Result<IngestOutcome, StoreError> {
-    let plan = BatchPlan::new(events);
     let mut attempt = 1;
     loop {
         let mut client = pool.get().await?;
         let tx = client.transaction().await?;
-        match run(&tx, events, &plan).await {
-            Ok(accepted) => {
+        match run(&tx, events).await {
+            Ok(outcome) => {
                 tx.commit().await?;
-                let total = events.len() as u64;
-                return Ok(IngestOutcome {
-                    accepted,
-                    duplicates: total - accepted,
-                });
+                return Ok(outcome);
             }
-            Err(Failure::Db(e)) if is_retryable(&e) && attempt < MAX_ATTEMPTS => {
+            Err(Failure::Db(e)) if lost_a_race(&e) && attempt < MAX_ATTEMPTS => {
                 drop(tx);
-                tracing::debug!(attempt, error = %e, "ingestion transaction lost a conflict; retrying");
+                tracing::debug!(attempt, error = %e, "ingestion transaction lost a race; retrying");
                 let jitter = rand::random_range(0..10 * u64::from(attempt));
                 tokio::time::sleep(Duration::from_millis(jitter)).await;
                 attempt += 1;
             }
             // Still losing after every attempt: transient contention, so
             // "try again later" (503) rather than a failure (500).
-            Err(Failure::Db(e)) if is_retryable(&e) => {
+            Err(Failure::Db(e)) if lost_a_race(&e) => {
                 return Err(StoreError::Unavailable(format!(
-                    "ingestion lost {MAX_ATTEMPTS} conflicts with concurrent batches: {}",
+                    "ingestion lost {MAX_ATTEMPTS} races with concurrent batches: {}",
                     super::error::describe(&e)
                 )))
             }
@@ -120,40 +124,249 @@ async fn rows<const N: usize>(
     tx.query(stmt, &params).await
 }
 
-/// Everything but commit; returns how many events were new.
-async fn run(tx: &Transaction<'_>, events: &[Event], plan: &BatchPlan<'_>) -> Result<u64, Failure> {
+/// Read, decide, write; everything but commit.
+async fn run(tx: &Transaction<'_>, events: &[Event]) -> Result<IngestOutcome, Failure> {
     let s = Prepared::new(tx).await?;
-    let orgs = organizations(tx, &s, plan).await?;
-    let distinct = distinct_events(events, &orgs)?;
-    let dims = dimensions(tx, &s, plan, &orgs).await?;
-    let comps = components(tx, &s, plan, &orgs, &dims, &distinct).await?;
-    finish(tx, &s, &distinct, &dims, &comps).await
+    let (snapshot, mut keys) = read(tx, &s, events).await?;
+    let plan = decide(std::iter::once(events), &snapshot);
+    write(tx, &s, &plan, &mut keys).await?;
+    Ok(plan.outcomes.into_iter().next().unwrap_or_default())
 }
 
-/// Wave 1: creates missing organizations and resolves every key.
-async fn organizations(
+/// `(org_key, natural key)` pairs as two array parameters, in locking order.
+#[derive(Default)]
+struct Natural<'a> {
+    orgs: Vec<i64>,
+    ids: Vec<&'a str>,
+}
+
+impl<'a> FromIterator<(i64, &'a str)> for Natural<'a> {
+    fn from_iter<I: IntoIterator<Item = (i64, &'a str)>>(pairs: I) -> Self {
+        let sorted: BTreeSet<(i64, &'a str)> = pairs.into_iter().collect();
+        let (orgs, ids) = sorted.into_iter().unzip();
+        Self { orgs, ids }
+    }
+}
+
+/// Records `(org_key, natural key, surrogate key, …)` rows in the map
+/// `pick` chooses.
+fn collect(
+    keys: &mut Keys,
+    rows: &[Row],
+    pick: fn(&mut Keys) -> &mut ByOrg<i64>,
+) -> Result<(), StoreError> {
+    for row in rows {
+        let org = keys.org_id(row.try_get(0)?)?.clone();
+        pick(keys).insert(org, row.try_get(1)?, row.try_get(2)?);
+    }
+    Ok(())
+}
+
+// ---- read -------------------------------------------------------------------
+
+/// What the database holds for `events`, with their ids claimed.
+async fn read(
     tx: &Transaction<'_>,
     s: &Prepared,
-    plan: &BatchPlan<'_>,
-) -> Result<OrgKeys, Failure> {
-    let ids: Vec<&str> = plan.orgs.iter().map(|o| o.as_str()).collect();
-    let (_, found) = tokio::try_join!(
-        exec(tx, &s.org_insert, [&ids]),
-        rows(tx, &s.org_select, [&ids]),
+    events: &[Event],
+) -> Result<(Snapshot, Keys), Failure> {
+    let org_ids: BTreeSet<&str> = events.iter().map(|e| e.organization.as_str()).collect();
+    let org_ids: Vec<&str> = org_ids.into_iter().collect();
+    let (_, org_rows) = tokio::try_join!(
+        exec(tx, &s.org_insert, [&org_ids]),
+        rows(tx, &s.org_select, [&org_ids]),
     )?;
-    Ok(OrgKeys::from_rows(&found)?)
+    let mut keys = Keys::default();
+    for row in &org_rows {
+        let id = OrgId::parse(row.try_get::<_, String>(0)?)
+            .map_err(|e| StoreError::Corrupt(format!("stored organization id: {e}")))?;
+        keys.add_org(id, row.try_get(1)?);
+    }
+    let mut components = Vec::new();
+    let mut catalogs = Vec::new();
+    let mut users = Vec::new();
+    for e in events {
+        let org = keys.org(&e.organization)?;
+        components.push((org, e.component.id.as_str()));
+        catalogs.extend(e.component.catalogs.iter().map(|c| (org, c.id.as_str())));
+        users.push((org, e.user.id.as_str()));
+    }
+    let components: Natural<'_> = components.into_iter().collect();
+    let catalogs: Natural<'_> = catalogs.into_iter().collect();
+    let users: Natural<'_> = users.into_iter().collect();
+    let claims = Claims::of(events, &keys)?;
+    let (catalog_rows, component_rows, user_rows, savepoint, claimed) = tokio::join!(
+        rows(tx, &s.catalogs.lock, [&catalogs.orgs, &catalogs.ids]),
+        rows(tx, &s.component_lock, [&components.orgs, &components.ids]),
+        rows(tx, &s.users.lock, [&users.orgs, &users.ids]),
+        exec(tx, &s.savepoint, []),
+        exec(
+            tx,
+            &s.event_ids_claim,
+            [&claims.ids, &claims.orgs, &claims.facts]
+        ),
+    );
+    let (catalog_rows, component_rows, user_rows, _) =
+        (catalog_rows?, component_rows?, user_rows?, savepoint?);
+
+    let mut snapshot = Snapshot {
+        events: stored_events(tx, s, &claims, claimed).await?,
+        ..Snapshot::default()
+    };
+    collect(&mut keys, &component_rows, |k| &mut k.components)?;
+    collect(&mut keys, &catalog_rows, |k| &mut k.catalogs)?;
+    collect(&mut keys, &user_rows, |k| &mut k.users)?;
+    for row in &component_rows {
+        let stored = StoredComponent {
+            name: row.try_get(3)?,
+            category: row.try_get(4)?,
+            manufacturer: row.try_get(5)?,
+            catalog_ids: row.try_get(6)?,
+            name_ts: Timestamp::from_millis(row.try_get(7)?),
+        };
+        let org = keys.org_id(row.try_get(0)?)?.clone();
+        snapshot.components.insert(org, row.try_get(1)?, stored);
+    }
+    for (rows, stored) in [
+        (&catalog_rows, &mut snapshot.catalogs),
+        (&user_rows, &mut snapshot.users),
+    ] {
+        for row in rows {
+            let name = StoredName {
+                name: row.try_get(3)?,
+                name_ts: Timestamp::from_millis(row.try_get(4)?),
+            };
+            stored.insert(keys.org_id(row.try_get(0)?)?.clone(), row.try_get(1)?, name);
+        }
+    }
+    Ok((snapshot, keys))
 }
 
-/// What wave 2 resolved.
-struct Dimensions {
-    /// Categories, manufacturers, applications, projects.
-    names: [ByOrg<i64>; 4],
-    users: ByOrg<i64>,
-    catalogs: ByOrg<i64>,
-    /// Existing catalogs whose stored name loses to this batch's.
-    catalog_updates: NamedUpdates,
-    /// Catalogs whose visible name changed: their components need new labels.
-    renamed: KeyColumns,
+/// The first occurrence of each of the batch's ids, as claim parameters
+/// sorted by id (so concurrent batches claim in one order).
+struct Claims {
+    ids: Vec<Uuid>,
+    orgs: Vec<i64>,
+    facts: Vec<Vec<u8>>,
+}
+
+impl Claims {
+    fn of(events: &[Event], keys: &Keys) -> Result<Self, StoreError> {
+        let nothing_stored = HashMap::new();
+        let mut first = Occurrences::after(&nothing_stored);
+        let mut rows = BTreeMap::new();
+        for e in events {
+            let facts = Fingerprint::of(e);
+            if first.classify(e.id, facts) == Verdict::New {
+                rows.insert(*e.id.as_uuid(), (keys.org(&e.organization)?, facts));
+            }
+        }
+        let mut out = Self {
+            ids: Vec::with_capacity(rows.len()),
+            orgs: Vec::with_capacity(rows.len()),
+            facts: Vec::with_capacity(rows.len()),
+        };
+        for (id, (org, facts)) in rows {
+            out.ids.push(id);
+            out.orgs.push(org);
+            out.facts.push(facts.as_bytes().to_vec());
+        }
+        Ok(out)
+    }
+}
+
+/// The facts of the batch's ids that were stored before this transaction
+/// claimed the rest: none when the plain claim succeeded, else those that
+/// `ON CONFLICT DO NOTHING` could not claim.
+async fn stored_events(
+    tx: &Transaction<'_>,
+    s: &Prepared,
+    claims: &Claims,
+    claimed: Result<u64, tokio_postgres::Error>,
+) -> Result<HashMap<EventId, Option<Fingerprint>>, Failure> {
+    match claimed {
+        Ok(_) => Ok(HashMap::new()),
+        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+            let (_, fresh) = tokio::try_join!(
+                exec(tx, &s.rollback_to_savepoint, []),
+                rows(
+                    tx,
+                    &s.event_ids_insert,
+                    [&claims.ids, &claims.orgs, &claims.facts]
+                ),
+            )?;
+            let mut fresh_ids = HashSet::with_capacity(fresh.len());
+            for row in &fresh {
+                fresh_ids.insert(row.try_get::<_, Uuid>(0)?);
+            }
+            let taken: Vec<Uuid> = claims
+                .ids
+                .iter()
+                .filter(|id| !fresh_ids.contains(id))
+                .copied()
+                .collect();
+            let mut stored = HashMap::with_capacity(taken.len());
+            for row in tx.query(&s.event_ids_select, &[&taken]).await? {
+                let facts: Option<Vec<u8>> = row.try_get(1)?;
+                stored.insert(
+                    EventId::from_uuid(row.try_get(0)?),
+                    facts.as_deref().and_then(Fingerprint::from_bytes),
+                );
+            }
+            if stored.len() != taken.len() {
+                return Err(StoreError::Corrupt("a claimed event id vanished".into()).into());
+            }
+            Ok(stored)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+// ---- write ------------------------------------------------------------------
+
+/// Catalog or user rows as array parameters: external ids for inserts,
+/// surrogate keys for updates.
+#[derive(Default)]
+struct NameColumns<'a> {
+    orgs: Vec<i64>,
+    ids: Vec<&'a str>,
+    keys: Vec<i64>,
+    names: Vec<&'a str>,
+    ts: Vec<i64>,
+}
+
+/// Splits a plan's catalog or user changes into inserts and updates; the
+/// keys of renamed rows go to `renamed`.
+fn name_changes<'a, T: AsRef<str>>(
+    changes: &'a BTreeMap<Key<'a, T>, Change<NameVersion<'a>>>,
+    keys: &Keys,
+    known: &ByOrg<i64>,
+    renamed: &mut KeyColumns,
+) -> Result<[NameColumns<'a>; 2], StoreError> {
+    let [mut new, mut updates] = [NameColumns::default(), NameColumns::default()];
+    for (k, change) in changes {
+        let org = keys.org(k.org)?;
+        let (columns, v) = match change {
+            Change::Insert(v) => {
+                new.ids.push(k.id.as_ref());
+                (&mut new, v)
+            }
+            Change::Update(v) => {
+                let key = key_of(known, *k, "dimension")?;
+                updates.keys.push(key);
+                if v.renamed {
+                    renamed.orgs.push(org);
+                    renamed.keys.push(key);
+                }
+                (&mut updates, v)
+            }
+            Change::Keep => continue,
+        };
+        columns.orgs.push(org);
+        columns.names.push(v.name.as_str());
+        columns.ts.push(v.ts.millis());
+    }
+    Ok([new, updates])
 }
 
 /// `(org_key, surrogate key)` pairs as two array parameters.
@@ -163,357 +376,37 @@ struct KeyColumns {
     keys: Vec<i64>,
 }
 
-impl KeyColumns {
-    fn push(&mut self, org: i64, key: i64) {
-        self.orgs.push(org);
-        self.keys.push(key);
-    }
-}
-
-/// New names for existing catalogs, as array parameters.
-#[derive(Default)]
-struct NamedUpdates {
-    rows: KeyColumns,
-    names: Vec<String>,
-    ts: Vec<i64>,
-}
-
-/// `(organization, value)` pairs as organization keys and values.
-fn org_values<'a>(
-    orgs: &OrgKeys,
-    pairs: impl Iterator<Item = (&'a OrgId, &'a str)>,
-) -> Result<(Vec<i64>, Vec<&'a str>), StoreError> {
-    let mut keys = Vec::new();
-    let mut values = Vec::new();
-    for (org, value) in pairs {
-        keys.push(orgs.key(org)?);
-        values.push(value);
-    }
-    Ok((keys, values))
-}
-
-/// Wave 2: name-only dimensions, catalogs and users.
-async fn dimensions(
+/// Get-or-create of one name-only dimension's wanted values.
+async fn resolve_names<T: AsRef<str>>(
     tx: &Transaction<'_>,
-    s: &Prepared,
-    plan: &BatchPlan<'_>,
-    orgs: &OrgKeys,
-) -> Result<Dimensions, Failure> {
-    let params = [
-        org_values(orgs, plan.categories.iter().map(|&(o, v)| (o, v.as_str())))?,
-        org_values(
-            orgs,
-            plan.manufacturers.iter().map(|&(o, v)| (o, v.as_str())),
-        )?,
-        org_values(
-            orgs,
-            plan.applications.iter().map(|&(o, v)| (o, v.as_str())),
-        )?,
-        org_values(orgs, plan.projects.iter().map(|&(o, v)| (o, v.as_str())))?,
-    ];
-    let (mut cat_o, mut cat_x, mut cat_n, mut cat_ts) = (vec![], vec![], vec![], vec![]);
-    for (&(org, id), &(ts, name)) in &plan.catalogs {
-        cat_o.push(orgs.key(org)?);
-        cat_x.push(id.as_str());
-        cat_n.push(name.as_str());
-        cat_ts.push(ts.millis());
+    s: &NameStatements,
+    keys: &Keys,
+    wanted: &BTreeSet<Key<'_, T>>,
+) -> Result<Vec<Row>, Failure> {
+    let mut orgs = Vec::with_capacity(wanted.len());
+    for k in wanted {
+        orgs.push(keys.org(k.org)?);
     }
-    let (mut usr_o, mut usr_x, mut usr_e, mut usr_ts) = (vec![], vec![], vec![], vec![]);
-    for (&(org, id), &(ts, email)) in &plan.users {
-        usr_o.push(orgs.key(org)?);
-        usr_x.push(id.as_str());
-        usr_e.push(email.as_str());
-        usr_ts.push(ts.millis());
-    }
-    let [(c, cs), (m, ms), (a, as_), (p, ps)] = &params;
-    let [(ci, csel), (mi, msel), (ai, asel), (pi, psel)] = &s.names;
-    let (_, c_rows, _, m_rows, _, a_rows, _, p_rows, created, locked, _, u_rows) = tokio::try_join!(
-        exec(tx, ci, [c, cs]),
-        rows(tx, csel, [c, cs]),
-        exec(tx, mi, [m, ms]),
-        rows(tx, msel, [m, ms]),
-        exec(tx, ai, [a, as_]),
-        rows(tx, asel, [a, as_]),
-        exec(tx, pi, [p, ps]),
-        rows(tx, psel, [p, ps]),
-        rows(tx, &s.catalog_insert, [&cat_o, &cat_x, &cat_n, &cat_ts]),
-        rows(tx, &s.catalog_lock, [&cat_o, &cat_x]),
-        exec(tx, &s.user_upsert, [&usr_o, &usr_x, &usr_e, &usr_ts]),
-        rows(tx, &s.user_select, [&usr_o, &usr_x]),
+    let values: Vec<&str> = wanted.iter().map(|k| k.id.as_ref()).collect();
+    let (_, found) = tokio::try_join!(
+        exec(tx, &s.insert, [&orgs, &values]),
+        rows(tx, &s.select, [&orgs, &values]),
     )?;
-
-    let created = ByOrg::set_from_rows(&created)?;
-    let mut stored: ByOrg<(i64, String, i64)> = ByOrg::default();
-    let mut catalogs = ByOrg::default();
-    for row in &locked {
-        let (org, id, key): (i64, String, i64) =
-            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
-        catalogs.insert(org, id.clone(), key);
-        stored.insert(org, id, (key, row.try_get(3)?, row.try_get(4)?));
-    }
-    let mut catalog_updates = NamedUpdates::default();
-    let mut renamed = KeyColumns::default();
-    for (&(org, id), &(ts, name)) in &plan.catalogs {
-        let org = orgs.key(org)?;
-        if created.contains(org, id.as_str()) {
-            continue;
-        }
-        let Some((key, stored_name, stored_ts)) = stored.get(org, id.as_str()) else {
-            return Err(StoreError::Corrupt(
-                "catalog key was not resolved during ingestion".into(),
-            )
-            .into());
-        };
-        let name_changed = stored_name != name.as_str();
-        if ts.millis() > *stored_ts || (ts.millis() == *stored_ts && name_changed) {
-            catalog_updates.rows.push(org, *key);
-            catalog_updates.names.push(name.as_str().to_owned());
-            catalog_updates.ts.push(ts.millis());
-            if name_changed {
-                renamed.push(org, *key);
-            }
-        }
-    }
-    Ok(Dimensions {
-        names: [
-            ByOrg::from_rows(&c_rows)?,
-            ByOrg::from_rows(&m_rows)?,
-            ByOrg::from_rows(&a_rows)?,
-            ByOrg::from_rows(&p_rows)?,
-        ],
-        users: ByOrg::from_rows(&u_rows)?,
-        catalogs,
-        catalog_updates,
-        renamed,
-    })
+    Ok(found)
 }
 
-/// What wave 3 resolved.
-struct Components<'a> {
-    keys: ByOrg<i64>,
-    /// Existing components whose stored version loses to this batch's.
-    updates: ComponentColumns,
-    /// Components whose catalog membership must be rewritten.
-    membership: Vec<(i64, i64, &'a Component)>,
-    /// The (org_key, event id) pairs stored for the first time.
-    new_events: HashSet<(i64, Uuid)>,
-}
-
-/// Component versions as array parameters.
+/// Component versions as array parameters: external ids for inserts,
+/// surrogate keys for updates.
 #[derive(Default)]
-struct ComponentColumns {
+struct ComponentColumns<'a> {
     orgs: Vec<i64>,
-    /// External ids (insert) or surrogate keys (update) go in `ids`/`keys`.
-    ids: Vec<String>,
+    ids: Vec<&'a str>,
     keys: Vec<i64>,
-    names: Vec<String>,
+    names: Vec<&'a str>,
     categories: Vec<Option<i64>>,
     manufacturers: Vec<Option<i64>>,
-    signatures: Vec<String>,
+    signatures: Vec<&'a str>,
     ts: Vec<i64>,
-}
-
-/// A component version resolved to dimension keys.
-struct Version {
-    category: Option<i64>,
-    manufacturer: Option<i64>,
-    signature: String,
-}
-
-fn version(dims: &Dimensions, org: i64, component: &Component) -> Result<Version, StoreError> {
-    let category = component
-        .category
-        .as_ref()
-        .map(|c| dims.names[0].key(org, c.as_str(), "category"))
-        .transpose()?;
-    let manufacturer = component
-        .manufacturer
-        .as_ref()
-        .map(|m| dims.names[1].key(org, m.as_str(), "manufacturer"))
-        .transpose()?;
-    Ok(Version {
-        category,
-        manufacturer,
-        signature: catalog_signature(component),
-    })
-}
-
-/// Wave 3: catalog renames, then components created or read and locked,
-/// then which versions win.
-async fn components<'a>(
-    tx: &Transaction<'_>,
-    s: &Prepared,
-    plan: &BatchPlan<'a>,
-    orgs: &OrgKeys,
-    dims: &Dimensions,
-    distinct: &DistinctEvents<'_>,
-) -> Result<Components<'a>, Failure> {
-    let mut new = ComponentColumns::default();
-    let mut versions = Vec::with_capacity(plan.components.len());
-    for (&(org, id), &(ts, component)) in &plan.components {
-        let org = orgs.key(org)?;
-        let v = version(dims, org, component)?;
-        new.orgs.push(org);
-        new.ids.push(id.as_str().to_owned());
-        new.names.push(component.display_name.as_str().to_owned());
-        new.categories.push(v.category);
-        new.manufacturers.push(v.manufacturer);
-        new.signatures.push(v.signature.clone());
-        new.ts.push(ts.millis());
-        versions.push((org, id, ts, component, v));
-    }
-    let u = &dims.catalog_updates;
-    let (updated, created, locked, savepoint, claimed) = tokio::join!(
-        exec(
-            tx,
-            &s.catalog_update,
-            [&u.rows.orgs, &u.rows.keys, &u.names, &u.ts]
-        ),
-        rows(
-            tx,
-            &s.component_insert,
-            [
-                &new.orgs,
-                &new.ids,
-                &new.names,
-                &new.categories,
-                &new.manufacturers,
-                &new.signatures,
-                &new.ts
-            ]
-        ),
-        rows(tx, &s.component_lock, [&new.orgs, &new.ids]),
-        exec(tx, &s.savepoint, []),
-        exec(tx, &s.event_ids_claim, [&distinct.orgs, &distinct.ids]),
-    );
-    let (_, created, locked, _) = (updated?, created?, locked?, savepoint?);
-    let new_events = new_event_ids(tx, s, distinct, claimed).await?;
-
-    let created = ByOrg::set_from_rows(&created)?;
-    type Stored = (i64, String, Option<i64>, Option<i64>, String, i64);
-    let mut stored: ByOrg<Stored> = ByOrg::default();
-    let mut keys = ByOrg::default();
-    for row in &locked {
-        let (org, id, key): (i64, String, i64) =
-            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
-        keys.insert(org, id.clone(), key);
-        let version = (
-            key,
-            row.try_get(3)?,
-            row.try_get(4)?,
-            row.try_get(5)?,
-            row.try_get(6)?,
-            row.try_get(7)?,
-        );
-        stored.insert(org, id, version);
-    }
-    let mut updates = ComponentColumns::default();
-    let mut membership = Vec::new();
-    for (org, id, ts, component, v) in versions {
-        let key = keys.key(org, id.as_str(), "component")?;
-        if created.contains(org, id.as_str()) {
-            membership.push((org, key, component));
-            continue;
-        }
-        let Some((_, name, category, manufacturer, signature, stored_ts)) =
-            stored.get(org, id.as_str())
-        else {
-            return Err(StoreError::Corrupt(
-                "component key was not resolved during ingestion".into(),
-            )
-            .into());
-        };
-        let changed = name != component.display_name.as_str()
-            || *category != v.category
-            || *manufacturer != v.manufacturer
-            || *signature != v.signature;
-        let wins = ts.millis() > *stored_ts || (ts.millis() == *stored_ts && changed);
-        if !wins {
-            continue;
-        }
-        if *signature != v.signature {
-            membership.push((org, key, component));
-        }
-        updates.orgs.push(org);
-        updates.keys.push(key);
-        updates
-            .names
-            .push(component.display_name.as_str().to_owned());
-        updates.categories.push(v.category);
-        updates.manufacturers.push(v.manufacturer);
-        updates.signatures.push(v.signature);
-        updates.ts.push(ts.millis());
-    }
-    Ok(Components {
-        keys,
-        updates,
-        membership,
-        new_events,
-    })
-}
-
-/// The batch's events without repeats (the first occurrence of an id
-/// wins, as in SQLite), sorted by (org, id) so that concurrent batches
-/// claim ids in the same order.
-struct DistinctEvents<'a> {
-    orgs: Vec<i64>,
-    ids: Vec<Uuid>,
-    events: Vec<&'a Event>,
-}
-
-fn distinct_events<'a>(
-    events: &'a [Event],
-    orgs: &OrgKeys,
-) -> Result<DistinctEvents<'a>, StoreError> {
-    let mut rows = Vec::with_capacity(events.len());
-    for e in events {
-        rows.push((orgs.key(&e.organization)?, *e.id.as_uuid(), e));
-    }
-    // Stable sort, so `dedup_by` keeps the first occurrence in the batch.
-    rows.sort_by_key(|&(org, id, _)| (org, id));
-    rows.dedup_by(|b, a| (a.0, a.1) == (b.0, b.1));
-    let mut out = DistinctEvents {
-        orgs: Vec::with_capacity(rows.len()),
-        ids: Vec::with_capacity(rows.len()),
-        events: Vec::with_capacity(rows.len()),
-    };
-    for (org, id, e) in rows {
-        out.orgs.push(org);
-        out.ids.push(id);
-        out.events.push(e);
-    }
-    Ok(out)
-}
-
-/// Which of the batch's events are new: all of them when claiming their
-/// ids succeeded, else (some were stored before) those that
-/// `ON CONFLICT DO NOTHING` could insert.
-async fn new_event_ids(
-    tx: &Transaction<'_>,
-    s: &Prepared,
-    distinct: &DistinctEvents<'_>,
-    claimed: Result<u64, tokio_postgres::Error>,
-) -> Result<HashSet<(i64, Uuid)>, Failure> {
-    match claimed {
-        Ok(_) => Ok(distinct
-            .orgs
-            .iter()
-            .copied()
-            .zip(distinct.ids.iter().copied())
-            .collect()),
-        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-            let (_, fresh) = tokio::try_join!(
-                exec(tx, &s.rollback_to_savepoint, []),
-                rows(tx, &s.event_ids_insert, [&distinct.orgs, &distinct.ids]),
-            )?;
-            let mut new = HashSet::with_capacity(fresh.len());
-            for row in &fresh {
-                new.insert((row.try_get(0)?, row.try_get(1)?));
-            }
-            Ok(new)
-        }
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// Event rows as array parameters.
@@ -529,101 +422,142 @@ struct EventColumns {
     projects: Vec<Option<i64>>,
 }
 
-/// The new events of the batch, resolved to keys.
-fn event_columns(
-    distinct: &DistinctEvents<'_>,
-    dims: &Dimensions,
-    comps: &Components<'_>,
-) -> Result<EventColumns, StoreError> {
-    let mut cols = EventColumns::default();
-    let all = distinct
-        .orgs
-        .iter()
-        .zip(&distinct.ids)
-        .zip(&distinct.events);
-    for ((&org, &id), e) in all {
-        if !comps.new_events.contains(&(org, id)) {
-            continue;
-        }
-        cols.orgs.push(org);
-        cols.ts.push(e.timestamp.millis());
-        cols.ids.push(id);
-        cols.kinds.push(e.kind.code());
-        cols.components
-            .push(comps.keys.key(org, e.component.id.as_str(), "component")?);
-        cols.users
-            .push(dims.users.key(org, e.user.id.as_str(), "user")?);
-        cols.applications.push(
-            e.application
-                .as_ref()
-                .map(|a| dims.names[2].key(org, a.as_str(), "application"))
-                .transpose()?,
-        );
-        cols.projects.push(
-            e.project_id
-                .as_ref()
-                .map(|p| dims.names[3].key(org, p.as_str(), "project"))
-                .transpose()?,
-        );
-    }
-    Ok(cols)
-}
-
-/// Wave 4: winning component versions, membership, labels and the events
-/// themselves; returns how many events were new.
-async fn finish(
+/// Carries out `plan` in three pipelined waves: name-only dimensions,
+/// catalogs and users; components; membership, labels and events.
+async fn write(
     tx: &Transaction<'_>,
     s: &Prepared,
-    distinct: &DistinctEvents<'_>,
-    dims: &Dimensions,
-    comps: &Components<'_>,
-) -> Result<u64, Failure> {
+    plan: &Plan<'_>,
+    keys: &mut Keys,
+) -> Result<(), Failure> {
+    if plan.is_empty() {
+        return Ok(());
+    }
+    let mut renamed = KeyColumns::default();
+    let [new_catalogs, catalog_updates] =
+        name_changes(&plan.catalogs, keys, &keys.catalogs, &mut renamed)?;
+    let [new_users, user_updates] =
+        name_changes(&plan.users, keys, &keys.users, &mut KeyColumns::default())?;
+    let (c, m, a, p, catalog_rows, _, user_rows, _) = tokio::try_join!(
+        resolve_names(tx, &s.categories, keys, &plan.categories),
+        resolve_names(tx, &s.manufacturers, keys, &plan.manufacturers),
+        resolve_names(tx, &s.applications, keys, &plan.applications),
+        resolve_names(tx, &s.projects, keys, &plan.projects),
+        async { Ok(rows(tx, &s.catalogs.insert, new_catalogs.inserts()).await?) },
+        async { Ok(exec(tx, &s.catalogs.update, catalog_updates.updates()).await?) },
+        async { Ok(rows(tx, &s.users.insert, new_users.inserts()).await?) },
+        async { Ok(exec(tx, &s.users.update, user_updates.updates()).await?) },
+    )?;
+    collect(keys, &c, |k| &mut k.categories)?;
+    collect(keys, &m, |k| &mut k.manufacturers)?;
+    collect(keys, &a, |k| &mut k.applications)?;
+    collect(keys, &p, |k| &mut k.projects)?;
+    collect(keys, &catalog_rows, |k| &mut k.catalogs)?;
+    collect(keys, &user_rows, |k| &mut k.users)?;
+
+    let [mut new, mut updates] = [ComponentColumns::default(), ComponentColumns::default()];
+    for (k, change) in &plan.components {
+        let Some(v) = change.version() else { continue };
+        let r = keys.component(*k, v)?;
+        let columns = if let Change::Insert(_) = change {
+            new.ids.push(k.id.as_str());
+            &mut new
+        } else {
+            updates
+                .keys
+                .push(key_of(&keys.components, *k, "component")?);
+            &mut updates
+        };
+        columns.orgs.push(r.org);
+        columns.names.push(r.name);
+        columns.categories.push(r.category);
+        columns.manufacturers.push(r.manufacturer);
+        columns.signatures.push(r.catalog_ids);
+        columns.ts.push(r.ts);
+    }
+    let (component_rows, _) = tokio::try_join!(
+        rows(tx, &s.component_insert, new.row_params(&new.ids)),
+        exec(tx, &s.component_update, updates.row_params(&updates.keys)),
+    )?;
+    collect(keys, &component_rows, |k| &mut k.components)?;
+
     let mut changed = KeyColumns::default();
-    let (mut mem_o, mut mem_k, mut mem_c) = (vec![], vec![], vec![]);
-    for &(org, key, component) in &comps.membership {
-        changed.push(org, key);
-        for catalog in &component.catalogs {
-            mem_o.push(org);
-            mem_k.push(key);
-            mem_c.push(dims.catalogs.key(org, catalog.id.as_str(), "catalog")?);
+    let (mut mem_orgs, mut mem_components, mut mem_catalogs) = (vec![], vec![], vec![]);
+    for (k, change) in &plan.components {
+        let Some(v) = change.version().filter(|v| v.membership_changed) else {
+            continue;
+        };
+        let org = keys.org(k.org)?;
+        let key = key_of(&keys.components, *k, "component")?;
+        changed.orgs.push(org);
+        changed.keys.push(key);
+        for catalog in keys.membership(*k, v)? {
+            mem_orgs.push(org);
+            mem_components.push(key);
+            mem_catalogs.push(catalog);
         }
     }
-    let ev = event_columns(distinct, dims, comps)?;
-    let u = &comps.updates;
-    let r = &dims.renamed;
-    let relabel: [Param<'_>; 4] = [&changed.orgs, &changed.keys, &r.orgs, &r.keys];
-    let (_, _, _, _, _, accepted) = tokio::try_join!(
+    let mut ev = EventColumns::default();
+    for new in &plan.new_events {
+        let r = keys.event(new.event)?;
+        ev.orgs.push(r.org);
+        ev.ts.push(r.ts);
+        ev.ids.push(r.id);
+        ev.kinds.push(r.kind);
+        ev.components.push(r.component);
+        ev.users.push(r.user);
+        ev.applications.push(r.application);
+        ev.projects.push(r.project);
+    }
+    let relabel: [Param<'_>; 4] = [&changed.orgs, &changed.keys, &renamed.orgs, &renamed.keys];
+    let events: [Param<'_>; 8] = [
+        &ev.orgs,
+        &ev.ts,
+        &ev.ids,
+        &ev.kinds,
+        &ev.components,
+        &ev.users,
+        &ev.applications,
+        &ev.projects,
+    ];
+    tokio::try_join!(
+        exec(tx, &s.membership_delete, [&changed.orgs, &changed.keys]),
         exec(
             tx,
-            &s.component_update,
-            [
-                &u.orgs,
-                &u.keys,
-                &u.names,
-                &u.categories,
-                &u.manufacturers,
-                &u.signatures,
-                &u.ts
-            ]
+            &s.membership_insert,
+            [&mem_orgs, &mem_components, &mem_catalogs]
         ),
-        exec(tx, &s.membership_delete, [&changed.orgs, &changed.keys]),
-        exec(tx, &s.membership_insert, [&mem_o, &mem_k, &mem_c]),
         exec(tx, &s.relabel_lock, relabel),
         exec(tx, &s.relabel, relabel),
-        exec(
-            tx,
-            &s.events_insert,
-            [
-                &ev.orgs,
-                &ev.ts,
-                &ev.ids,
-                &ev.kinds,
-                &ev.components,
-                &ev.users,
-                &ev.applications,
-                &ev.projects
-            ]
-        ),
+        exec(tx, &s.events_insert, events),
     )?;
-    Ok(accepted)
+    Ok(())
+}
+
+impl NameColumns<'_> {
+    /// Parameters of a renamable dimension's insert.
+    fn inserts(&self) -> [Param<'_>; 4] {
+        [&self.orgs, &self.ids, &self.names, &self.ts]
+    }
+
+    /// Parameters of a renamable dimension's update.
+    fn updates(&self) -> [Param<'_>; 4] {
+        [&self.orgs, &self.keys, &self.names, &self.ts]
+    }
+}
+
+impl ComponentColumns<'_> {
+    /// Parameters of `COMPONENT_INSERT` (`which` = ids) or
+    /// `COMPONENT_UPDATE` (`which` = keys).
+    fn row_params<'p>(&'p self, which: Param<'p>) -> [Param<'p>; 7] {
+        [
+            &self.orgs,
+            which,
+            &self.names,
+            &self.categories,
+            &self.manufacturers,
+            &self.signatures,
+            &self.ts,
+        ]
+    }
 }

@@ -11,6 +11,7 @@ use deadpool_postgres::Client;
 /// Every migration, in order; a version is applied once and recorded.
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_init.sql")),
+    (2, include_str!("migrations/0002_event_facts.sql")),
     (3, include_str!("migrations/0003_download_rate.sql")),
 ];
 

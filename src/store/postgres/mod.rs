@@ -7,16 +7,16 @@
 //! the server comes back. Behaviour matches the SQLite store exactly; the
 //! shared contract suite (`tests/store_contract.rs`) proves it.
 
+mod copy;
 mod error;
 mod export;
 mod ingest;
-mod keys;
 mod migrations;
 mod rate;
 mod sql;
 mod summary;
 
-use super::{IngestOutcome, RowStream, Store, StoreError, Summary};
+use super::{Export, IngestOutcome, Store, StoreError, Summary};
 use crate::domain::{AccessGrant, Buckets, DateRange, Event, Grant, OrgId, Timestamp, UserId};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -25,9 +25,13 @@ use std::time::{Duration, Instant};
 use tokio_postgres::config::Host;
 use tokio_postgres::NoTls;
 
-/// Connections per process. Each replica opens at most this many, so the
-/// server needs `replicas × POOL_SIZE` connection slots plus headroom.
-pub const POOL_SIZE: usize = 16;
+/// Default connections per process (setting `database_pool_size`). Each
+/// replica opens at most this many, so the server needs
+/// `replicas × pool size` connection slots plus headroom.
+pub const POOL_SIZE: usize = 32;
+/// Connections kept out of the download limit for ingestion and
+/// authorization checks.
+const RESERVED_CONNECTIONS: usize = 4;
 /// How long to wait for a TCP connection and the server's handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a request waits for a free pooled connection before the store
@@ -44,6 +48,7 @@ const MAX_RETRY: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    pool_size: usize,
 }
 
 impl PgStore {
@@ -51,18 +56,29 @@ impl PgStore {
     /// `postgresql://`), waiting up to [`STARTUP_WAIT`] for it to become
     /// reachable, and applies pending migrations.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        Self::open_with_startup_wait(url, STARTUP_WAIT).await
+        Self::open_with_pool_size(url, POOL_SIZE).await
+    }
+
+    /// [`PgStore::open`] with at most `pool_size` connections (at least 1).
+    pub async fn open_with_pool_size(url: &str, pool_size: usize) -> Result<Self, StoreError> {
+        Self::connect(url, STARTUP_WAIT, pool_size).await
     }
 
     /// [`PgStore::open`] with a chosen start-up wait: zero fails at the
     /// first unreachable attempt.
     pub async fn open_with_startup_wait(url: &str, max_wait: Duration) -> Result<Self, StoreError> {
+        Self::connect(url, max_wait, POOL_SIZE).await
+    }
+
+    async fn connect(url: &str, max_wait: Duration, pool_size: usize) -> Result<Self, StoreError> {
+        let pool_size = pool_size.max(1);
         let config: tokio_postgres::Config = url.parse().map_err(|e| {
             StoreError::Config(format!("invalid PostgreSQL URL: {}", error::describe(&e)))
         })?;
         let target = describe(&config);
         let store = Self {
-            pool: build_pool(config)?,
+            pool: build_pool(config, pool_size)?,
+            pool_size,
         };
         let started = Instant::now();
         let mut delay = FIRST_RETRY;
@@ -118,7 +134,7 @@ fn describe(config: &tokio_postgres::Config) -> String {
     format!("{host}:{port}/{db}")
 }
 
-fn build_pool(mut config: tokio_postgres::Config) -> Result<Pool, StoreError> {
+fn build_pool(mut config: tokio_postgres::Config, size: usize) -> Result<Pool, StoreError> {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
@@ -135,7 +151,7 @@ fn build_pool(mut config: tokio_postgres::Config) -> Result<Pool, StoreError> {
         },
     );
     Ok(Pool::builder(manager)
-        .max_size(POOL_SIZE)
+        .max_size(size)
         .wait_timeout(Some(WAIT_TIMEOUT))
         .create_timeout(Some(CONNECT_TIMEOUT))
         .recycle_timeout(Some(CONNECT_TIMEOUT))
@@ -152,7 +168,7 @@ impl Store for PgStore {
         ingest::ingest(&self.pool, &events).await
     }
 
-    async fn export(&self, org: &OrgId, range: DateRange) -> Result<RowStream, StoreError> {
+    async fn export(&self, org: &OrgId, range: DateRange) -> Result<Export, StoreError> {
         export::export(self.pool.clone(), org.clone(), range).await
     }
 
@@ -274,7 +290,7 @@ impl Store for PgStore {
     fn max_concurrent_exports(&self) -> Option<usize> {
         // Each streaming export holds a pooled connection; leave a few for
         // ingestion and authorization checks.
-        Some(POOL_SIZE - 4)
+        Some(self.pool_size.saturating_sub(RESERVED_CONNECTIONS).max(1))
     }
 
     fn shared_rate_limiter(&self) -> Option<Arc<dyn super::SharedRateLimiter>> {

@@ -6,6 +6,11 @@
 //! statement that inserts or locks dimension rows visits them sorted by
 //! (org_key, natural key in byte order), and the transaction always runs
 //! the statements in the same order.
+//!
+//! The read statements lock what exists (`FOR UPDATE`); rows that do not
+//! exist yet are created by plain `INSERT`s, so a concurrent transaction
+//! that created one first makes this one fail with a unique violation and
+//! start again from its read, never write over a decision it did not see.
 
 use deadpool_postgres::Transaction;
 use tokio_postgres::{Error, Statement};
@@ -57,11 +62,11 @@ impl NameDimension {
         )
     }
 
-    async fn prepare(&self, tx: &Transaction<'_>) -> Result<(Statement, Statement), Error> {
-        Ok((
-            tx.prepare_cached(&self.insert()).await?,
-            tx.prepare_cached(&self.select()).await?,
-        ))
+    async fn prepare(&self, tx: &Transaction<'_>) -> Result<NameStatements, Error> {
+        Ok(NameStatements {
+            insert: tx.prepare_cached(&self.insert()).await?,
+            select: tx.prepare_cached(&self.select()).await?,
+        })
     }
 
     fn select(&self) -> String {
@@ -74,41 +79,55 @@ impl NameDimension {
     }
 }
 
-const CATALOG_INSERT: &str = "
-INSERT INTO catalogs (org_key, external_id, display_name, name_ts)
-SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[]) AS u(o, x, n, ts)
-ORDER BY o, x COLLATE \"C\"
-ON CONFLICT DO NOTHING
-RETURNING org_key, external_id";
+/// A dimension whose name changes (catalogs: display name; users: email),
+/// read and locked before the decision, inserted or renamed after it.
+struct NamedDimension {
+    table: &'static str,
+    key: &'static str,
+    name: &'static str,
+}
 
-/// Reads the current version of the batch's catalogs and locks them, so a
-/// rename and a membership change touching one catalog never interleave.
-const CATALOG_LOCK: &str = "
-SELECT t.org_key, t.external_id, t.catalog_key, t.display_name, t.name_ts
-FROM catalogs t JOIN UNNEST($1::bigint[], $2::text[]) AS u(o, x)
-  ON t.org_key = u.o AND t.external_id = u.x
-ORDER BY t.org_key, t.external_id COLLATE \"C\"
-FOR UPDATE OF t";
+const CATALOGS: NamedDimension = NamedDimension {
+    table: "catalogs",
+    key: "catalog_key",
+    name: "display_name",
+};
+const USERS: NamedDimension = NamedDimension {
+    table: "users",
+    key: "user_key",
+    name: "email",
+};
 
-const CATALOG_UPDATE: &str = "
-UPDATE catalogs t SET display_name = u.n, name_ts = u.ts
-FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[]) AS u(o, k, n, ts)
-WHERE t.org_key = u.o AND t.catalog_key = u.k";
-
-/// Users have no dependants, so the newest-wins rule fits in the upsert.
-const USER_UPSERT: &str = "
-INSERT INTO users AS t (org_key, external_id, email, name_ts)
-SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[]) AS u(o, x, e, ts)
-ORDER BY o, x COLLATE \"C\"
-ON CONFLICT (org_key, external_id) DO UPDATE
-SET email = EXCLUDED.email, name_ts = EXCLUDED.name_ts
-WHERE EXCLUDED.name_ts > t.name_ts
-   OR (EXCLUDED.name_ts = t.name_ts AND EXCLUDED.email <> t.email)";
-
-const USER_SELECT: &str = "
-SELECT t.org_key, t.external_id, t.user_key
-FROM users t JOIN UNNEST($1::bigint[], $2::text[]) AS u(o, x)
-  ON t.org_key = u.o AND t.external_id = u.x";
+impl NamedDimension {
+    async fn prepare(&self, tx: &Transaction<'_>) -> Result<NamedStatements, Error> {
+        let Self { table, key, name } = self;
+        let insert = format!(
+            "INSERT INTO {table} (org_key, external_id, {name}, name_ts)
+             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[]) AS u(o, x, n, ts)
+             ORDER BY o, x COLLATE \"C\"
+             RETURNING org_key, external_id, {key}"
+        );
+        // Locked so that, for catalogs, a rename and a membership change
+        // touching one catalog never interleave.
+        let lock = format!(
+            "SELECT t.org_key, t.external_id, t.{key}, t.{name}, t.name_ts
+             FROM {table} t JOIN UNNEST($1::bigint[], $2::text[]) AS u(o, x)
+               ON t.org_key = u.o AND t.external_id = u.x
+             ORDER BY t.org_key, t.external_id COLLATE \"C\"
+             FOR UPDATE OF t"
+        );
+        let update = format!(
+            "UPDATE {table} t SET {name} = u.n, name_ts = u.ts
+             FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[]) AS u(o, k, n, ts)
+             WHERE t.org_key = u.o AND t.{key} = u.k"
+        );
+        Ok(NamedStatements {
+            insert: tx.prepare_cached(&insert).await?,
+            lock: tx.prepare_cached(&lock).await?,
+            update: tx.prepare_cached(&update).await?,
+        })
+    }
+}
 
 const COMPONENT_INSERT: &str = "
 INSERT INTO components
@@ -116,14 +135,15 @@ INSERT INTO components
 SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::bigint[])
     AS u(o, x, n, c, m, ids, ts)
 ORDER BY o, x COLLATE \"C\"
-ON CONFLICT DO NOTHING
-RETURNING org_key, external_id";
+RETURNING org_key, external_id, component_key";
 
 const COMPONENT_LOCK: &str = "
-SELECT t.org_key, t.external_id, t.component_key, t.display_name, t.category_key,
-       t.manufacturer_key, t.catalog_ids, t.name_ts
+SELECT t.org_key, t.external_id, t.component_key, t.display_name, cat.name,
+       man.name, t.catalog_ids, t.name_ts
 FROM components t JOIN UNNEST($1::bigint[], $2::text[]) AS u(o, x)
   ON t.org_key = u.o AND t.external_id = u.x
+LEFT JOIN categories cat ON cat.org_key = t.org_key AND cat.category_key = t.category_key
+LEFT JOIN manufacturers man ON man.org_key = t.org_key AND man.manufacturer_key = t.manufacturer_key
 ORDER BY t.org_key, t.external_id COLLATE \"C\"
 FOR UPDATE OF t";
 
@@ -182,33 +202,56 @@ fn relabel() -> String {
     )
 }
 
-/// Claims the batch's event ids, all assumed new: the idempotency check,
-/// kept apart from `events` so that table can be partitioned by time. A
-/// plain insert costs about half of `ON CONFLICT DO NOTHING`, and batches
-/// are nearly always all new; if one id is not, this fails with a unique
-/// violation, the transaction rolls back to `SAVEPOINT` and uses
-/// `EVENT_IDS_INSERT` instead.
+/// Claims the batch's event ids, all assumed new, with their facts: how
+/// the read step learns which ids are stored, and the lock that keeps a
+/// concurrent batch from storing one of them too. A plain insert costs
+/// about half of `ON CONFLICT DO NOTHING`, and batches are nearly always
+/// all new; if one id is not, this fails with a unique violation, the
+/// transaction rolls back to `SAVEPOINT` and uses `EVENT_IDS_INSERT`.
 const EVENT_IDS_CLAIM: &str = "
-INSERT INTO event_ids (org_key, id)
-SELECT * FROM UNNEST($1::bigint[], $2::uuid[]) AS u(o, id)
-ORDER BY o, id";
+INSERT INTO event_ids (id, org_key, facts)
+SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::bytea[]) AS u(id, o, f)
+ORDER BY id";
 
 const SAVEPOINT: &str = "SAVEPOINT event_ids";
 const ROLLBACK_TO_SAVEPOINT: &str = "ROLLBACK TO SAVEPOINT event_ids";
 
-/// Records the batch's event ids, returning those that were new.
+/// Claims the batch's new event ids, returning them; waits for a
+/// concurrent transaction that claimed one first, then skips it.
 const EVENT_IDS_INSERT: &str = "
-INSERT INTO event_ids (org_key, id)
-SELECT * FROM UNNEST($1::bigint[], $2::uuid[]) AS u(o, id)
-ORDER BY o, id
+INSERT INTO event_ids (id, org_key, facts)
+SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::bytea[]) AS u(id, o, f)
+ORDER BY id
 ON CONFLICT DO NOTHING
-RETURNING org_key, id";
+RETURNING id";
+
+/// The facts of stored events.
+const EVENT_IDS_SELECT: &str = "
+SELECT id, facts FROM event_ids WHERE id = ANY($1::uuid[])";
 
 /// Stores the new events (only those whose id `EVENT_IDS_INSERT` returned).
 const EVENTS_INSERT: &str = "
 INSERT INTO events (org_key, ts, id, kind, component_key, user_key, application_key, project_key)
 SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::uuid[], $4::smallint[], $5::bigint[],
                      $6::bigint[], $7::bigint[], $8::bigint[])";
+
+/// Get-or-create of one name-only dimension.
+pub struct NameStatements {
+    /// Creates the missing values.
+    pub insert: Statement,
+    /// Resolves values to `(org_key, value, key)` rows.
+    pub select: Statement,
+}
+
+/// Insert, read-and-lock and update of one renamable dimension.
+pub struct NamedStatements {
+    /// Creates rows: `(org_key, external id, name, ts)` → `(org_key, external id, key)`.
+    pub insert: Statement,
+    /// Reads and locks rows: `(org_key, external id, key, name, name_ts)`.
+    pub lock: Statement,
+    /// Writes winning names: `(org_key, key, name, ts)`.
+    pub update: Statement,
+}
 
 /// Every statement of the transaction, prepared (from the connection's
 /// cache) before any is sent, so that pipelined statements go out in a
@@ -218,20 +261,19 @@ pub struct Prepared {
     pub org_insert: Statement,
     /// Resolves organization ids to keys.
     pub org_select: Statement,
-    /// Insert and select of categories, manufacturers, applications and
-    /// projects, in that order.
-    pub names: [(Statement, Statement); 4],
-    /// Creates missing catalogs, returning which it created.
-    pub catalog_insert: Statement,
-    /// Reads and locks the current version of existing catalogs.
-    pub catalog_lock: Statement,
-    /// Writes winning catalog names.
-    pub catalog_update: Statement,
-    /// Creates users or applies a newer email.
-    pub user_upsert: Statement,
-    /// Resolves user ids to keys.
-    pub user_select: Statement,
-    /// Creates missing components, returning which it created.
+    /// Categories.
+    pub categories: NameStatements,
+    /// Manufacturers.
+    pub manufacturers: NameStatements,
+    /// Applications.
+    pub applications: NameStatements,
+    /// Projects.
+    pub projects: NameStatements,
+    /// Catalogs.
+    pub catalogs: NamedStatements,
+    /// Users.
+    pub users: NamedStatements,
+    /// Creates components, returning their keys.
     pub component_insert: Statement,
     /// Reads and locks the current version of existing components.
     pub component_lock: Statement,
@@ -253,6 +295,8 @@ pub struct Prepared {
     pub rollback_to_savepoint: Statement,
     /// Records event ids, returning the new ones.
     pub event_ids_insert: Statement,
+    /// Reads the facts of stored event ids.
+    pub event_ids_select: Statement,
     /// Stores the new events.
     pub events_insert: Statement,
 }
@@ -263,17 +307,12 @@ impl Prepared {
         Ok(Self {
             org_insert: tx.prepare_cached(ORG_INSERT).await?,
             org_select: tx.prepare_cached(ORG_SELECT).await?,
-            names: [
-                CATEGORIES.prepare(tx).await?,
-                MANUFACTURERS.prepare(tx).await?,
-                APPLICATIONS.prepare(tx).await?,
-                PROJECTS.prepare(tx).await?,
-            ],
-            catalog_insert: tx.prepare_cached(CATALOG_INSERT).await?,
-            catalog_lock: tx.prepare_cached(CATALOG_LOCK).await?,
-            catalog_update: tx.prepare_cached(CATALOG_UPDATE).await?,
-            user_upsert: tx.prepare_cached(USER_UPSERT).await?,
-            user_select: tx.prepare_cached(USER_SELECT).await?,
+            categories: CATEGORIES.prepare(tx).await?,
+            manufacturers: MANUFACTURERS.prepare(tx).await?,
+            applications: APPLICATIONS.prepare(tx).await?,
+            projects: PROJECTS.prepare(tx).await?,
+            catalogs: CATALOGS.prepare(tx).await?,
+            users: USERS.prepare(tx).await?,
             component_insert: tx.prepare_cached(COMPONENT_INSERT).await?,
             component_lock: tx.prepare_cached(COMPONENT_LOCK).await?,
             component_update: tx.prepare_cached(COMPONENT_UPDATE).await?,
@@ -285,6 +324,7 @@ impl Prepared {
             event_ids_claim: tx.prepare_cached(EVENT_IDS_CLAIM).await?,
             rollback_to_savepoint: tx.prepare_cached(ROLLBACK_TO_SAVEPOINT).await?,
             event_ids_insert: tx.prepare_cached(EVENT_IDS_INSERT).await?,
+            event_ids_select: tx.prepare_cached(EVENT_IDS_SELECT).await?,
             events_insert: tx.prepare_cached(EVENTS_INSERT).await?,
         })
     }

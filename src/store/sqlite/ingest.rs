@@ -1,365 +1,454 @@
-//! The SQLite ingestion transaction: dimensions first, then the narrow rows.
+//! The SQLite ingestion transaction: read what the file holds for the
+//! group, [`decide`], write the plan. One immediate transaction, so nothing
+//! changes between the read and the write.
 
-use crate::domain::{Event, Name, OpaqueId, OrgId, Timestamp, UserId};
-use crate::store::batch::{catalog_signature, BatchPlan};
+use crate::domain::{Event, EventId, Timestamp};
+use crate::store::decide::{decide, ByOrg, Change, Key, NameVersion, Plan, Snapshot};
+use crate::store::decide::{StoredComponent, StoredName};
+use crate::store::facts::Fingerprint;
+use crate::store::keys::{key_of, Keys};
 use crate::store::{IngestOutcome, StoreError};
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
-use rustc_hash::FxHashMap as HashMap;
-use std::collections::BTreeSet;
+use rusqlite::types::Value;
+use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-/// A component row as stored: key, name, category, manufacturer, catalog
-/// signature, name timestamp.
-type StoredComponent = (i64, String, Option<i64>, Option<i64>, String, i64);
-
-/// Surrogate keys resolved for one batch.
-#[derive(Default)]
-struct Keys<'a> {
-    orgs: HashMap<&'a OrgId, i64>,
-    components: HashMap<(&'a OrgId, &'a OpaqueId), i64>,
-    catalogs: HashMap<(&'a OrgId, &'a OpaqueId), i64>,
-    users: HashMap<(&'a OrgId, &'a UserId), i64>,
-    categories: HashMap<(&'a OrgId, &'a Name), i64>,
-    manufacturers: HashMap<(&'a OrgId, &'a Name), i64>,
-    applications: HashMap<(&'a OrgId, &'a Name), i64>,
-    projects: HashMap<(&'a OrgId, &'a OpaqueId), i64>,
+/// Stores `batches` in one immediate transaction and commits it (durably,
+/// given `synchronous=FULL`) before returning each batch's outcome. Batches
+/// are decided in order, so an id repeated in a later batch is its
+/// duplicate or conflict.
+pub fn ingest(
+    conn: &mut rusqlite::Connection,
+    batches: &[Vec<Event>],
+) -> Result<Vec<IngestOutcome>, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let (snapshot, mut keys) = read(&tx, batches.iter().flatten())?;
+    let plan = decide(batches.iter().map(Vec::as_slice), &snapshot);
+    write(&tx, &plan, &mut keys)?;
+    tx.commit()?;
+    Ok(plan.outcomes)
 }
 
-impl Keys<'_> {
-    fn org(&self, org: &OrgId) -> Result<i64, StoreError> {
-        self.orgs
-            .get(org)
-            .copied()
-            .ok_or_else(|| missing("organization"))
+// ---- read -------------------------------------------------------------------
+
+const READ_COMPONENT: &str =
+    "SELECT c.component_key, c.display_name, cat.name, man.name, c.catalog_ids, c.name_ts
+     FROM components c
+     LEFT JOIN categories cat ON cat.category_key = c.category_key
+     LEFT JOIN manufacturers man ON man.manufacturer_key = c.manufacturer_key
+     WHERE c.org_key = ?1 AND c.external_id = ?2";
+
+/// What the file holds for `events`' ids, components, catalogs and users.
+fn read<'a>(
+    tx: &Transaction<'_>,
+    events: impl Iterator<Item = &'a Event> + Clone,
+) -> Result<(Snapshot, Keys), StoreError> {
+    let mut snapshot = Snapshot {
+        events: stored_facts(tx, events.clone())?,
+        ..Snapshot::default()
+    };
+    let mut keys = Keys::default();
+    let mut org_stmt = tx.prepare_cached("SELECT org_key FROM organizations WHERE org_id = ?1")?;
+    let mut component_stmt = tx.prepare_cached(READ_COMPONENT)?;
+    let mut named = [CATALOGS.read_statement(tx)?, USERS.read_statement(tx)?];
+    for e in events {
+        let org = &e.organization;
+        if keys.find_org(org).is_none() {
+            let Some(key) = org_stmt
+                .query_row(params![org.as_str()], |r| r.get(0))
+                .optional()?
+            else {
+                continue; // a new organization holds nothing yet
+            };
+            keys.add_org(org.clone(), key);
+        }
+        let org_key = keys.org(org)?;
+        let c = &e.component;
+        if keys.components.get(org, c.id.as_str()).is_none() {
+            let row = component_stmt
+                .query_row(params![org_key, c.id.as_str()], |r| {
+                    let stored = StoredComponent {
+                        name: r.get(1)?,
+                        category: r.get(2)?,
+                        manufacturer: r.get(3)?,
+                        catalog_ids: r.get(4)?,
+                        name_ts: Timestamp::from_millis(r.get(5)?),
+                    };
+                    Ok((r.get::<_, i64>(0)?, stored))
+                })
+                .optional()?;
+            if let Some((key, stored)) = row {
+                keys.components.insert(org.clone(), c.id.to_string(), key);
+                snapshot
+                    .components
+                    .insert(org.clone(), c.id.to_string(), stored);
+            }
+        }
+        let [catalogs, users] = &mut named;
+        for catalog in &c.catalogs {
+            let (map, stored) = (&mut keys.catalogs, &mut snapshot.catalogs);
+            read_named(
+                catalogs,
+                org_key,
+                Key {
+                    org,
+                    id: &catalog.id,
+                },
+                map,
+                stored,
+            )?;
+        }
+        let (map, stored) = (&mut keys.users, &mut snapshot.users);
+        read_named(
+            users,
+            org_key,
+            Key {
+                org,
+                id: &e.user.id,
+            },
+            map,
+            stored,
+        )?;
+    }
+    Ok((snapshot, keys))
+}
+
+/// Ids looked up per statement (one variable each).
+const IDS_PER_LOOKUP: usize = 500;
+
+/// The stored facts of those of `events`' ids that are stored.
+fn stored_facts<'a>(
+    tx: &Transaction<'_>,
+    events: impl Iterator<Item = &'a Event>,
+) -> Result<HashMap<EventId, Option<Fingerprint>>, StoreError> {
+    let ids: BTreeSet<EventId> = events.map(|e| e.id).collect();
+    let ids: Vec<EventId> = ids.into_iter().collect();
+    let mut stored = HashMap::new();
+    for chunk in ids.chunks(IDS_PER_LOOKUP) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT id, facts FROM event_ids WHERE id IN ({marks})"
+        ))?;
+        let args = chunk.iter().map(|id| id.as_uuid().as_bytes().to_vec());
+        let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+        while let Some(row) = rows.next()? {
+            let id: Vec<u8> = row.get(0)?;
+            let id = uuid::Uuid::from_slice(&id)
+                .map_err(|_| StoreError::Corrupt("stored event id is not 16 bytes".into()))?;
+            let facts: Option<Vec<u8>> = row.get(1)?;
+            stored.insert(
+                EventId::from_uuid(id),
+                facts.as_deref().and_then(Fingerprint::from_bytes),
+            );
+        }
+    }
+    Ok(stored)
+}
+
+/// Reads one catalog or user, unless it was read before.
+fn read_named<T: AsRef<str>>(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    org_key: i64,
+    key: Key<'_, T>,
+    keys: &mut ByOrg<i64>,
+    snapshot: &mut ByOrg<StoredName>,
+) -> Result<(), StoreError> {
+    let id = key.id.as_ref();
+    if keys.get(key.org, id).is_some() {
+        return Ok(());
+    }
+    let row = stmt
+        .query_row(params![org_key, id], |r| {
+            let stored = StoredName {
+                name: r.get(1)?,
+                name_ts: Timestamp::from_millis(r.get(2)?),
+            };
+            Ok((r.get::<_, i64>(0)?, stored))
+        })
+        .optional()?;
+    if let Some((surrogate, stored)) = row {
+        keys.insert(key.org.clone(), id.to_owned(), surrogate);
+        snapshot.insert(key.org.clone(), id.to_owned(), stored);
+    }
+    Ok(())
+}
+
+// ---- write ------------------------------------------------------------------
+
+/// Carries out `plan`, creating keys as it goes.
+fn write(tx: &Transaction<'_>, plan: &Plan<'_>, keys: &mut Keys) -> Result<(), StoreError> {
+    if plan.is_empty() {
+        return Ok(());
+    }
+    for org in &plan.orgs {
+        if keys.find_org(org).is_none() {
+            let key = tx
+                .prepare_cached("INSERT INTO organizations (org_id) VALUES (?1) RETURNING org_key")?
+                .query_row(params![org.as_str()], |r| r.get(0))?;
+            keys.add_org((*org).clone(), key);
+        }
+    }
+    keys.categories = CATEGORIES.resolve(tx, keys, &plan.categories)?;
+    keys.manufacturers = MANUFACTURERS.resolve(tx, keys, &plan.manufacturers)?;
+    keys.applications = APPLICATIONS.resolve(tx, keys, &plan.applications)?;
+    keys.projects = PROJECTS.resolve(tx, keys, &plan.projects)?;
+    let mut relabel = BTreeSet::new();
+    let mut members =
+        tx.prepare_cached("SELECT component_key FROM component_catalogs WHERE catalog_key = ?1")?;
+    let mut catalogs = std::mem::take(&mut keys.catalogs);
+    for catalog in CATALOGS.write(tx, &plan.catalogs, keys, &mut catalogs)? {
+        for member in members.query_map(params![catalog], |r| r.get::<_, i64>(0))? {
+            relabel.insert(member?);
+        }
+    }
+    keys.catalogs = catalogs;
+    let mut users = std::mem::take(&mut keys.users);
+    USERS.write(tx, &plan.users, keys, &mut users)?;
+    keys.users = users;
+    write_components(tx, plan, keys, &mut relabel)?;
+    let mut label = tx.prepare_cached(
+        "UPDATE components SET catalogs_label = (
+             SELECT group_concat(c.display_name, '; ' ORDER BY c.display_name)
+             FROM component_catalogs cc JOIN catalogs c ON c.catalog_key = cc.catalog_key
+             WHERE cc.component_key = ?1)
+         WHERE component_key = ?1",
+    )?;
+    for key in relabel {
+        label.execute(params![key])?;
+    }
+    write_events(tx, plan, keys)
+}
+
+/// A name-only dimension table: get-or-create by value, never renamed.
+struct NameTable {
+    table: &'static str,
+    key: &'static str,
+    value: &'static str,
+}
+
+const CATEGORIES: NameTable = NameTable {
+    table: "categories",
+    key: "category_key",
+    value: "name",
+};
+const MANUFACTURERS: NameTable = NameTable {
+    table: "manufacturers",
+    key: "manufacturer_key",
+    value: "name",
+};
+const APPLICATIONS: NameTable = NameTable {
+    table: "applications",
+    key: "application_key",
+    value: "name",
+};
+const PROJECTS: NameTable = NameTable {
+    table: "projects",
+    key: "project_key",
+    value: "external_id",
+};
+
+impl NameTable {
+    /// The keys of `wanted`, created where missing.
+    fn resolve<T: AsRef<str>>(
+        &self,
+        tx: &Transaction<'_>,
+        keys: &Keys,
+        wanted: &BTreeSet<Key<'_, T>>,
+    ) -> Result<ByOrg<i64>, StoreError> {
+        let Self { table, key, value } = self;
+        let mut select = tx.prepare_cached(&format!(
+            "SELECT {key} FROM {table} WHERE org_key = ?1 AND {value} = ?2"
+        ))?;
+        let mut insert = tx.prepare_cached(&format!(
+            "INSERT INTO {table} (org_key, {value}) VALUES (?1, ?2) RETURNING {key}"
+        ))?;
+        let mut out = ByOrg::default();
+        for k in wanted {
+            let args = params![keys.org(k.org)?, k.id.as_ref()];
+            let found = select.query_row(args, |r| r.get(0)).optional()?;
+            let surrogate = match found {
+                Some(found) => found,
+                None => insert.query_row(args, |r| r.get(0))?,
+            };
+            out.insert(k.org.clone(), k.id.as_ref().to_owned(), surrogate);
+        }
+        Ok(out)
     }
 }
 
-fn missing(what: &str) -> StoreError {
-    StoreError::Corrupt(format!("{what} key was not resolved during ingestion"))
+/// A dimension whose name changes: catalogs (display name), users (email).
+struct NamedTable {
+    table: &'static str,
+    key: &'static str,
+    name: &'static str,
 }
 
-/// Events inserted per statement: multi-row inserts spend far less time in
+const CATALOGS: NamedTable = NamedTable {
+    table: "catalogs",
+    key: "catalog_key",
+    name: "display_name",
+};
+const USERS: NamedTable = NamedTable {
+    table: "users",
+    key: "user_key",
+    name: "email",
+};
+
+impl NamedTable {
+    /// Reads `(key, name, name_ts)` by organization key and external id.
+    fn read_statement<'c>(
+        &self,
+        tx: &'c Transaction<'_>,
+    ) -> Result<rusqlite::CachedStatement<'c>, StoreError> {
+        let Self { table, key, name } = self;
+        Ok(tx.prepare_cached(&format!(
+            "SELECT {key}, {name}, name_ts FROM {table} WHERE org_key = ?1 AND external_id = ?2"
+        ))?)
+    }
+
+    /// Inserts and updates the rows `changes` asks for; `known` holds the
+    /// keys read and gains those created. Returns the keys of renamed rows.
+    fn write<T: AsRef<str>>(
+        &self,
+        tx: &Transaction<'_>,
+        changes: &BTreeMap<Key<'_, T>, Change<NameVersion<'_>>>,
+        keys: &Keys,
+        known: &mut ByOrg<i64>,
+    ) -> Result<Vec<i64>, StoreError> {
+        let Self { table, key, name } = self;
+        let mut insert = tx.prepare_cached(&format!(
+            "INSERT INTO {table} (org_key, external_id, {name}, name_ts) VALUES (?1, ?2, ?3, ?4) RETURNING {key}"
+        ))?;
+        let mut update = tx.prepare_cached(&format!(
+            "UPDATE {table} SET {name} = ?2, name_ts = ?3 WHERE {key} = ?1"
+        ))?;
+        let mut renamed = Vec::new();
+        for (k, change) in changes {
+            match change {
+                Change::Insert(v) => {
+                    let args = params![
+                        keys.org(k.org)?,
+                        k.id.as_ref(),
+                        v.name.as_str(),
+                        v.ts.millis()
+                    ];
+                    let new_key = insert.query_row(args, |r| r.get(0))?;
+                    known.insert(k.org.clone(), k.id.as_ref().to_owned(), new_key);
+                }
+                Change::Update(v) => {
+                    let stored = key_of(known, *k, table)?;
+                    update.execute(params![stored, v.name.as_str(), v.ts.millis()])?;
+                    if v.renamed {
+                        renamed.push(stored);
+                    }
+                }
+                Change::Keep => {}
+            }
+        }
+        Ok(renamed)
+    }
+}
+
+fn write_components(
+    tx: &Transaction<'_>,
+    plan: &Plan<'_>,
+    keys: &mut Keys,
+    relabel: &mut BTreeSet<i64>,
+) -> Result<(), StoreError> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO components (org_key, external_id, display_name, category_key, manufacturer_key, catalog_ids, name_ts)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING component_key",
+    )?;
+    let mut update = tx.prepare_cached(
+        "UPDATE components SET display_name = ?2, category_key = ?3, manufacturer_key = ?4, catalog_ids = ?5, name_ts = ?6
+         WHERE component_key = ?1",
+    )?;
+    let mut clear = tx.prepare_cached("DELETE FROM component_catalogs WHERE component_key = ?1")?;
+    let mut join = tx.prepare_cached(
+        "INSERT INTO component_catalogs (component_key, catalog_key) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+    )?;
+    for (k, change) in &plan.components {
+        let Some(v) = change.version() else { continue };
+        let r = keys.component(*k, v)?;
+        let key = if let Change::Insert(_) = change {
+            let args = params![
+                r.org,
+                k.id.as_str(),
+                r.name,
+                r.category,
+                r.manufacturer,
+                r.catalog_ids,
+                r.ts
+            ];
+            let key = insert.query_row(args, |row| row.get(0))?;
+            keys.components.insert(k.org.clone(), k.id.to_string(), key);
+            key
+        } else {
+            let key = key_of(&keys.components, *k, "component")?;
+            update.execute(params![
+                key,
+                r.name,
+                r.category,
+                r.manufacturer,
+                r.catalog_ids,
+                r.ts
+            ])?;
+            key
+        };
+        if v.membership_changed {
+            clear.execute(params![key])?;
+            for catalog in keys.membership(*k, v)? {
+                join.execute(params![key, catalog])?;
+            }
+            relabel.insert(key);
+        }
+    }
+    Ok(())
+}
+
+/// Rows inserted per statement: multi-row inserts spend far less time in
 /// statement overhead than one row at a time (8 values a row, well under
 /// SQLite's limit of 32,766 variables).
 const ROWS_PER_INSERT: usize = 128;
 
-/// `INSERT … VALUES (…), (…) ON CONFLICT DO NOTHING` for `rows` rows; rows
-/// whose id is already stored (or repeated earlier in the statement) are
-/// skipped, so the statement's change count is the number accepted.
-fn insert_events_sql(rows: usize) -> String {
-    let mut sql = String::from(
-        "INSERT INTO events (org_key, ts, id, kind, component_key, user_key, application_key, project_key) VALUES ",
-    );
-    for i in 0..rows {
-        if i > 0 {
-            sql.push(',');
-        }
-        sql.push_str("(?,?,?,?,?,?,?,?)");
-    }
-    sql.push_str(" ON CONFLICT DO NOTHING");
-    sql
+/// `INSERT INTO {into} VALUES (…), (…)` for `rows` rows of `width` values.
+fn multi_row_insert(into: &str, width: usize, rows: usize) -> String {
+    let row = format!("({})", vec!["?"; width].join(","));
+    format!("INSERT INTO {into} VALUES {}", vec![row; rows].join(","))
 }
 
-/// Stores `batches` in one immediate transaction and commits it (durably,
-/// given `synchronous=FULL`) before returning each batch's outcome. Batches
-/// are applied in order, so an id repeated in a later batch is its duplicate.
-pub fn ingest(
-    conn: &mut Connection,
-    batches: &[Vec<Event>],
-) -> Result<Vec<IngestOutcome>, StoreError> {
-    let plan = BatchPlan::new(batches.iter().flatten());
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut keys = Keys::default();
-
-    for org in &plan.orgs {
-        keys.orgs.insert(org, org_key(&tx, org)?);
-    }
-    let named = [
-        (
-            "categories",
-            "category_key",
-            &plan.categories,
-            &mut keys.categories,
-        ),
-        (
-            "manufacturers",
-            "manufacturer_key",
-            &plan.manufacturers,
-            &mut keys.manufacturers,
-        ),
-        (
-            "applications",
-            "application_key",
-            &plan.applications,
-            &mut keys.applications,
-        ),
-    ];
-    for (table, key_col, wanted, into) in named {
-        for &(org, name) in wanted {
-            let org_key = *keys.orgs.get(org).ok_or_else(|| missing("organization"))?;
-            into.insert(
-                (org, name),
-                name_key(&tx, table, key_col, "name", org_key, name.as_str())?,
-            );
+fn write_events(tx: &Transaction<'_>, plan: &Plan<'_>, keys: &Keys) -> Result<(), StoreError> {
+    for chunk in plan.new_events.chunks(ROWS_PER_INSERT) {
+        let mut events: Vec<Value> = Vec::with_capacity(chunk.len() * 8);
+        let mut ids: Vec<Value> = Vec::with_capacity(chunk.len() * 3);
+        for new in chunk {
+            let r = keys.event(new.event)?;
+            let id = r.id.as_bytes().to_vec();
+            ids.extend([
+                id.clone().into(),
+                r.org.into(),
+                new.facts.as_bytes().to_vec().into(),
+            ]);
+            events.extend([
+                r.org.into(),
+                r.ts.into(),
+                id.into(),
+                i64::from(r.kind).into(),
+                r.component.into(),
+                r.user.into(),
+                r.application.into(),
+                r.project.into(),
+            ]);
         }
+        tx.prepare_cached(&multi_row_insert(
+            "event_ids (id, org_key, facts)",
+            3,
+            chunk.len(),
+        ))?
+        .execute(rusqlite::params_from_iter(ids))?;
+        let into =
+            "events (org_key, ts, id, kind, component_key, user_key, application_key, project_key)";
+        tx.prepare_cached(&multi_row_insert(into, 8, chunk.len()))?
+            .execute(rusqlite::params_from_iter(events))?;
     }
-    for &(org, project) in &plan.projects {
-        let org_key = keys.org(org)?;
-        keys.projects.insert(
-            (org, project),
-            name_key(
-                &tx,
-                "projects",
-                "project_key",
-                "external_id",
-                org_key,
-                project.as_str(),
-            )?,
-        );
-    }
-
-    let mut relabel: BTreeSet<i64> = BTreeSet::new();
-    for (&(org, id), &(ts, name)) in &plan.catalogs {
-        let (key, renamed) = upsert_catalog(&tx, keys.org(org)?, id, name, ts)?;
-        keys.catalogs.insert((org, id), key);
-        if renamed {
-            let mut stmt = tx.prepare_cached(
-                "SELECT component_key FROM component_catalogs WHERE catalog_key = ?1",
-            )?;
-            for k in stmt.query_map(params![key], |r| r.get::<_, i64>(0))? {
-                relabel.insert(k?);
-            }
-        }
-    }
-    for (&(org, id), &(ts, email)) in &plan.users {
-        keys.users
-            .insert((org, id), upsert_user(&tx, keys.org(org)?, id, email, ts)?);
-    }
-    for (&(org, id), &(ts, component)) in &plan.components {
-        let org_key = keys.org(org)?;
-        let category = component
-            .category
-            .as_ref()
-            .map(|c| {
-                keys.categories
-                    .get(&(org, c))
-                    .copied()
-                    .ok_or_else(|| missing("category"))
-            })
-            .transpose()?;
-        let manufacturer = component
-            .manufacturer
-            .as_ref()
-            .map(|m| {
-                keys.manufacturers
-                    .get(&(org, m))
-                    .copied()
-                    .ok_or_else(|| missing("manufacturer"))
-            })
-            .transpose()?;
-        let signature = catalog_signature(component);
-        let stored: Option<StoredComponent> = tx
-            .prepare_cached(
-                "SELECT component_key, display_name, category_key, manufacturer_key, catalog_ids, name_ts
-                 FROM components WHERE org_key = ?1 AND external_id = ?2",
-            )?
-            .query_row(params![org_key, id.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
-            .optional()?;
-        let (key, membership_changed) = match stored {
-            None => {
-                let key: i64 = tx.prepare_cached(
-                    "INSERT INTO components (org_key, external_id, display_name, category_key, manufacturer_key, catalog_ids, name_ts)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING component_key",
-                )?
-                .query_row(params![org_key, id.as_str(), component.display_name.as_str(), category, manufacturer, signature, ts.millis()], |r| r.get(0))?;
-                (key, true)
-            }
-            Some((key, _, _, _, _, stored_ts)) if ts.millis() < stored_ts => (key, false),
-            Some((key, name, cat, man, ids, _)) => {
-                let changed = name != component.display_name.as_str()
-                    || cat != category
-                    || man != manufacturer
-                    || ids != signature;
-                if changed {
-                    tx.prepare_cached(
-                        "UPDATE components SET display_name = ?2, category_key = ?3, manufacturer_key = ?4, catalog_ids = ?5, name_ts = ?6
-                         WHERE component_key = ?1",
-                    )?
-                    .execute(params![key, component.display_name.as_str(), category, manufacturer, signature, ts.millis()])?;
-                } else {
-                    tx.prepare_cached(
-                        "UPDATE components SET name_ts = ?2 WHERE component_key = ?1",
-                    )?
-                    .execute(params![key, ts.millis()])?;
-                }
-                (key, ids != signature)
-            }
-        };
-        if membership_changed {
-            tx.prepare_cached("DELETE FROM component_catalogs WHERE component_key = ?1")?
-                .execute(params![key])?;
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO component_catalogs (component_key, catalog_key) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-            )?;
-            for c in &component.catalogs {
-                let catalog_key = keys
-                    .catalogs
-                    .get(&(org, &c.id))
-                    .copied()
-                    .ok_or_else(|| missing("catalog"))?;
-                insert.execute(params![key, catalog_key])?;
-            }
-            relabel.insert(key);
-        }
-        keys.components.insert((org, id), key);
-    }
-    {
-        let mut stmt = tx.prepare_cached(
-            "UPDATE components SET catalogs_label = (
-                 SELECT group_concat(c.display_name, '; ' ORDER BY c.display_name)
-                 FROM component_catalogs cc JOIN catalogs c ON c.catalog_key = cc.catalog_key
-                 WHERE cc.component_key = ?1)
-             WHERE component_key = ?1",
-        )?;
-        for key in relabel {
-            stmt.execute(params![key])?;
-        }
-    }
-
-    let mut outcomes = Vec::with_capacity(batches.len());
-    for events in batches {
-        let mut accepted = 0u64;
-        for chunk in events.chunks(ROWS_PER_INSERT) {
-            let mut values: Vec<rusqlite::types::Value> = Vec::with_capacity(chunk.len() * 8);
-            for e in chunk {
-                let org = &e.organization;
-                let component = keys
-                    .components
-                    .get(&(org, &e.component.id))
-                    .copied()
-                    .ok_or_else(|| missing("component"))?;
-                let user = keys
-                    .users
-                    .get(&(org, &e.user.id))
-                    .copied()
-                    .ok_or_else(|| missing("user"))?;
-                let application = e
-                    .application
-                    .as_ref()
-                    .and_then(|a| keys.applications.get(&(org, a)).copied());
-                let project = e
-                    .project_id
-                    .as_ref()
-                    .and_then(|p| keys.projects.get(&(org, p)).copied());
-                values.extend([
-                    keys.org(org)?.into(),
-                    e.timestamp.millis().into(),
-                    e.id.as_uuid().as_bytes().to_vec().into(),
-                    i64::from(e.kind.code()).into(),
-                    component.into(),
-                    user.into(),
-                    application.into(),
-                    project.into(),
-                ]);
-            }
-            let mut insert = tx.prepare_cached(&insert_events_sql(chunk.len()))?;
-            accepted += insert.execute(rusqlite::params_from_iter(values))? as u64;
-        }
-        outcomes.push(IngestOutcome {
-            accepted,
-            duplicates: events.len() as u64 - accepted,
-        });
-    }
-    tx.commit()?;
-    Ok(outcomes)
-}
-
-fn org_key(tx: &Transaction<'_>, org: &OrgId) -> Result<i64, StoreError> {
-    name_key_in(
-        tx,
-        "SELECT org_key FROM organizations WHERE org_id = ?1",
-        "INSERT INTO organizations (org_id) VALUES (?1) RETURNING org_key",
-        params![org.as_str()],
-    )
-}
-
-/// Get-or-create for the name-only dimensions.
-fn name_key(
-    tx: &Transaction<'_>,
-    table: &str,
-    key_col: &str,
-    name_col: &str,
-    org_key: i64,
-    value: &str,
-) -> Result<i64, StoreError> {
-    let select = format!("SELECT {key_col} FROM {table} WHERE org_key = ?1 AND {name_col} = ?2");
-    let insert =
-        format!("INSERT INTO {table} (org_key, {name_col}) VALUES (?1, ?2) RETURNING {key_col}");
-    name_key_in(tx, &select, &insert, params![org_key, value])
-}
-
-fn name_key_in(
-    tx: &Transaction<'_>,
-    select: &str,
-    insert: &str,
-    args: &[&dyn rusqlite::ToSql],
-) -> Result<i64, StoreError> {
-    if let Some(key) = tx
-        .prepare_cached(select)?
-        .query_row(args, |r| r.get(0))
-        .optional()?
-    {
-        return Ok(key);
-    }
-    Ok(tx.prepare_cached(insert)?.query_row(args, |r| r.get(0))?)
-}
-
-/// Inserts or renames a catalog; returns its key and whether its visible
-/// name changed (so the labels of its components must be rebuilt).
-fn upsert_catalog(
-    tx: &Transaction<'_>,
-    org_key: i64,
-    id: &OpaqueId,
-    name: &Name,
-    ts: Timestamp,
-) -> Result<(i64, bool), StoreError> {
-    let stored: Option<(i64, String, i64)> = tx
-        .prepare_cached("SELECT catalog_key, display_name, name_ts FROM catalogs WHERE org_key = ?1 AND external_id = ?2")?
-        .query_row(params![org_key, id.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .optional()?;
-    match stored {
-        None => {
-            let key = tx
-                .prepare_cached("INSERT INTO catalogs (org_key, external_id, display_name, name_ts) VALUES (?1, ?2, ?3, ?4) RETURNING catalog_key")?
-                .query_row(params![org_key, id.as_str(), name.as_str(), ts.millis()], |r| r.get(0))?;
-            Ok((key, false))
-        }
-        Some((key, _, stored_ts)) if ts.millis() < stored_ts => Ok((key, false)),
-        Some((key, stored_name, _)) => {
-            tx.prepare_cached(
-                "UPDATE catalogs SET display_name = ?2, name_ts = ?3 WHERE catalog_key = ?1",
-            )?
-            .execute(params![key, name.as_str(), ts.millis()])?;
-            Ok((key, stored_name != name.as_str()))
-        }
-    }
-}
-
-fn upsert_user(
-    tx: &Transaction<'_>,
-    org_key: i64,
-    id: &UserId,
-    email: &Name,
-    ts: Timestamp,
-) -> Result<i64, StoreError> {
-    Ok(tx
-        .prepare_cached(
-            "INSERT INTO users (org_key, external_id, email, name_ts) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (org_key, external_id) DO UPDATE SET email = excluded.email, name_ts = excluded.name_ts
-             WHERE excluded.name_ts >= users.name_ts",
-        )?
-        .execute(params![org_key, id.as_str(), email.as_str(), ts.millis()])
-        .and_then(|_| {
-            tx.prepare_cached("SELECT user_key FROM users WHERE org_key = ?1 AND external_id = ?2")?
-                .query_row(params![org_key, id.as_str()], |r| r.get(0))
-        })?)
+    Ok(())
 }

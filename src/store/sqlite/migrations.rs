@@ -6,7 +6,9 @@ use rusqlite::{params, Connection, TransactionBehavior};
 /// Every migration, in order; a version is applied once and recorded.
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_init.sql")),
+    (2, include_str!("migrations/0002_event_facts.sql")),
     (3, include_str!("migrations/0003_store_probe.sql")),
+    (4, include_str!("migrations/0004_dictionary_versions.sql")),
 ];
 
 /// Applies the migrations the database has not seen, each in its own

@@ -15,12 +15,14 @@ mod pool;
 mod summary;
 mod writer;
 
-use super::{access_grant_from_stored, IngestOutcome, RowStream, Store, StoreError, Summary};
+use super::{access_grant_from_stored, Export, IngestOutcome, Store, StoreError, Summary};
 use crate::domain::{AccessGrant, Buckets, DateRange, Event, Grant, OrgId, UserId};
+use crate::export::DictionaryCache;
 use async_trait::async_trait;
 use pool::ReadPool;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Page size of new databases. Event ids are random, so every new event
@@ -34,6 +36,7 @@ pub struct SqliteStore {
     writer: writer::Writer,
     _checkpointer: checkpoint::Checkpointer,
     readers: ReadPool,
+    dictionaries: Arc<DictionaryCache>,
 }
 
 impl SqliteStore {
@@ -72,6 +75,7 @@ impl SqliteStore {
         let opener_path = path.clone();
         Ok(Self {
             readers: ReadPool::new(&path),
+            dictionaries: Arc::default(),
             writer: writer::Writer::spawn(conn, Box::new(move || open_writer(&opener_path)))?,
             _checkpointer: checkpointer,
         })
@@ -141,8 +145,14 @@ impl Store for SqliteStore {
         self.writer.ingest(events).await
     }
 
-    async fn export(&self, org: &OrgId, range: DateRange) -> Result<RowStream, StoreError> {
-        export::export(self.readers.clone(), org.clone(), range).await
+    async fn export(&self, org: &OrgId, range: DateRange) -> Result<Export, StoreError> {
+        export::export(
+            self.readers.clone(),
+            Arc::clone(&self.dictionaries),
+            org.clone(),
+            range,
+        )
+        .await
     }
 
     async fn summary(&self, org: &OrgId, buckets: &Buckets) -> Result<Summary, StoreError> {

@@ -15,6 +15,13 @@ use std::time::Duration;
 /// Idle connections kept for reuse; more may be open while busy.
 const MAX_IDLE: usize = 16;
 
+/// Page cache of each reader: 256 KiB (SQLite's negative `cache_size` is KiB).
+/// Small on purpose: the export is one forward range scan, which the
+/// operating system's page cache serves as well, and the names come from
+/// the dictionary cache; a large private cache per connection would make
+/// memory grow with concurrent downloads (16 MiB each at the old setting).
+const READER_CACHE_KIB: i64 = -256;
+
 /// Hands out read-only connections to the database file.
 #[derive(Clone)]
 pub struct ReadPool {
@@ -53,7 +60,7 @@ fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
             | OpenFlags::SQLITE_OPEN_URI,
     )?;
     conn.busy_timeout(Duration::from_secs(5))?;
-    conn.pragma_update(None, "cache_size", -16_000)?;
+    conn.pragma_update(None, "cache_size", READER_CACHE_KIB)?;
     Ok(conn)
 }
 
