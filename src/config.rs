@@ -58,6 +58,28 @@ pub struct Settings {
     pub limits: Limits,
     /// How long events and audit records are kept (`[retention]`).
     pub retention: RetentionPolicy,
+    /// The admin page.
+    pub ui: UiSettings,
+}
+
+/// How the admin page at `/` signs in when an issuer is configured.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct UiSettings {
+    /// The page's public OpenID Connect client id at the issuer
+    /// (authorization code + PKCE, no secret).
+    pub client_id: Option<String>,
+    /// Scopes the page asks the issuer for.
+    pub scope: String,
+}
+
+impl Default for UiSettings {
+    fn default() -> Self {
+        Self {
+            client_id: None,
+            scope: "openid email itwin-platform".into(),
+        }
+    }
 }
 
 /// Limits that keep one client from starving the others.
@@ -116,6 +138,7 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             limits: Limits::default(),
             retention: RetentionPolicy::default(),
+            ui: UiSettings::default(),
         }
     }
 }
@@ -135,6 +158,7 @@ impl fmt::Debug for Settings {
             .field("auth", &self.auth)
             .field("limits", &self.limits)
             .field("retention", &self.retention)
+            .field("ui", &self.ui)
             .finish()
     }
 }

@@ -5,8 +5,8 @@
 //! `GET /library/components/analytics/download`.
 //!
 //! # Layout
-//! - [`cli`] — the commands (`serve`, `demo`, `token`, `grant`, `revoke`,
-//!   `access list`, `import`, `migrate`, `erase`, `audit list`), settings resolution and the data
+//! - [`cli`] — the commands (`serve`, `demo`, `token`, `login-link`, `grant`,
+//!   `revoke`, `access list`, `import`, `migrate`, `erase`, `audit list`), settings resolution and the data
 //!   dir check; `main.rs` only parses, sets up logging and dispatches.
 //! - [`config`] — typed settings: defaults, TOML file, `CATALYTICS_*` env, flags.
 //! - [`startup`] — [`startup::Application`]: store + verifier + bound listener,
@@ -19,12 +19,15 @@
 //!   that `GET /metrics` renders.
 //! - [`http`] — routes, extractors (authentication, authorization and
 //!   validation: `EventBatch`, `DownloadWindow`), middleware (request ids,
-//!   spans, request limits, request metrics), one module per operation;
+//!   spans, request limits, request metrics), one module per operation
+//!   (download, summary, events) and the admin page (`http/admin/`: HTML,
+//!   script and style compiled into the binary);
 //!   `http::openapi` builds `GET /openapi.json` from the handlers' annotations.
 //! - [`error`] — [`error::ApiError`], the only place errors become HTTP.
 //! - [`domain`] — types parsed once at the boundary: [`domain::Timestamp`],
 //!   [`domain::DateRange`], [`domain::OrgId`], [`domain::EventKind`], [`domain::Event`],
-//!   and [`domain::Problem`], a validation problem as parsers report it.
+//!   [`domain::Problem`], a validation problem as parsers report it, and the
+//!   summary's bucket rules ([`domain::Interval`], [`domain::Buckets`]).
 //! - [`ingest`] — request bodies (JSON, NDJSON) → validated events, shared by
 //!   the HTTP operation, `import` and the demo.
 //! - [`auth`] — JWT verification against a JWKS (local issuer or remote),
@@ -39,6 +42,8 @@
 //!   [`store::decide`] (one pure decision for both: new, duplicate or
 //!   conflicting events, which names and memberships change) → write (per
 //!   backend); [`store::facts`] fingerprints the facts kept with each event id.
+//!   Each backend computes the usage summary; `store::summary` holds what
+//!   they share (folding into buckets, ranking the top lists).
 //! - [`privacy`] — keyed pseudonyms of erased users and the retention task
 //!   (erasure and the audit trail are store methods; see `docs/privacy.md`).
 //! - [`export`] — names rendered once into CSV cells (with the
@@ -47,8 +52,10 @@
 //! - [`demo`] — realistic generated data for `catalytics demo` and the benchmarks.
 //!
 //! Outside `src/`: `tests/api/` (HTTP contract tests, each run on SQLite and
-//! PostgreSQL), `tests/store_contract.rs` (the store contract on both
-//! backends), `benches/` and `scripts/bench` (figures in BENCHMARKS.md),
+//! PostgreSQL, and the admin page driven in Chromium by `tests/browser/`),
+//! `tests/store_contract.rs` (the store contract on both backends),
+//! `benches/`, `scripts/bench` and `scripts/bench-summary` (figures in
+//! BENCHMARKS.md),
 //! `examples/` (event generators and HTTP load client), `docs/`.
 
 pub mod auth;

@@ -85,6 +85,7 @@ impl Application {
             store,
             verifier,
             local_issuer,
+            admin_page: Arc::new(http::PageConfig::from_settings(settings)),
             downloads: Arc::new(Admission::new(
                 downloads,
                 settings.limits.download_queue_wait,

@@ -185,6 +185,22 @@ async fn prepare(
         "curl -fsS -H 'Authorization: Bearer {token}' -H 'Accept: application/vnd.bentley.itwin-platform.v1+json' \
          -o catalytics-demo.csv 'http://{addr}{DOWNLOAD_PATH}?startDate={start}&endDate={end}' && wc -l catalytics-demo.csv"
     )?;
+    let link = super::login_link::link(
+        &issuer,
+        &settings,
+        &super::login_link::LinkRequest {
+            base_url: &super::login_link::base_url(addr),
+            org: library.org.as_str(),
+            user: admin.id.as_str(),
+            email: admin.email.as_str(),
+            ttl: Duration::from_secs(24 * 3600),
+        },
+    )?;
+    writeln!(
+        out,
+        "# Or open the admin page, signed in as the same administrator (link valid 24h):"
+    )?;
+    writeln!(out, "{link}")?;
     out.flush()?;
     Ok((app, shutdown))
 }

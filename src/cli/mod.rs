@@ -12,6 +12,7 @@ mod access;
 mod data_dir;
 mod demo;
 mod import;
+mod login_link;
 mod privacy;
 mod serve;
 mod token;
@@ -77,6 +78,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Print a local-mode access token.
     Token(token::TokenArgs),
+    /// Print a sign-in link for the admin page (local mode).
+    LoginLink(login_link::LoginLinkArgs),
     /// Give a user a role or permission in an organization.
     Grant(access::GrantArgs),
     /// Take a role or permission away.
@@ -257,6 +260,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(_) => serve::run(settings).await,
         Command::Demo(args) => demo::run(settings, &args, cli.global.data_dir.is_some()).await,
         Command::Token(args) => token::run(&settings, &args),
+        Command::LoginLink(args) => login_link::run(&settings, &args),
         Command::Grant(args) => access::grant(&settings, &args).await,
         Command::Revoke(args) => access::revoke(&settings, &args).await,
         Command::Access { command } => access::list(&settings, &command).await,

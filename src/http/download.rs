@@ -4,7 +4,7 @@
 //! the CSV.
 
 mod admission;
-mod params;
+pub(super) mod params;
 
 pub use admission::{Admission, DownloadRate};
 pub use params::DownloadWindow;

@@ -1,6 +1,7 @@
 //! The HTTP layer: routes, extractors, middleware. Handlers stay thin: parse
 //! at the edge into domain types, call the store, encode.
 
+mod admin;
 mod audit;
 pub mod download;
 mod erasures;
@@ -13,8 +14,10 @@ mod middleware;
 pub mod openapi;
 mod prometheus;
 mod state;
+mod summary;
 mod well_known;
 
+pub use admin::PageConfig;
 pub use audit::{Read, ReadAudit};
 pub use state::AppState;
 
@@ -25,6 +28,8 @@ use utoipa_axum::routes;
 
 /// Path of the download operation (wire-compatible with the Library API).
 pub const DOWNLOAD_PATH: &str = "/library/components/analytics/download";
+/// Path of the usage summary operation.
+pub const SUMMARY_PATH: &str = "/library/components/analytics/summary";
 /// Path of the ingestion operation.
 pub const EVENTS_PATH: &str = "/library/components/analytics/events";
 /// Path of the erasure operation.
@@ -36,6 +41,7 @@ pub const ERASURES_PATH: &str = "/library/components/analytics/erasures";
 pub fn router(state: AppState) -> Router {
     let mut api = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(download::download))
+        .routes(routes!(summary::summary))
         .routes(routes!(events::report))
         .routes(routes!(erasures::erase));
     if state.local_issuer.is_some() {
@@ -49,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(prometheus::metrics))
         .routes(routes!(openapi::document));
     let (router, document) = api.split_for_parts();
+    let router = admin::routes(router);
     let router = router
         .layer(Extension(openapi::Served::new(document)))
         .fallback(fallback::not_found)

@@ -24,4 +24,6 @@ pub struct AppState {
     /// The URL clients reach the service at, for local mode's discovery
     /// document.
     pub public_url: String,
+    /// How the admin page signs in.
+    pub admin_page: Arc<super::admin::PageConfig>,
 }

@@ -13,12 +13,14 @@ pub mod postgres;
 mod privacy;
 mod row;
 pub mod sqlite;
+mod summary;
 
 pub use error::StoreError;
 pub use row::{EventRow, Export, ExportRow, RowBatch, RowStream};
+pub use summary::{BucketCounts, KindCounts, Summary, TopComponent, TopUser, TOP_N};
 
 use crate::domain::{
-    AccessGrant, AuditRecord, DateRange, Event, EventId, Grant, OrgId, Timestamp, UserId,
+    AccessGrant, AuditRecord, Buckets, DateRange, Event, EventId, Grant, OrgId, Timestamp, UserId,
 };
 use async_trait::async_trait;
 use std::num::NonZeroU32;
@@ -113,6 +115,12 @@ pub trait Store: Send + Sync + 'static {
     /// in memory, with the dictionary of names they refer to.
     /// A failure after the first batch arrives as an `Err` item.
     async fn export(&self, org: &OrgId, range: DateRange) -> Result<Export, StoreError>;
+
+    /// The organization's usage in the buckets' window: events per bucket
+    /// and kind (zero buckets included), distinct users and components, and
+    /// the top lists — every figure equal to what [`Store::export`] of the
+    /// same window yields, all from one snapshot.
+    async fn summary(&self, org: &OrgId, buckets: &Buckets) -> Result<Summary, StoreError>;
 
     /// Whether `user` holds any role or permission that allows downloading
     /// `org`'s analytics.

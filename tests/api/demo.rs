@@ -1,4 +1,5 @@
-//! `catalytics demo` prints a curl command that works as pasted.
+//! `catalytics demo` prints a curl command that works as pasted, and a
+//! login link for the admin page next to it.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -30,10 +31,13 @@ fn the_printed_curl_command_downloads_thousands_of_rows() {
         addr.starts_with("127.0.0.1:"),
         "first line is the bound address: {addr}"
     );
+    let mut lines = lines.map(Result::unwrap);
     let curl = lines
-        .map(Result::unwrap)
         .find(|l| l.starts_with("curl "))
         .expect("a curl command is printed");
+    let link = lines
+        .find(|l| l.starts_with("http://"))
+        .expect("a login link is printed after the curl command");
     assert!(started.elapsed() < Duration::from_secs(120));
     let status = Command::new("sh")
         .arg("-c")
@@ -41,6 +45,7 @@ fn the_printed_curl_command_downloads_thousands_of_rows() {
         .current_dir(work.path())
         .status()
         .unwrap();
+    let summary_events = summarised_events(&addr, &link);
     let _ = child.kill();
     let _ = child.wait();
     assert!(status.success(), "curl failed: {curl}");
@@ -51,4 +56,47 @@ fn the_printed_curl_command_downloads_thousands_of_rows() {
         .inspect(|r| assert!(r.is_ok(), "{r:?}"))
         .count();
     assert!(rows > 5000, "thousands of rows, got {rows}");
+    assert_eq!(
+        summary_events, rows as u64,
+        "the link's token sees the same data"
+    );
+}
+
+/// Follows the login link the way the page does: the page loads, and the
+/// token from the fragment reads the summary of the curl command's window.
+fn summarised_events(addr: &str, link: &str) -> u64 {
+    let (page, token) = link.split_once("/#token=").expect("token in the fragment");
+    assert_eq!(page, format!("http://{addr}"));
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let client = reqwest::Client::new();
+        let html = client.get(format!("{page}/")).send().await.unwrap();
+        assert_eq!(html.status(), 200);
+        assert_eq!(html.headers()["content-type"], "text/html; charset=utf-8");
+        let now = time::OffsetDateTime::now_utc();
+        let day =
+            |d: time::OffsetDateTime| d.date().midnight().assume_utc().unix_timestamp() * 1000;
+        let wire = |ms: i64| catalytics::domain::Timestamp::from_millis(ms).to_wire();
+        let (start, end) = (
+            day(now - time::Duration::days(90)),
+            day(now + time::Duration::days(1)),
+        );
+        let summary: serde_json::Value = client
+            .get(format!(
+                "{page}/library/components/analytics/summary?startDate={}&endDate={}",
+                wire(start),
+                wire(end)
+            ))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let totals = &summary["totals"];
+        ["View", "Download", "Place"]
+            .iter()
+            .map(|k| totals[k].as_u64().unwrap())
+            .sum()
+    })
 }

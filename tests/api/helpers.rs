@@ -357,6 +357,15 @@ pub const HEADER: [&str; 11] = [
     "User Email",
 ];
 
+/// A port that was free a moment ago, for a server another process starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Starts the real binary's `serve` on port 0 with `extra` flags and returns
 /// the child and the address it printed on its first line.
 pub fn spawn_serve(data_dir: &std::path::Path, extra: &[&str]) -> (std::process::Child, String) {

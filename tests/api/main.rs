@@ -29,10 +29,12 @@ macro_rules! both_backends {
 }
 
 mod access;
+mod admin_page;
 mod admission;
 mod audit;
 mod auth_issuer;
 mod auth_local;
+mod browser;
 mod cli;
 mod csv_content;
 mod demo;
@@ -51,3 +53,4 @@ mod replicas;
 mod retention;
 mod routing;
 mod streaming;
+mod summary;

@@ -262,9 +262,14 @@ async fn the_openapi_document_lists_every_route_and_error() {
             DOWNLOAD,
             "/library/components/analytics/erasures",
             "/library/components/analytics/events",
+            "/library/components/analytics/summary",
             "/metrics",
             "/openapi.json",
         ]
+    );
+    assert_eq!(
+        statuses("/library/components/analytics/summary", "get"),
+        ["200", "400", "401", "403", "414", "422", "431", "500", "503"]
     );
     // Every documented operation is served (none falls to the 404 fallback).
     for (path, item) in doc["paths"].as_object().unwrap() {

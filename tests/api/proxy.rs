@@ -28,14 +28,6 @@ impl Drop for Nginx {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Starts nginx in front of `upstream` with `location` directives added.
 fn nginx(upstream: std::net::SocketAddr, directives: &str) -> Nginx {
     let dir = tempfile::tempdir().unwrap();

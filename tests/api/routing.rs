@@ -5,7 +5,8 @@ use crate::helpers::*;
 async fn unknown_paths_are_json_404() {
     let app = spawn_app().await;
     for path in [
-        "/",
+        "/admin",
+        "/admin/missing.js",
         "/library/components/analytics",
         "/library/components/analytics/download/extra",
         "/x?y=z",

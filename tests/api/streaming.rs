@@ -2,8 +2,12 @@
 
 use crate::helpers::*;
 use async_trait::async_trait;
-use catalytics::domain::{AccessGrant, AuditRecord, DateRange, Event, OrgId, Timestamp, UserId};
-use catalytics::store::{ErasureOutcome, Export, IngestOutcome, Purged, Store, StoreError};
+use catalytics::domain::{
+    AccessGrant, AuditRecord, Buckets, DateRange, Event, OrgId, Timestamp, UserId,
+};
+use catalytics::store::{
+    ErasureOutcome, Export, IngestOutcome, Purged, Store, StoreError, Summary,
+};
 use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,6 +52,9 @@ impl Store for FaultyStore {
             dictionary,
             rows: rows.take(self.after).chain(tail).boxed(),
         })
+    }
+    async fn summary(&self, org: &OrgId, buckets: &Buckets) -> Result<Summary, StoreError> {
+        self.inner.summary(org, buckets).await
     }
     async fn may_view_analytics(&self, org: &OrgId, user: &UserId) -> Result<bool, StoreError> {
         self.inner.may_view_analytics(org, user).await

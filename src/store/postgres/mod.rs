@@ -16,10 +16,13 @@ mod partitions;
 mod privacy;
 mod rate;
 mod sql;
+mod summary;
 
 use super::privacy::access_record;
-use super::{ErasureOutcome, Export, IngestOutcome, Purged, Store, StoreError};
-use crate::domain::{AccessGrant, AuditRecord, DateRange, Event, Grant, OrgId, Timestamp, UserId};
+use super::{ErasureOutcome, Export, IngestOutcome, Purged, Store, StoreError, Summary};
+use crate::domain::{
+    AccessGrant, AuditRecord, Buckets, DateRange, Event, Grant, OrgId, Timestamp, UserId,
+};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::sync::Arc;
@@ -179,6 +182,10 @@ impl Store for PgStore {
 
     async fn export(&self, org: &OrgId, range: DateRange) -> Result<Export, StoreError> {
         export::export(self.pool.clone(), org.clone(), range).await
+    }
+
+    async fn summary(&self, org: &OrgId, buckets: &Buckets) -> Result<Summary, StoreError> {
+        summary::summary(&self.pool, org, buckets).await
     }
 
     async fn may_view_analytics(&self, org: &OrgId, user: &UserId) -> Result<bool, StoreError> {

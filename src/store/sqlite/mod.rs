@@ -13,13 +13,17 @@ mod ingest;
 mod migrations;
 mod pool;
 mod privacy;
+mod summary;
 mod writer;
 
 use super::privacy::access_record;
 use super::{
     access_grant_from_stored, ErasureOutcome, Export, IngestOutcome, Purged, Store, StoreError,
+    Summary,
 };
-use crate::domain::{AccessGrant, AuditRecord, DateRange, Event, Grant, OrgId, Timestamp, UserId};
+use crate::domain::{
+    AccessGrant, AuditRecord, Buckets, DateRange, Event, Grant, OrgId, Timestamp, UserId,
+};
 use crate::export::DictionaryCache;
 use async_trait::async_trait;
 use pool::ReadPool;
@@ -156,6 +160,12 @@ impl Store for SqliteStore {
             range,
         )
         .await
+    }
+
+    async fn summary(&self, org: &OrgId, buckets: &Buckets) -> Result<Summary, StoreError> {
+        let (org, buckets) = (org.clone(), buckets.clone());
+        self.read(move |conn| summary::summary(conn, &org, &buckets))
+            .await
     }
 
     async fn may_view_analytics(&self, org: &OrgId, user: &UserId) -> Result<bool, StoreError> {
