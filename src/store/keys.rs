@@ -2,12 +2,78 @@
 //! key, and the plan's rows resolved to them. Shared by both backends, so
 //! a row is resolved one way; a missing key is a bug in a read or write
 //! step, never bad input.
+//!
+//! The dimension tables those keys come from are named here too, once:
+//! each backend builds its own statements from the same table, key column
+//! and name column, so the two schemas cannot drift apart in one of them.
 
 use super::decide::{ByOrg, ComponentVersion, Key};
 use super::StoreError;
 use crate::domain::{Event, OpaqueId, OrgId};
 use std::collections::HashMap;
 use uuid::Uuid;
+
+/// A dimension that is nothing but a name (or an external id) per
+/// organization: get-or-create by value, never renamed.
+#[derive(Debug, Clone, Copy)]
+pub struct NameDimension {
+    /// Table name.
+    pub table: &'static str,
+    /// Surrogate key column.
+    pub key: &'static str,
+    /// The natural value column, unique per organization.
+    pub value: &'static str,
+}
+
+/// Component categories.
+pub const CATEGORIES: NameDimension = NameDimension {
+    table: "categories",
+    key: "category_key",
+    value: "name",
+};
+/// Component manufacturers.
+pub const MANUFACTURERS: NameDimension = NameDimension {
+    table: "manufacturers",
+    key: "manufacturer_key",
+    value: "name",
+};
+/// Applications events come from.
+pub const APPLICATIONS: NameDimension = NameDimension {
+    table: "applications",
+    key: "application_key",
+    value: "name",
+};
+/// Projects, by external id.
+pub const PROJECTS: NameDimension = NameDimension {
+    table: "projects",
+    key: "project_key",
+    value: "external_id",
+};
+
+/// A dimension whose name changes (catalogs: display name; users: email):
+/// keyed by external id, its name versioned by `name_ts`.
+#[derive(Debug, Clone, Copy)]
+pub struct NamedDimension {
+    /// Table name.
+    pub table: &'static str,
+    /// Surrogate key column.
+    pub key: &'static str,
+    /// The changing name column.
+    pub name: &'static str,
+}
+
+/// Catalogs, renamed by display name.
+pub const CATALOGS: NamedDimension = NamedDimension {
+    table: "catalogs",
+    key: "catalog_key",
+    name: "display_name",
+};
+/// Users, renamed by email.
+pub const USERS: NamedDimension = NamedDimension {
+    table: "users",
+    key: "user_key",
+    name: "email",
+};
 
 /// Every key one ingestion transaction knows.
 #[derive(Debug, Default)]

@@ -12,6 +12,8 @@
 //! that created one first makes this one fail with a unique violation and
 //! start again from its read, never write over a decision it did not see.
 
+use crate::store::keys::{NameDimension, NamedDimension};
+use crate::store::keys::{APPLICATIONS, CATALOGS, CATEGORIES, MANUFACTURERS, PROJECTS, USERS};
 use deadpool_postgres::Transaction;
 use tokio_postgres::{Error, Statement};
 
@@ -23,35 +25,7 @@ ON CONFLICT DO NOTHING";
 const ORG_SELECT: &str = "
 SELECT org_id, org_key FROM organizations WHERE org_id = ANY($1::text[])";
 
-/// A dimension that is nothing but a name (or an external id) per
-/// organization: get-or-create by value, never renamed.
-struct NameDimension {
-    table: &'static str,
-    key: &'static str,
-    value: &'static str,
-}
-
-const CATEGORIES: NameDimension = NameDimension {
-    table: "categories",
-    key: "category_key",
-    value: "name",
-};
-const MANUFACTURERS: NameDimension = NameDimension {
-    table: "manufacturers",
-    key: "manufacturer_key",
-    value: "name",
-};
-const APPLICATIONS: NameDimension = NameDimension {
-    table: "applications",
-    key: "application_key",
-    value: "name",
-};
-const PROJECTS: NameDimension = NameDimension {
-    table: "projects",
-    key: "project_key",
-    value: "external_id",
-};
-
+// Set-based statements for the dimension tables named in `keys`.
 impl NameDimension {
     fn insert(&self) -> String {
         let Self { table, value, .. } = self;
@@ -79,25 +53,8 @@ impl NameDimension {
     }
 }
 
-/// A dimension whose name changes (catalogs: display name; users: email),
-/// read and locked before the decision, inserted or renamed after it.
-struct NamedDimension {
-    table: &'static str,
-    key: &'static str,
-    name: &'static str,
-}
-
-const CATALOGS: NamedDimension = NamedDimension {
-    table: "catalogs",
-    key: "catalog_key",
-    name: "display_name",
-};
-const USERS: NamedDimension = NamedDimension {
-    table: "users",
-    key: "user_key",
-    name: "email",
-};
-
+// Named dimensions are read and locked before the decision, inserted or
+// renamed after it.
 impl NamedDimension {
     async fn prepare(&self, tx: &Transaction<'_>) -> Result<NamedStatements, Error> {
         let Self { table, key, name } = self;

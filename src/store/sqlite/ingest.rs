@@ -6,7 +6,8 @@ use crate::domain::{Event, EventId, Timestamp};
 use crate::store::decide::{decide, ByOrg, Change, Key, NameVersion, Plan, Snapshot};
 use crate::store::decide::{StoredComponent, StoredName};
 use crate::store::facts::Fingerprint;
-use crate::store::keys::{key_of, Keys};
+use crate::store::keys::{key_of, Keys, NameDimension, NamedDimension};
+use crate::store::keys::{APPLICATIONS, CATALOGS, CATEGORIES, MANUFACTURERS, PROJECTS, USERS};
 use crate::store::{IngestOutcome, StoreError};
 use rusqlite::types::Value;
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
@@ -220,35 +221,8 @@ fn write(tx: &Transaction<'_>, plan: &Plan<'_>, keys: &mut Keys) -> Result<(), S
     write_events(tx, plan, keys)
 }
 
-/// A name-only dimension table: get-or-create by value, never renamed.
-struct NameTable {
-    table: &'static str,
-    key: &'static str,
-    value: &'static str,
-}
-
-const CATEGORIES: NameTable = NameTable {
-    table: "categories",
-    key: "category_key",
-    value: "name",
-};
-const MANUFACTURERS: NameTable = NameTable {
-    table: "manufacturers",
-    key: "manufacturer_key",
-    value: "name",
-};
-const APPLICATIONS: NameTable = NameTable {
-    table: "applications",
-    key: "application_key",
-    value: "name",
-};
-const PROJECTS: NameTable = NameTable {
-    table: "projects",
-    key: "project_key",
-    value: "external_id",
-};
-
-impl NameTable {
+// Row-at-a-time statements for the dimension tables named in `keys`.
+impl NameDimension {
     /// The keys of `wanted`, created where missing.
     fn resolve<T: AsRef<str>>(
         &self,
@@ -277,25 +251,7 @@ impl NameTable {
     }
 }
 
-/// A dimension whose name changes: catalogs (display name), users (email).
-struct NamedTable {
-    table: &'static str,
-    key: &'static str,
-    name: &'static str,
-}
-
-const CATALOGS: NamedTable = NamedTable {
-    table: "catalogs",
-    key: "catalog_key",
-    name: "display_name",
-};
-const USERS: NamedTable = NamedTable {
-    table: "users",
-    key: "user_key",
-    name: "email",
-};
-
-impl NamedTable {
+impl NamedDimension {
     /// Reads `(key, name, name_ts)` by organization key and external id.
     fn read_statement<'c>(
         &self,
