@@ -38,6 +38,11 @@ pub const STORE_ERRORS: &str = "catalytics_store_errors_total";
 /// (`in_use`, `idle`, `max`), sampled at each scrape.
 pub const STORE_POOL: &str = "catalytics_store_pool_connections";
 
+/// `catalytics_log_lines_lost_total`: log lines the sink could not take
+/// (full disk, closed pipe), sampled at each scrape: logging is best
+/// effort, so this is how an operator learns that lines went missing.
+pub const LOG_LINES_LOST: &str = "catalytics_log_lines_lost_total";
+
 /// Latency buckets, in seconds: 1 ms to a minute (long downloads).
 const DURATION_BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 30.0, 60.0,
@@ -100,6 +105,10 @@ fn describe() {
     describe_gauge!(DOWNLOADS_IN_FLIGHT, "Downloads streaming now.");
     describe_gauge!(DOWNLOADS_QUEUED, "Downloads waiting for a free slot.");
     describe_counter!(STORE_ERRORS, "Store failures met by requests, by kind.");
+    describe_counter!(
+        LOG_LINES_LOST,
+        "Log lines lost because the log sink failed (full disk, closed pipe)."
+    );
     describe_gauge!(
         STORE_POOL,
         "Store connections, by state (in_use, idle, max)."
@@ -112,6 +121,7 @@ fn describe() {
         EVENTS_ACCEPTED,
         EVENTS_DUPLICATES,
         EVENTS_CONFLICTS,
+        LOG_LINES_LOST,
     ] {
         counter!(name).absolute(0);
     }
@@ -158,4 +168,9 @@ pub fn store_pool(in_use: usize, idle: usize, max: usize) {
 pub fn downloads(in_flight: usize, queued: usize) {
     gauge!(DOWNLOADS_IN_FLIGHT).set(in_flight as f64);
     gauge!(DOWNLOADS_QUEUED).set(queued as f64);
+}
+
+/// Log lines lost so far by the best-effort log sink, at scrape time.
+pub fn log_lines_lost(total: u64) {
+    counter!(LOG_LINES_LOST).absolute(total);
 }

@@ -1,6 +1,6 @@
 //! `GET /metrics`: every series of [`crate::metrics`] in the Prometheus text
-//! format, with the download slots, their queue and the store's pool
-//! sampled at the scrape.
+//! format, with the download slots, their queue, the store's pool and the
+//! log lines lost by the log sink sampled at the scrape.
 
 use super::AppState;
 use axum::extract::State;
@@ -22,6 +22,7 @@ use axum::response::IntoResponse;
 )]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     crate::metrics::downloads(state.downloads.in_flight(), state.downloads.queued());
+    crate::metrics::log_lines_lost(crate::telemetry::sink::lost_lines());
     if let Some(pool) = state.store.pool_use() {
         crate::metrics::store_pool(pool.in_use, pool.idle, pool.max);
     }

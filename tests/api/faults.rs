@@ -217,6 +217,28 @@ async fn a_closed_log_pipe_costs_no_request() {
     let client = reqwest::Client::new();
     requests_succeed(&client, &server.addr, &reader, 50).await;
     assert!(server.child.try_wait().unwrap().is_none(), "still running");
+    // The operator learns that lines were lost.
+    let text = client
+        .get(format!("http://{}/metrics", server.addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let lost = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "catalytics_log_lines_lost_total")
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+            _ => -1.0,
+        });
+    assert!(
+        lost.is_some_and(|v| v > 0.0),
+        "lost lines counted: {lost:?}"
+    );
 }
 
 #[tokio::test]
