@@ -269,8 +269,13 @@ fn parse_component(c: &mut Reader<'_>) -> Option<Component> {
 /// The wire event as typed structs borrowing from the body: the fast path.
 /// A body that does not fit these types, or whose values fail validation,
 /// goes through [`parse_event`] instead, which names every problem.
+///
+/// These types refuse unknown fields, and serde refuses a repeated field:
+/// so a body they accept has no repeated key anywhere, and the separate
+/// repeated-key pass is needed only on the slow path. A body with fields
+/// of its own is valid, but takes the slow path.
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FastEvent<'a> {
     #[serde(borrow)]
     id: Cow<'a, str>,
@@ -291,7 +296,7 @@ pub struct FastEvent<'a> {
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct FastComponent<'a> {
     #[serde(borrow)]
     id: Cow<'a, str>,
@@ -306,7 +311,7 @@ struct FastComponent<'a> {
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct FastCatalog<'a> {
     #[serde(borrow)]
     id: Cow<'a, str>,
@@ -315,6 +320,7 @@ struct FastCatalog<'a> {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct FastUser<'a> {
     #[serde(borrow)]
     id: Cow<'a, str>,

@@ -29,18 +29,19 @@ pub enum BatchError {
     Invalid(Vec<Problem>),
 }
 
-/// The JSON body as the fast path reads it.
+/// The JSON body as the fast path reads it (strict, as [`FastEvent`]).
 #[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct FastBatch<'a> {
     #[serde(borrow)]
     events: Vec<FastEvent<'a>>,
 }
 
 /// Parses `{"events":[...]}`: typed and borrowing when the body is well
-/// formed (the common case), through `serde_json::Value` with a detail per
-/// problem otherwise.
+/// formed (the common case: one pass, which also rules out repeated keys),
+/// else checked for repeated keys and read through `serde_json::Value` with
+/// a detail per problem.
 pub fn parse_json(body: &[u8]) -> Result<Vec<Event>, BatchError> {
-    refuse_repeated_keys(body, "")?;
     if let Ok(batch) = serde_json::from_slice::<FastBatch<'_>>(body) {
         if batch.events.len() > MAX_EVENTS {
             return Err(BatchError::TooManyEvents(batch.events.len()));
@@ -54,6 +55,7 @@ pub fn parse_json(body: &[u8]) -> Result<Vec<Event>, BatchError> {
             return Ok(events);
         }
     }
+    refuse_repeated_keys(body, "")?;
     let doc: Value = serde_json::from_slice(body).map_err(|e| {
         BatchError::Invalid(vec![malformed(
             "body",
@@ -99,7 +101,8 @@ pub fn parse_ndjson(body: &[u8]) -> Result<Vec<Event>, BatchError> {
 }
 
 /// One NDJSON line (number `line_no`, 1-based) → an event: typed and
-/// borrowing when it is well formed, else through `serde_json::Value` with a
+/// borrowing when it is well formed (one pass, as in [`parse_json`]), else
+/// checked for repeated keys and read through `serde_json::Value` with a
 /// detail per problem under `target()` (only built on that slow path).
 /// Shared by `POST …/events` and `catalytics import`.
 pub fn parse_line(
@@ -107,15 +110,15 @@ pub fn parse_line(
     line_no: usize,
     target: impl FnOnce() -> String,
 ) -> Result<Event, Vec<Problem>> {
-    let target = target();
-    if let Err(BatchError::Invalid(problems)) = refuse_repeated_keys(line, &target) {
-        return Err(problems);
-    }
     if let Some(event) = serde_json::from_slice::<FastEvent<'_>>(line)
         .ok()
         .and_then(FastEvent::into_event)
     {
         return Ok(event);
+    }
+    let target = target();
+    if let Err(BatchError::Invalid(problems)) = refuse_repeated_keys(line, &target) {
+        return Err(problems);
     }
     match serde_json::from_slice::<Value>(line) {
         Ok(value) => parse_event(&value, &target),
@@ -229,6 +232,98 @@ mod fast_path_tests {
             );
             let slow = parse_event(&serde_json::from_slice(&line).unwrap(), "events[0]").unwrap();
             assert_eq!(slow, e);
+        }
+    }
+}
+
+#[cfg(test)]
+mod repeated_key_tests {
+    use super::*;
+    use crate::demo::DemoLibrary;
+    use crate::domain::Timestamp;
+    use serde_json::json;
+
+    /// `object`'s JSON with `extra` (`"k":v,…`) as its first members.
+    fn splice(object: &Value, extra: &str) -> String {
+        let text = object.to_string();
+        format!("{{{extra},{}", &text[1..])
+    }
+
+    /// The wire text of `e` with `extra` spliced into the object at `at`
+    /// (`""`, `"component"`, `"catalog"` or `"user"`).
+    fn event_text(e: &Event, at: &str, extra: &str) -> String {
+        let wire = to_wire(e);
+        let placeholder = |v: &mut Value| std::mem::replace(v, json!("\u{1}spliced"));
+        let mut event = wire.clone();
+        let inner = match at {
+            "" => return splice(&wire, extra),
+            "component" => splice(&placeholder(&mut event["component"]), extra),
+            "catalog" => splice(&placeholder(&mut event["component"]["catalogs"][0]), extra),
+            "user" => splice(&placeholder(&mut event["user"]), extra),
+            _ => unreachable!("a known place"),
+        };
+        event.to_string().replace("\"\\u0001spliced\"", &inner)
+    }
+
+    fn sample() -> Event {
+        let library = DemoLibrary::generate(1, 20, 5);
+        library
+            .events(1, 50, 5, Timestamp::now())
+            .flatten()
+            .find(|e| !e.component.catalogs.is_empty())
+            .unwrap_or_else(|| unreachable!("the demo puts components in catalogs"))
+    }
+
+    #[test]
+    fn repeated_keys_are_refused_on_every_path_and_unknown_fields_accepted() {
+        let e = sample();
+        let repeated = [
+            (
+                "",
+                r#""organizationId":"other""#,
+                "events[0].organizationId",
+            ),
+            ("", r#""note":1,"note":2"#, "events[0].note"),
+            (
+                "component",
+                r#""displayName":"X""#,
+                "events[0].component.displayName",
+            ),
+            ("component", r#""x":[],"x":{}"#, "events[0].component.x"),
+            (
+                "catalog",
+                r#""id":"other""#,
+                "events[0].component.catalogs[0].id",
+            ),
+            ("user", r#""email":"a@b""#, "events[0].user.email"),
+            ("user", r#""\u0069d":"u""#, "events[0].user.id"),
+        ];
+        for (at, extra, path) in repeated {
+            let line = event_text(&e, at, extra);
+            let key = path.rsplit('.').next().unwrap_or(path);
+            let expected = BatchError::Invalid(vec![Problem::invalid(
+                path.to_owned(),
+                format!("Property '{key}' must appear only once."),
+            )]);
+            let body = format!(r#"{{"events":[{line}]}}"#);
+            assert_eq!(parse_json(body.as_bytes()), Err(expected), "{body}");
+            let Err(BatchError::Invalid(problems)) = parse_ndjson(line.as_bytes()) else {
+                panic!("{line} was accepted")
+            };
+            assert_eq!(problems.len(), 1, "{line}");
+            assert_eq!(problems[0].target, path, "{line}");
+        }
+        let body = format!(r#"{{"events":[],"events":[{}]}}"#, to_wire(&e));
+        let Err(BatchError::Invalid(problems)) = parse_json(body.as_bytes()) else {
+            panic!("{body} was accepted")
+        };
+        assert_eq!(problems[0].target, "events");
+
+        for at in ["", "component", "catalog", "user"] {
+            let line = event_text(&e, at, r#""note":{"a":1,"b":[1]}"#);
+            let body = format!(r#"{{"sentAt":1,"events":[{line}]}}"#);
+            assert_eq!(parse_json(body.as_bytes()), Ok(vec![e.clone()]), "{body}");
+            assert_eq!(parse_ndjson(line.as_bytes()), Ok(vec![e.clone()]), "{line}");
         }
     }
 }
