@@ -17,10 +17,20 @@ use deadpool_postgres::GenericClient;
 use deadpool_postgres::{Pool, Transaction};
 use std::borrow::Cow;
 use std::collections::HashSet;
+use tokio_postgres::types::ToSql;
 
 /// First key of the per-organization erasure lock ("eras"); the second is
 /// `hashtext(org_id)`. A hash collision only serializes two organizations.
 const ERASURE_LOCK_CLASS: i32 = 0x6572_6173;
+
+/// Takes the shared erasure locks of the organizations `$2`, sorted, so
+/// two batches always take their locks in the same order.
+const INGEST_LOCK: &str = "SELECT pg_advisory_xact_lock_shared($1, hashtext(o))
+     FROM UNNEST($2::text[]) AS u(o) ORDER BY o COLLATE \"C\"";
+
+/// The erased users of the organizations `$1`.
+const ERASED_USERS: &str =
+    "SELECT org_id, pseudonym FROM erased_users WHERE org_id = ANY($1::text[])";
 
 /// The deployment's pseudonym key. Created by the first erasure (in its
 /// transaction, by whichever replica gets there first); read back, never
@@ -63,19 +73,19 @@ pub async fn pseudonymize<'a>(
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    // Sorted, so two batches always take their locks in the same order.
-    tx.execute(
-        "SELECT pg_advisory_xact_lock_shared($1, hashtext(o))
-         FROM UNNEST($2::text[]) AS u(o) ORDER BY o COLLATE \"C\"",
-        &[&ERASURE_LOCK_CLASS, &orgs],
-    )
-    .await?;
-    let rows = tx
-        .query(
-            "SELECT org_id, pseudonym FROM erased_users WHERE org_id = ANY($1::text[])",
-            &[&orgs],
-        )
-        .await?;
+    // On every ingestion: prepared once per connection, and the read is
+    // pipelined behind the lock (the server runs it, with a snapshot of its
+    // own, only once the lock is held).
+    let (lock, erased_users) = tokio::try_join!(
+        tx.prepare_cached(INGEST_LOCK),
+        tx.prepare_cached(ERASED_USERS)
+    )?;
+    let lock_params: [&(dyn ToSql + Sync); 2] = [&ERASURE_LOCK_CLASS, &orgs];
+    let read_params: [&(dyn ToSql + Sync); 1] = [&orgs];
+    let (_, rows) = tokio::try_join!(
+        tx.execute(&lock, &lock_params),
+        tx.query(&erased_users, &read_params),
+    )?;
     if rows.is_empty() {
         return Ok(Cow::Borrowed(events));
     }
