@@ -265,12 +265,26 @@ fn keep_latest<K: Ord, V>(map: &mut BTreeMap<K, Latest<V>>, key: K, ts: Timestam
 /// Decides a group of batches (committed together, in order) against what
 /// the store holds. Pure: no I/O, the same answer on every backend.
 pub fn decide<'a>(batches: impl IntoIterator<Item = &'a [Event]>, stored: &Snapshot) -> Plan<'a> {
+    let fingerprinted = batches
+        .into_iter()
+        .map(|batch| batch.iter().map(|e| (e, Fingerprint::of(e))));
+    decide_fingerprinted(fingerprinted, stored)
+}
+
+/// [`decide`] for events whose facts the caller has fingerprinted already
+/// (a backend that needed them before reading), so no event is hashed twice.
+pub fn decide_fingerprinted<'a, B>(
+    batches: impl IntoIterator<Item = B>,
+    stored: &Snapshot,
+) -> Plan<'a>
+where
+    B: IntoIterator<Item = (&'a Event, Fingerprint)>,
+{
     let mut plan = Plan::default();
     let mut occurrences = Occurrences::after(&stored.events);
     for batch in batches {
         let mut outcome = IngestOutcome::default();
-        for event in batch {
-            let facts = Fingerprint::of(event);
+        for (event, facts) in batch {
             match occurrences.classify(event.id, facts) {
                 Verdict::New => {
                     outcome.accepted += 1;

@@ -1,11 +1,12 @@
-//! The PostgreSQL ingestion transaction: the same decision as SQLite's
-//! ([`decide`]), read and written in pipelined waves of set-based
-//! statements instead of one round trip per row:
+//! The PostgreSQL ingestion transaction: the same decision as SQLite's,
+//! read and written in pipelined waves of set-based statements instead of
+//! one round trip per row:
 //!
 //! - *read*: organizations (created: an organization row alone shows
 //!   nothing), then the batch's catalogs, components and users read and
 //!   locked, and its event ids claimed with their facts;
-//! - *decide*: [`decide`];
+//! - *decide*: [`decide_fingerprinted`], on the facts hashed once for the
+//!   claim;
 //! - *write*: name-only dimensions, catalogs and users; components; catalog
 //!   membership, labels and the new events.
 //!
@@ -18,7 +19,8 @@
 use super::error::is_retryable;
 use super::sql::{NameStatements, Prepared};
 use crate::domain::{Event, EventId, OrgId, Timestamp};
-use crate::store::decide::{decide, ByOrg, Change, Key, NameVersion, Occurrences, Plan};
+use crate::store::decide::Plan;
+use crate::store::decide::{decide_fingerprinted, ByOrg, Change, Key, NameVersion, Occurrences};
 use crate::store::decide::{Snapshot, StoredComponent, StoredName, Verdict};
 use crate::store::facts::Fingerprint;
 use crate::store::keys::{key_of, Keys};
@@ -129,8 +131,10 @@ async fn run(tx: &Transaction<'_>, events: &[Event]) -> Result<IngestOutcome, Fa
     // Erased users first, under the lock that keeps erasures out until commit.
     let events = &*super::privacy::pseudonymize(tx, events).await?;
     let s = Prepared::new(tx).await?;
-    let (snapshot, mut keys) = read(tx, &s, events).await?;
-    let plan = decide(std::iter::once(events), &snapshot);
+    let facts: Vec<Fingerprint> = events.iter().map(Fingerprint::of).collect();
+    let (snapshot, mut keys) = read(tx, &s, events, &facts).await?;
+    let fingerprinted = events.iter().zip(facts.iter().copied());
+    let plan = decide_fingerprinted(std::iter::once(fingerprinted), &snapshot);
     write(tx, &s, &plan, &mut keys).await?;
     Ok(plan.outcomes.into_iter().next().unwrap_or_default())
 }
@@ -166,11 +170,13 @@ fn collect(
 
 // ---- read -------------------------------------------------------------------
 
-/// What the database holds for `events`, with their ids claimed.
+/// What the database holds for `events` (whose facts are `facts`), with
+/// their ids claimed.
 async fn read(
     tx: &Transaction<'_>,
     s: &Prepared,
     events: &[Event],
+    facts: &[Fingerprint],
 ) -> Result<(Snapshot, Keys), Failure> {
     let org_ids: BTreeSet<&str> = events.iter().map(|e| e.organization.as_str()).collect();
     let org_ids: Vec<&str> = org_ids.into_iter().collect();
@@ -196,7 +202,7 @@ async fn read(
     let components: Natural<'_> = components.into_iter().collect();
     let catalogs: Natural<'_> = catalogs.into_iter().collect();
     let users: Natural<'_> = users.into_iter().collect();
-    let claims = Claims::of(events, &keys)?;
+    let claims = Claims::of(events, facts, &keys)?;
     let (catalog_rows, component_rows, user_rows, savepoint, claimed) = tokio::join!(
         rows(tx, &s.catalogs.lock, [&catalogs.orgs, &catalogs.ids]),
         rows(tx, &s.component_lock, [&components.orgs, &components.ids]),
@@ -253,12 +259,11 @@ struct Claims {
 }
 
 impl Claims {
-    fn of(events: &[Event], keys: &Keys) -> Result<Self, StoreError> {
+    fn of(events: &[Event], facts: &[Fingerprint], keys: &Keys) -> Result<Self, StoreError> {
         let nothing_stored = HashMap::new();
         let mut first = Occurrences::after(&nothing_stored);
         let mut rows = BTreeMap::new();
-        for e in events {
-            let facts = Fingerprint::of(e);
+        for (e, &facts) in events.iter().zip(facts) {
             if first.classify(e.id, facts) == Verdict::New {
                 rows.insert(*e.id.as_uuid(), (keys.org(&e.organization)?, facts));
             }
