@@ -9,7 +9,6 @@ use crate::helpers::{event, free_port, spawn_serve};
 use catalytics::domain::{EventKind, Name, OpaqueId, Timestamp, UserId};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -52,19 +51,11 @@ fn tools() -> Result<Tools, String> {
     })
 }
 
-/// `None` after saying loudly, past the output capture, why the browser
-/// tests did not run.
+/// `None` after saying loudly why the browser tests did not run.
 fn tools_or_skip() -> Option<Tools> {
-    match tools() {
-        Ok(t) => Some(t),
-        Err(why) => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n*** SKIPPED: the browser tests did not run: {why} ***\n"
-            );
-            None
-        }
-    }
+    tools()
+        .map_err(|why| crate::common::skip_loudly(&format!("the browser tests did not run: {why}")))
+        .ok()
 }
 
 fn screenshots_dir() -> PathBuf {

@@ -158,7 +158,7 @@ fn read_only_dir() -> tempfile::TempDir {
 
 #[test]
 fn an_unwritable_data_dir_says_permission_denied() {
-    if !nix_is_root() || !crate::common::on_path("setpriv") {
+    if !crate::common::is_root() || !crate::common::on_path("setpriv") {
         crate::common::skip_loudly("needs root and setpriv to run as another user");
         return;
     }
@@ -191,11 +191,6 @@ fn an_unwritable_data_dir_says_permission_denied() {
             parent.path().display()
         ),
     );
-}
-
-fn nix_is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
 }
 
 #[test]

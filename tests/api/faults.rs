@@ -19,20 +19,12 @@ use std::time::Duration;
 /// The unprivileged user and group the permission test runs the service as.
 const NOBODY: u32 = 65534;
 
-fn is_root() -> bool {
-    let out = Command::new("id").arg("-u").output().unwrap();
-    String::from_utf8_lossy(&out.stdout).trim() == "0"
-}
-
 /// `true` when the test may go on; otherwise says loudly why not.
-fn root_or_skip(test: &str) -> bool {
-    if is_root() {
+fn root_or_skip() -> bool {
+    if crate::common::is_root() {
         return true;
     }
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n*** SKIPPED: {test} needs root (tmpfs mounts, setpriv); it did not run ***\n"
-    );
+    crate::common::skip_loudly("needs root (tmpfs mounts, setpriv); it did not run");
     false
 }
 
@@ -243,7 +235,7 @@ async fn a_closed_log_pipe_costs_no_request() {
 
 #[tokio::test]
 async fn a_log_sink_on_a_full_disk_costs_no_request_and_resumes() {
-    if !root_or_skip("a_log_sink_on_a_full_disk_costs_no_request_and_resumes") {
+    if !root_or_skip() {
         return;
     }
     let data = tempfile::tempdir().unwrap();
@@ -275,7 +267,7 @@ async fn a_log_sink_on_a_full_disk_costs_no_request_and_resumes() {
 
 #[tokio::test]
 async fn a_full_data_disk_answers_503_and_heals_when_it_grows() {
-    if !root_or_skip("a_full_data_disk_answers_503_and_heals_when_it_grows") {
+    if !root_or_skip() {
         return;
     }
     let disk = Tmpfs::mount("1m");
@@ -343,7 +335,7 @@ fn chown_tree(path: &Path, owner: u32) {
 
 #[tokio::test]
 async fn an_unwritable_data_dir_answers_503_and_heals_when_writable() {
-    if !root_or_skip("an_unwritable_data_dir_answers_503_and_heals_when_writable") {
+    if !root_or_skip() {
         return;
     }
     use std::os::unix::fs::PermissionsExt;
