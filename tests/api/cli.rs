@@ -413,17 +413,7 @@ fn demo_removes_its_data_dir_when_it_fails_later() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_refuses_a_postgres_database_that_holds_events() {
-    use futures_util::FutureExt;
-    let Some(db) = PgDatabase::create().await else {
-        return;
-    };
-    let outcome = std::panic::AssertUnwindSafe(demo_refusal(&db.url))
-        .catch_unwind()
-        .await;
-    db.drop_database().await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    PgDatabase::scoped(|db| async move { demo_refusal(&db.url).await }).await;
 }
 
 async fn demo_refusal(url: &str) {

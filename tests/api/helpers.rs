@@ -36,18 +36,7 @@ pub async fn on_sqlite(body: impl std::future::Future<Output = ()>) {
 /// Runs a test body with PostgreSQL apps on a fresh database, dropped
 /// afterwards even when the body panics; skips loudly without a server.
 pub async fn on_postgres(body: impl std::future::Future<Output = ()>) {
-    use futures_util::FutureExt;
-    let Some(db) = crate::common::PgDatabase::create().await else {
-        return;
-    };
-    let outcome =
-        std::panic::AssertUnwindSafe(BACKEND.scope(Backend::Postgres(db.url.clone()), body))
-            .catch_unwind()
-            .await;
-    db.drop_database().await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    crate::common::PgDatabase::scoped(|db| BACKEND.scope(Backend::Postgres(db.url), body)).await
 }
 
 /// The PostgreSQL database of the running test, `None` on SQLite.

@@ -49,17 +49,13 @@ where
     F: FnOnce(DynStore) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let Some(db) = PgDatabase::create().await else {
-        return;
-    };
-    let store = catalytics::store::open(Some(&db.url), std::path::Path::new("unused"))
-        .await
-        .expect("open PostgreSQL store");
-    let outcome = AssertUnwindSafe(body(store)).catch_unwind().await;
-    db.drop_database().await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    PgDatabase::scoped(|db| async move {
+        let store = catalytics::store::open(Some(&db.url), std::path::Path::new("unused"))
+            .await
+            .expect("open PostgreSQL store");
+        body(store).await;
+    })
+    .await;
 }
 
 /// The test server's URL, or `None` after reporting the calling test as
@@ -134,6 +130,7 @@ extern "C" fn print_skip_summary() {
 }
 
 /// A throw-away database on the test server.
+#[derive(Clone)]
 pub struct PgDatabase {
     /// The server URL the database was created through.
     pub base: String,
@@ -164,6 +161,23 @@ impl PgDatabase {
         }
         let url = with_database(&base, &name);
         Some(Self { base, name, url })
+    }
+
+    /// Runs `body` on a fresh database, dropped afterwards even when `body`
+    /// panics; skips loudly without a test server.
+    pub async fn scoped<F, Fut>(body: F)
+    where
+        F: FnOnce(PgDatabase) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        let Some(db) = Self::create().await else {
+            return;
+        };
+        let outcome = AssertUnwindSafe(body(db.clone())).catch_unwind().await;
+        db.drop_database().await;
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
     }
 
     /// Drops the database, closing any connection still open to it.
@@ -289,6 +303,19 @@ pub fn range(start: i64, end: i64) -> DateRange {
 /// A window covering every timestamp the tests use.
 pub fn everything() -> DateRange {
     range(0, 4_102_444_800_000)
+}
+
+/// The CSV bytes (header and rows) a download of `window` would carry;
+/// panics on any store error.
+pub async fn export_csv(store: &DynStore, org_id: &str, window: DateRange) -> Vec<u8> {
+    let export = store.export(&org(org_id), window).await.expect("export");
+    let mut writer = catalytics::export::CsvWriter::new(export.dictionary);
+    let mut out = writer.header().to_vec();
+    let mut stream = export.rows;
+    while let Some(batch) = stream.next().await {
+        out.extend_from_slice(&writer.rows(&batch.expect("batch")).expect("names"));
+    }
+    out
 }
 
 /// Exports the whole window and collects it; panics on any store error.
