@@ -69,7 +69,7 @@ async fn the_rate_limit_holds_across_replicas() {
     PgDatabase::scoped(|db| async move {
         let keys = tempfile::tempdir().unwrap();
         let spawn = || {
-            spawn_serve(
+            Server::spawn(
                 keys.path(),
                 &[
                     "--database-url",
@@ -79,8 +79,7 @@ async fn the_rate_limit_holds_across_replicas() {
                 ],
             )
         };
-        let (mut a, addr_a) = spawn();
-        let (mut b, addr_b) = spawn();
+        let (a, b) = (spawn(), spawn());
         let store = store::open(Some(&db.url), keys.path()).await.unwrap();
         store
             .grant(&AccessGrant {
@@ -98,7 +97,7 @@ async fn the_rate_limit_holds_across_replicas() {
         let client = reqwest::Client::new();
         let mut statuses = Vec::new();
         for i in 0..6 {
-            let addr = if i % 2 == 0 { &addr_a } else { &addr_b };
+            let addr = if i % 2 == 0 { &a.addr } else { &b.addr };
             let response = client
                 .get(format!("http://{addr}{DOWNLOAD}?{}", wide()))
                 .bearer_auth(&token)
@@ -115,11 +114,7 @@ async fn the_rate_limit_holds_across_replicas() {
                 assert!((1..=12).contains(&wait), "Retry-After {wait}");
             }
         }
-        for child in [&mut a, &mut b] {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        drop(store);
+        drop((a, b, store));
         assert_eq!(statuses, [200, 200, 200, 200, 200, 429]);
     })
     .await;

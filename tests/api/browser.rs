@@ -5,7 +5,7 @@
 //!
 //! Screenshots land in `target/browser-screenshots/` (CI artifacts).
 
-use crate::helpers::{event, free_port, spawn_serve};
+use crate::helpers::{catalytics_bin, event, free_port, Server};
 use catalytics::domain::{EventKind, Name, OpaqueId, Timestamp, UserId};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -83,7 +83,7 @@ fn run_node(tools: &Tools, script: &str, scenario: &Value) {
 }
 
 fn catalytics(data_dir: &Path, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_catalytics"))
+    let output = catalytics_bin()
         .args(args)
         .arg("--data-dir")
         .arg(data_dir)
@@ -148,16 +148,6 @@ fn seed(data_dir: &Path, org: &str, now: i64) -> Vec<(i64, EventKind, String, St
     seeded
 }
 
-/// Kills the server when the test ends, even on failure.
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn admin_page_in_chromium_local_sign_in() {
     let Some(tools) = tools_or_skip() else {
@@ -179,8 +169,8 @@ fn admin_page_in_chromium_local_sign_in() {
             "View Analytics",
         ],
     );
-    let (child, addr) = spawn_serve(data.path(), &[]);
-    let _server = Server(child);
+    let server = Server::spawn(data.path(), &[]);
+    let addr = &server.addr;
     let base_url = format!("http://{addr}");
     let link = |user: &str| {
         catalytics(
@@ -240,7 +230,7 @@ fn admin_page_in_chromium_issuer_sign_in() {
     std::fs::write(&config, "[ui]\nclient_id = \"catalytics-admin\"\n").unwrap();
     let issuer_port = free_port();
     let issuer = format!("http://127.0.0.1:{issuer_port}");
-    let (child, addr) = spawn_serve(
+    let server = Server::spawn(
         data.path(),
         &[
             "--issuer",
@@ -251,10 +241,9 @@ fn admin_page_in_chromium_issuer_sign_in() {
             config.to_str().unwrap(),
         ],
     );
-    let _server = Server(child);
     let scenario = json!({
         "chromium": tools.chromium,
-        "baseUrl": format!("http://{addr}"),
+        "baseUrl": format!("http://{}", server.addr),
         "issuerPort": issuer_port,
         "clientId": "catalytics-admin",
         "audience": "catalytics",

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 /// The binary with a clean `CATALYTICS_*` environment and no log lines,
 /// so that stderr holds exactly what the command says to its user.
 fn catalytics() -> Command {
-    quiet(Command::new(env!("CARGO_BIN_EXE_catalytics")))
+    quiet(crate::helpers::catalytics_bin())
 }
 
 /// `cmd` without `CATALYTICS_*` variables and with logging off.

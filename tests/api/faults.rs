@@ -13,7 +13,7 @@ use catalytics::ingest::to_wire;
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// The unprivileged user and group the permission test runs the service as.
@@ -79,29 +79,11 @@ fn fill(path: &Path) {
     let _ = f.sync_all();
 }
 
-/// A `serve` child killed when dropped.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Starts `command serve` with its log (stderr) going to `stderr`, at
 /// `info` level so that every request writes log lines.
 fn start(mut command: Command, data_dir: &Path, stderr: Stdio) -> Server {
     command.env("RUST_LOG", "info");
-    let (child, addr) = start_serve(command, data_dir, &[], stderr);
-    Server { child, addr }
-}
-
-fn binary() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_catalytics"))
+    Server::start(command, data_dir, &[], stderr)
 }
 
 /// Events with distinct timestamps from `first` (milliseconds apart), so
@@ -204,7 +186,7 @@ async fn requests_succeed(client: &reqwest::Client, addr: &str, token: &str, n: 
 async fn a_closed_log_pipe_costs_no_request() {
     let data = tempfile::tempdir().unwrap();
     let (_, reader) = tokens(data.path(), "org-l").await;
-    let mut server = start(binary(), data.path(), Stdio::piped());
+    let mut server = start(catalytics_bin(), data.path(), Stdio::piped());
     drop(server.child.stderr.take()); // the reading end goes away
     let client = reqwest::Client::new();
     requests_succeed(&client, &server.addr, &reader, 50).await;
@@ -244,7 +226,7 @@ async fn a_log_sink_on_a_full_disk_costs_no_request_and_resumes() {
     let log_path = logs.path().join("catalytics.log");
     let log = std::fs::File::create(&log_path).unwrap();
     fill(&logs.path().join("filler"));
-    let server = start(binary(), data.path(), Stdio::from(log));
+    let server = start(catalytics_bin(), data.path(), Stdio::from(log));
     let client = reqwest::Client::new();
     requests_succeed(&client, &server.addr, &reader, 100).await;
     // Room again: logging resumes, and says what was lost.
@@ -273,7 +255,7 @@ async fn a_full_data_disk_answers_503_and_heals_when_it_grows() {
     let disk = Tmpfs::mount("1m");
     let data = disk.path().join("data");
     let (writer, reader) = tokens(&data, "org-f").await;
-    let server = start(binary(), &data, Stdio::null());
+    let server = start(catalytics_bin(), &data, Stdio::null());
     let client = reqwest::Client::new();
     let mut acknowledged = Vec::new();
     let mut next = 0;

@@ -13,7 +13,7 @@ use std::process::{Child, Command};
 /// `serve` on port 0 with stderr (the log) going to the file `log`.
 fn serve_logging_to(data_dir: &Path, log: &Path, extra: &[&str]) -> (Child, String) {
     start_serve(
-        Command::new(env!("CARGO_BIN_EXE_catalytics")),
+        catalytics_bin(),
         data_dir,
         extra,
         std::fs::File::create(log).unwrap().into(),

@@ -7,27 +7,13 @@ use crate::helpers::*;
 use catalytics::auth::local::LocalIssuer;
 use catalytics::ingest::to_wire;
 use serde_json::Value;
-use std::process::Child;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-struct Replica {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn replica(database_url: &str, data_dir: &std::path::Path) -> Replica {
-    let (child, addr) = spawn_serve(data_dir, &["--database-url", database_url]);
-    Replica { child, addr }
+fn replica(database_url: &str, data_dir: &std::path::Path) -> Server {
+    Server::spawn(data_dir, &["--database-url", database_url])
 }
 
 fn batch(org: &str, n: usize, minute: usize) -> Vec<Value> {
