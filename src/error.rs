@@ -6,6 +6,7 @@
 //! line carries the cause.
 
 use crate::store::StoreError;
+use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -249,44 +250,18 @@ impl ApiError {
         )
     }
 
-    fn json(&self) -> Vec<u8> {
-        serde_json::to_vec(&ErrorEnvelope { error: self.body() }).unwrap_or_default()
-    }
-
-    /// The whole HTTP/1.1 answer as bytes, for the connection layer when
-    /// the HTTP library refused a request before any handler ran (see
-    /// `listener::io`). Not logged here: the caller logs the refusal.
-    pub fn http1_answer(&self) -> Vec<u8> {
-        let status = self.status();
-        let body = self.json();
-        let mut out = format!(
-            "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or(""),
-            body.len()
-        )
-        .into_bytes();
-        out.extend_from_slice(&body);
-        out
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        self.log();
-        let status = self.status();
-        let body = self.json();
-        let mut response = (
-            status,
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            body,
-        )
-            .into_response();
+    /// The mapping itself: status, headers and the JSON envelope. Both ways
+    /// out ([`IntoResponse`] and [`ApiError::http1_answer`]) go through it.
+    fn response(&self) -> Response<Vec<u8>> {
+        let body = serde_json::to_vec(&ErrorEnvelope { error: self.body() }).unwrap_or_default();
+        let mut response = Response::new(body);
+        *response.status_mut() = self.status();
         let headers = response.headers_mut();
-        match &self {
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        match self {
             ApiError::InvalidToken(_) => {
                 headers.insert(
                     header::WWW_AUTHENTICATE,
@@ -314,5 +289,43 @@ impl IntoResponse for ApiError {
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
+    }
+
+    /// The whole HTTP/1.1 answer as bytes, for the connection layer when
+    /// the HTTP library refused a request before any handler ran (see
+    /// `listener::io`): the same mapping and log line as every other
+    /// error, written out by hand because no service runs. The library
+    /// closes such a connection, so the answer always says so.
+    pub fn http1_answer(&self) -> Vec<u8> {
+        self.log();
+        let (mut parts, body) = self.response().into_parts();
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, body.len().into());
+        let mut out = format!(
+            "HTTP/1.1 {} {}\r\n",
+            parts.status.as_u16(),
+            parts.status.canonical_reason().unwrap_or("")
+        )
+        .into_bytes();
+        for (name, value) in &parts.headers {
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&body);
+        out
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.log();
+        self.response().map(Body::from)
     }
 }

@@ -8,19 +8,16 @@
 
 use super::AppState;
 use crate::error::ApiError;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use hyper::body::{Body as HttpBody, Frame, SizeHint};
-use std::future::Future;
-use std::pin::Pin;
+use http_body_util::BodyExt;
+use hyper::body::Body as HttpBody;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::Duration;
-use tokio::time::Sleep;
+use tower_http::timeout::{TimeoutBody, TimeoutError};
 
 /// Longest request target (path and query, or the absolute URL).
 pub const MAX_TARGET_BYTES: usize = 8 * 1024;
@@ -37,8 +34,18 @@ pub async fn enforce(State(state): State<AppState>, request: Request, next: Next
     let request = if request.body().is_end_stream() {
         request
     } else {
-        let (timeout, flag) = (state.body_stall_timeout, Arc::clone(&stalled));
-        request.map(|body| Body::new(StallGuard::new(body, timeout, flag)))
+        let flag = Arc::clone(&stalled);
+        request.map(|body| {
+            // Each read may wait `body_stall_timeout` for its next frame;
+            // a stall fails the read and raises the flag.
+            let guarded = TimeoutBody::new(state.body_stall_timeout, body).map_err(move |e| {
+                if e.is::<TimeoutError>() {
+                    flag.store(true, Ordering::Relaxed);
+                }
+                e
+            });
+            Body::new(guarded)
+        })
     };
     let response = next.run(request).await;
     if stalled.load(Ordering::Relaxed) {
@@ -75,65 +82,6 @@ fn check_head(method: &str, uri: &Uri, headers: &HeaderMap) -> Result<(), ApiErr
         return Err(ApiError::BadRequest("two Authorization headers".into()));
     }
     Ok(())
-}
-
-/// Why a guarded body ended early.
-#[derive(Debug, thiserror::Error)]
-#[error("request body stalled")]
-struct Stalled;
-
-/// A request body that fails (and raises its flag) when no data arrives
-/// for `timeout`; every frame restarts the timer.
-struct StallGuard {
-    body: Body,
-    timeout: Duration,
-    timer: Pin<Box<Sleep>>,
-    stalled: Arc<AtomicBool>,
-}
-
-impl StallGuard {
-    fn new(body: Body, timeout: Duration, stalled: Arc<AtomicBool>) -> Self {
-        Self {
-            body,
-            timeout,
-            timer: Box::pin(tokio::time::sleep(timeout)),
-            stalled,
-        }
-    }
-}
-
-impl HttpBody for StallGuard {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.body).poll_frame(cx) {
-            Poll::Ready(frame) => {
-                let next = tokio::time::Instant::now() + this.timeout;
-                this.timer.as_mut().reset(next);
-                Poll::Ready(frame)
-            }
-            Poll::Pending => match this.timer.as_mut().poll(cx) {
-                Poll::Ready(()) => {
-                    this.stalled.store(true, Ordering::Relaxed);
-                    Poll::Ready(Some(Err(axum::Error::new(Stalled))))
-                }
-                Poll::Pending => Poll::Pending,
-            },
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
 }
 
 #[cfg(test)]

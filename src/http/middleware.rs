@@ -70,10 +70,7 @@ fn make_span(request: &Request<Body>) -> tracing::Span {
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-");
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("<unmatched>", MatchedPath::as_str);
+    let route = route(request);
     tracing::info_span!(
         "request",
         method = %request.method(),
@@ -84,15 +81,21 @@ fn make_span(request: &Request<Body>) -> tracing::Span {
     )
 }
 
+/// The matched route template, for spans and metrics alike (never the raw
+/// path, so labels stay few and carry no ids).
+fn route(request: &Request<Body>) -> &str {
+    request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("<unmatched>", MatchedPath::as_str)
+}
+
 /// Counts the request by route template and status and records its time
 /// to the response head (a download's body streams on afterwards).
 async fn record_metrics(request: Request<Body>, next: axum::middleware::Next) -> Response<Body> {
     let started = std::time::Instant::now();
     let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "<unmatched>".to_owned(), |p| p.as_str().to_owned());
+    let route = route(&request).to_owned();
     let response = next.run(request).await;
     crate::metrics::request(
         method.as_str(),

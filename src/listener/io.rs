@@ -57,13 +57,10 @@ impl GuardedIo {
     }
 
     /// Takes over `head` when it is one of the library's bare answers:
-    /// claims it written and queues the service's answer instead.
+    /// claims it written and queues the service's answer (logged where it
+    /// is mapped, in `error`) instead.
     fn intercept(&mut self, cx: &mut Context<'_>, head: &[u8], len: usize) -> Option<usize> {
         let error = bare_parse_error(head)?;
-        tracing::info!(
-            status = error.status().as_u16(),
-            "request refused before it could be parsed"
-        );
         self.replacement = Some((error.http1_answer(), 0));
         // The answer is small and the socket's buffer empty: it usually
         // goes out at once; otherwise flush and shutdown finish it.

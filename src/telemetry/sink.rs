@@ -36,7 +36,6 @@ pub fn lost_lines() -> u64 {
 pub struct BestEffort<W> {
     inner: W,
     lost_in_run: u64,
-    reporting: &'static AtomicBool,
 }
 
 /// Set while the recovery warning is being written, so that it does not
@@ -49,7 +48,6 @@ impl<W: Write> BestEffort<W> {
         Self {
             inner,
             lost_in_run: 0,
-            reporting: &REPORTING,
         }
     }
 }
@@ -58,12 +56,12 @@ impl<W: Write> Write for BestEffort<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         match self.inner.write_all(buf) {
             Ok(()) => {
-                if self.lost_in_run > 0 && !self.reporting.swap(true, Ordering::Relaxed) {
+                if self.lost_in_run > 0 && !REPORTING.swap(true, Ordering::Relaxed) {
                     let lost = std::mem::take(&mut self.lost_in_run);
                     // Through the subscriber, so it has the configured
                     // format; it comes back here through the queue.
                     tracing::warn!(lost, "log sink recovered; lines were lost while it failed");
-                    self.reporting.store(false, Ordering::Relaxed);
+                    REPORTING.store(false, Ordering::Relaxed);
                 }
             }
             Err(_) => {

@@ -84,11 +84,21 @@ async fn connections_beyond_the_limit_wait_in_the_backlog() {
     }))
     .await;
     let mut first = TcpStream::connect(app.addr).await.unwrap();
+    let first_connected = Instant::now();
     tokio::time::sleep(Duration::from_millis(100)).await;
     // The second connection is accepted by the kernel, served only once
-    // the first (which never sends a head) has been closed.
+    // the first (which never sends a head) has been closed by its head
+    // timer, 500 ms after it was accepted.
     let second = exchange(app.addr, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let waited = first_connected.elapsed();
     assert_eq!(second.status, 204);
+    // Served at once it would be about 100 ms; the margin below 500 ms
+    // is for the test's own scheduling after `connect`.
+    assert!(
+        waited >= Duration::from_millis(400),
+        "the second connection was served while the first held the only slot ({waited:?})"
+    );
+    // The first was closed without an answer.
     assert!(until_closed(&mut first, Duration::from_secs(1))
         .await
         .is_empty());
