@@ -30,6 +30,13 @@ pub const MAX_CONNECTIONS: RangeInclusive<usize> = 1..=1_000_000;
 pub const DATABASE_POOL_SIZE: RangeInclusive<usize> = 1..=1_000;
 /// Valid `download_queue_wait` (0 answers 429 at once when every slot is busy).
 pub const DOWNLOAD_QUEUE_WAIT: RangeInclusive<Duration> = Duration::ZERO..=Duration::from_secs(600);
+/// Valid `[retention] interval` (a zero interval would spin).
+pub const RETENTION_INTERVAL: RangeInclusive<Duration> =
+    Duration::from_millis(100)..=Duration::from_secs(30 * 86_400);
+/// Valid `[retention] batch_size` (rows per step).
+pub const RETENTION_BATCH_SIZE: RangeInclusive<u64> = 1..=1_000_000;
+/// Valid `[retention] pause` (0 runs the steps back to back).
+pub const RETENTION_PAUSE: RangeInclusive<Duration> = Duration::ZERO..=Duration::from_secs(60);
 /// Valid `header_read_timeout`, `idle_timeout` and `body_stall_timeout`.
 pub const CONNECTION_TIMEOUT: RangeInclusive<Duration> =
     Duration::from_millis(100)..=Duration::from_secs(3_600);
@@ -335,6 +342,18 @@ impl Settings {
             self.database_pool_size,
             &DATABASE_POOL_SIZE,
         )?;
+        let retention = &self.retention;
+        check_duration(
+            "retention.interval",
+            retention.interval,
+            &RETENTION_INTERVAL,
+        )?;
+        check(
+            "retention.batch_size",
+            retention.batch_size,
+            &RETENTION_BATCH_SIZE,
+        )?;
+        check_duration("retention.pause", retention.pause, &RETENTION_PAUSE)?;
         self.limits.validate()
     }
 
@@ -524,6 +543,52 @@ mod tests {
             };
             let got = settings.validate().err().map(|e| e.to_string());
             assert_eq!(got.as_deref(), expected, "{size}");
+        }
+    }
+
+    #[test]
+    fn retention_steps_outside_their_range_are_refused() {
+        let valid = RetentionPolicy::default();
+        let cases: [(RetentionPolicy, Option<&str>); 5] = [
+            (valid.clone(), None),
+            (
+                RetentionPolicy {
+                    interval: Duration::ZERO,
+                    ..valid.clone()
+                },
+                Some("invalid retention.interval = 0s: must be between 100ms and 30days"),
+            ),
+            (
+                RetentionPolicy {
+                    batch_size: 0,
+                    ..valid.clone()
+                },
+                Some("invalid retention.batch_size = 0: must be between 1 and 1000000"),
+            ),
+            (
+                RetentionPolicy {
+                    pause: Duration::from_secs(61),
+                    ..valid.clone()
+                },
+                Some("invalid retention.pause = 1m 1s: must be between 0s and 1m"),
+            ),
+            (
+                RetentionPolicy {
+                    batch_size: 1,
+                    pause: Duration::ZERO,
+                    interval: Duration::from_millis(100),
+                    ..valid.clone()
+                },
+                None,
+            ),
+        ];
+        for (retention, expected) in cases {
+            let settings = Settings {
+                retention: retention.clone(),
+                ..Settings::default()
+            };
+            let got = settings.validate().err().map(|e| e.to_string());
+            assert_eq!(got.as_deref(), expected, "{retention:?}");
         }
     }
 

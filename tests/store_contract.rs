@@ -553,20 +553,7 @@ async fn unknown_organization_exports_nothing(store: DynStore) {
 mod parity {
     use crate::common::*;
     use catalytics::demo::DemoLibrary;
-    use catalytics::domain::{DateRange, Event, EventKind, Timestamp};
-    use catalytics::export::CsvWriter;
-    use futures_util::StreamExt;
-
-    async fn csv(store: &DynStore, org_id: &str, window: DateRange) -> Vec<u8> {
-        let export = store.export(&org(org_id), window).await.expect("export");
-        let mut writer = CsvWriter::new(export.dictionary);
-        let mut out = writer.header().to_vec();
-        let mut stream = export.rows;
-        while let Some(batch) = stream.next().await {
-            out.extend_from_slice(&writer.rows(&batch.expect("batch")).expect("names"));
-        }
-        out
-    }
+    use catalytics::domain::{Event, EventKind, Timestamp};
 
     /// Names that stress quoting, the injection guard and byte ordering.
     fn awkward_events() -> Vec<Event> {
@@ -646,9 +633,9 @@ mod parity {
                 ),
                 ("org-awkward", everything()),
             ] {
-                let expected = csv(&lite, org_id, window).await;
+                let expected = export_csv(&lite, org_id, window).await;
                 assert!(expected.len() > 200, "the window should not be empty");
-                assert!(expected == csv(&pg, org_id, window).await);
+                assert!(expected == export_csv(&pg, org_id, window).await);
             }
         })
         .await;
@@ -686,8 +673,8 @@ mod parity {
             let total: usize = batches.iter().map(Vec::len).sum();
             assert_eq!(accepted, total as u64);
             assert!(
-                csv(&lite, &demo_org, everything()).await
-                    == csv(&pg, &demo_org, everything()).await
+                export_csv(&lite, &demo_org, everything()).await
+                    == export_csv(&pg, &demo_org, everything()).await
             );
         })
         .await;
@@ -902,9 +889,7 @@ mod pg_operations {
 mod differential {
     use crate::common::*;
     use catalytics::domain::{Event, EventKind};
-    use catalytics::export::CsvWriter;
     use catalytics::store::IngestOutcome;
-    use futures_util::StreamExt;
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
@@ -1009,24 +994,10 @@ mod differential {
         }
     }
 
-    async fn csv(store: &DynStore, org_id: &str) -> Vec<u8> {
-        let export = store
-            .export(&org(org_id), everything())
-            .await
-            .expect("export");
-        let mut writer = CsvWriter::new(export.dictionary);
-        let mut out = writer.header().to_vec();
-        let mut stream = export.rows;
-        while let Some(batch) = stream.next().await {
-            out.extend_from_slice(&writer.rows(&batch.expect("batch")).expect("names"));
-        }
-        out
-    }
-
     async fn assert_same_downloads(lite: &DynStore, pg: &DynStore, after: usize) {
         for org_id in ORGS {
-            let expected = csv(lite, org_id).await;
-            let got = csv(pg, org_id).await;
+            let expected = export_csv(lite, org_id, everything()).await;
+            let got = export_csv(pg, org_id, everything()).await;
             assert!(
                 expected == got,
                 "{org_id} after {after} batches:\n{}\n---\n{}",

@@ -21,7 +21,8 @@ pub struct RetentionPolicy {
     /// Audit records older than this many days are deleted (default 400);
     /// independent of `days`.
     pub audit_days: Option<NonZeroU32>,
-    /// Time between two runs of the task (`"1h"`).
+    /// Time between two runs of the task (`"1h"`). This and the two below
+    /// are checked against their ranges in `Settings::validate`.
     #[serde(with = "crate::config::duration_text")]
     pub interval: Duration,
     /// Rows deleted per step; each step is one short transaction.
@@ -52,8 +53,6 @@ impl Default for RetentionPolicy {
 }
 
 const DAY_MS: i64 = 86_400_000;
-/// Shortest time between runs: a zero interval would spin.
-const MIN_INTERVAL: Duration = Duration::from_millis(10);
 
 /// The instant before which data kept for `days` days has expired at `now`.
 pub fn cutoff(now: Timestamp, days: NonZeroU32) -> Timestamp {
@@ -78,7 +77,8 @@ impl Retention {
             return None;
         }
         let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(policy.interval.max(MIN_INTERVAL));
+            // Settings::validate keeps the interval above zero.
+            let mut tick = tokio::time::interval(policy.interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
@@ -128,7 +128,7 @@ where
 {
     let mut total = Purged::default();
     loop {
-        let done = step(policy.batch_size.max(1)).await?;
+        let done = step(policy.batch_size).await?;
         total.rows += done.rows;
         total.partitions += done.partitions;
         if !done.more {

@@ -178,25 +178,22 @@ pub trait Store: Send + Sync + 'static {
     /// a database that already holds data.
     async fn holds_events(&self) -> Result<bool, StoreError>;
 
+    // The three below have no default, so that a store wrapping another
+    // must pass them on rather than silently drop the inner store's bound.
+
     /// The connection pool's use right now, for `/metrics`; `None` when the
     /// backend has no pool worth reporting.
-    fn pool_use(&self) -> Option<PoolUse> {
-        None
-    }
+    fn pool_use(&self) -> Option<PoolUse>;
 
     /// How many exports may stream at once without starving other requests
     /// of connections; `None` when the backend has no such bound. The
     /// service caps its download limit at this.
-    fn max_concurrent_exports(&self) -> Option<usize> {
-        None
-    }
+    fn max_concurrent_exports(&self) -> Option<usize>;
 
     /// A rate limiter counted in the store, so that every process sharing
     /// it enforces one limit; `None` when the backend serves one process
     /// only (the service then counts in memory).
-    fn shared_rate_limiter(&self) -> Option<Arc<dyn SharedRateLimiter>> {
-        None
-    }
+    fn shared_rate_limiter(&self) -> Option<Arc<dyn SharedRateLimiter>>;
 }
 
 /// What a rate limiter decided.

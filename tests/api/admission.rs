@@ -66,62 +66,56 @@ crate::both_backends!(sixty_four_small_windows_on_eight_slots_are_all_served,);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rate_limit_holds_across_replicas() {
-    let Some(db) = PgDatabase::create().await else {
-        return;
-    };
-    let keys = tempfile::tempdir().unwrap();
-    let spawn = || {
-        spawn_serve(
-            keys.path(),
-            &[
-                "--database-url",
-                &db.url,
-                "--downloads-per-minute-per-org",
-                "5",
-            ],
-        )
-    };
-    let (mut a, addr_a) = spawn();
-    let (mut b, addr_b) = spawn();
-    let store = store::open(Some(&db.url), keys.path()).await.unwrap();
-    store
-        .grant(&AccessGrant {
-            org: OrgId::parse("org-r").unwrap(),
-            user: UserId::parse("admin").unwrap(),
-            grant: catalytics::domain::Grant::Role(Role::AccountAdministrator),
-        })
-        .await
-        .unwrap();
-    let token = LocalIssuer::load_or_create(keys.path())
-        .unwrap()
-        .0
-        .sign(&claims("org-r", "admin", "itwin-platform"))
-        .unwrap();
-    let client = reqwest::Client::new();
-    let mut statuses = Vec::new();
-    for i in 0..6 {
-        let addr = if i % 2 == 0 { &addr_a } else { &addr_b };
-        let response = client
-            .get(format!("http://{addr}{DOWNLOAD}?{}", wide()))
-            .bearer_auth(&token)
-            .send()
+    PgDatabase::scoped(|db| async move {
+        let keys = tempfile::tempdir().unwrap();
+        let spawn = || {
+            Server::spawn(
+                keys.path(),
+                &[
+                    "--database-url",
+                    &db.url,
+                    "--downloads-per-minute-per-org",
+                    "5",
+                ],
+            )
+        };
+        let (a, b) = (spawn(), spawn());
+        let store = store::open(Some(&db.url), keys.path()).await.unwrap();
+        store
+            .grant(&AccessGrant {
+                org: OrgId::parse("org-r").unwrap(),
+                user: UserId::parse("admin").unwrap(),
+                grant: catalytics::domain::Grant::Role(Role::AccountAdministrator),
+            })
             .await
             .unwrap();
-        statuses.push(response.status().as_u16());
-        if response.status() == 429 {
-            let wait: u64 = response.headers()["retry-after"]
-                .to_str()
-                .unwrap()
-                .parse()
+        let token = LocalIssuer::load_or_create(keys.path())
+            .unwrap()
+            .0
+            .sign(&claims("org-r", "admin", "itwin-platform"))
+            .unwrap();
+        let client = reqwest::Client::new();
+        let mut statuses = Vec::new();
+        for i in 0..6 {
+            let addr = if i % 2 == 0 { &a.addr } else { &b.addr };
+            let response = client
+                .get(format!("http://{addr}{DOWNLOAD}?{}", wide()))
+                .bearer_auth(&token)
+                .send()
+                .await
                 .unwrap();
-            assert!((1..=12).contains(&wait), "Retry-After {wait}");
+            statuses.push(response.status().as_u16());
+            if response.status() == 429 {
+                let wait: u64 = response.headers()["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert!((1..=12).contains(&wait), "Retry-After {wait}");
+            }
         }
-    }
-    for child in [&mut a, &mut b] {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    drop(store);
-    db.drop_database().await;
-    assert_eq!(statuses, [200, 200, 200, 200, 200, 429]);
+        drop((a, b, store));
+        assert_eq!(statuses, [200, 200, 200, 200, 200, 429]);
+    })
+    .await;
 }

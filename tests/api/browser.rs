@@ -5,11 +5,10 @@
 //!
 //! Screenshots land in `target/browser-screenshots/` (CI artifacts).
 
-use crate::helpers::{event, free_port, spawn_serve};
+use crate::helpers::{catalytics_bin, event, free_port, Server};
 use catalytics::domain::{EventKind, Name, OpaqueId, Timestamp, UserId};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -52,19 +51,11 @@ fn tools() -> Result<Tools, String> {
     })
 }
 
-/// `None` after saying loudly, past the output capture, why the browser
-/// tests did not run.
+/// `None` after saying loudly why the browser tests did not run.
 fn tools_or_skip() -> Option<Tools> {
-    match tools() {
-        Ok(t) => Some(t),
-        Err(why) => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n*** SKIPPED: the browser tests did not run: {why} ***\n"
-            );
-            None
-        }
-    }
+    tools()
+        .map_err(|why| crate::common::skip_loudly(&format!("the browser tests did not run: {why}")))
+        .ok()
 }
 
 fn screenshots_dir() -> PathBuf {
@@ -92,7 +83,7 @@ fn run_node(tools: &Tools, script: &str, scenario: &Value) {
 }
 
 fn catalytics(data_dir: &Path, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_catalytics"))
+    let output = catalytics_bin()
         .args(args)
         .arg("--data-dir")
         .arg(data_dir)
@@ -157,16 +148,6 @@ fn seed(data_dir: &Path, org: &str, now: i64) -> Vec<(i64, EventKind, String, St
     seeded
 }
 
-/// Kills the server when the test ends, even on failure.
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn admin_page_in_chromium_local_sign_in() {
     let Some(tools) = tools_or_skip() else {
@@ -188,8 +169,8 @@ fn admin_page_in_chromium_local_sign_in() {
             "View Analytics",
         ],
     );
-    let (child, addr) = spawn_serve(data.path(), &[]);
-    let _server = Server(child);
+    let server = Server::spawn(data.path(), &[]);
+    let addr = &server.addr;
     let base_url = format!("http://{addr}");
     let link = |user: &str| {
         catalytics(
@@ -249,7 +230,7 @@ fn admin_page_in_chromium_issuer_sign_in() {
     std::fs::write(&config, "[ui]\nclient_id = \"catalytics-admin\"\n").unwrap();
     let issuer_port = free_port();
     let issuer = format!("http://127.0.0.1:{issuer_port}");
-    let (child, addr) = spawn_serve(
+    let server = Server::spawn(
         data.path(),
         &[
             "--issuer",
@@ -260,10 +241,9 @@ fn admin_page_in_chromium_issuer_sign_in() {
             config.to_str().unwrap(),
         ],
     );
-    let _server = Server(child);
     let scenario = json!({
         "chromium": tools.chromium,
-        "baseUrl": format!("http://{addr}"),
+        "baseUrl": format!("http://{}", server.addr),
         "issuerPort": issuer_port,
         "clientId": "catalytics-admin",
         "audience": "catalytics",

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 /// The binary with a clean `CATALYTICS_*` environment and no log lines,
 /// so that stderr holds exactly what the command says to its user.
 fn catalytics() -> Command {
-    quiet(Command::new(env!("CARGO_BIN_EXE_catalytics")))
+    quiet(crate::helpers::catalytics_bin())
 }
 
 /// `cmd` without `CATALYTICS_*` variables and with logging off.
@@ -158,7 +158,7 @@ fn read_only_dir() -> tempfile::TempDir {
 
 #[test]
 fn an_unwritable_data_dir_says_permission_denied() {
-    if !nix_is_root() || !crate::common::on_path("setpriv") {
+    if !crate::common::is_root() || !crate::common::on_path("setpriv") {
         crate::common::skip_loudly("needs root and setpriv to run as another user");
         return;
     }
@@ -191,11 +191,6 @@ fn an_unwritable_data_dir_says_permission_denied() {
             parent.path().display()
         ),
     );
-}
-
-fn nix_is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
 }
 
 #[test]
@@ -418,17 +413,7 @@ fn demo_removes_its_data_dir_when_it_fails_later() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_refuses_a_postgres_database_that_holds_events() {
-    use futures_util::FutureExt;
-    let Some(db) = PgDatabase::create().await else {
-        return;
-    };
-    let outcome = std::panic::AssertUnwindSafe(demo_refusal(&db.url))
-        .catch_unwind()
-        .await;
-    db.drop_database().await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    PgDatabase::scoped(|db| async move { demo_refusal(&db.url).await }).await;
 }
 
 async fn demo_refusal(url: &str) {

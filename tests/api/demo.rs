@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 fn the_printed_curl_command_downloads_thousands_of_rows() {
     let data = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_catalytics"))
+    let mut child = crate::helpers::catalytics_bin()
         .args([
             "demo",
             "--bind",

@@ -13,26 +13,18 @@ use catalytics::ingest::to_wire;
 use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// The unprivileged user and group the permission test runs the service as.
 const NOBODY: u32 = 65534;
 
-fn is_root() -> bool {
-    let out = Command::new("id").arg("-u").output().unwrap();
-    String::from_utf8_lossy(&out.stdout).trim() == "0"
-}
-
 /// `true` when the test may go on; otherwise says loudly why not.
-fn root_or_skip(test: &str) -> bool {
-    if is_root() {
+fn root_or_skip() -> bool {
+    if crate::common::is_root() {
         return true;
     }
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n*** SKIPPED: {test} needs root (tmpfs mounts, setpriv); it did not run ***\n"
-    );
+    crate::common::skip_loudly("needs root (tmpfs mounts, setpriv); it did not run");
     false
 }
 
@@ -87,29 +79,11 @@ fn fill(path: &Path) {
     let _ = f.sync_all();
 }
 
-/// A `serve` child killed when dropped.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Starts `command serve` with its log (stderr) going to `stderr`, at
 /// `info` level so that every request writes log lines.
 fn start(mut command: Command, data_dir: &Path, stderr: Stdio) -> Server {
     command.env("RUST_LOG", "info");
-    let (child, addr) = start_serve(command, data_dir, &[], stderr);
-    Server { child, addr }
-}
-
-fn binary() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_catalytics"))
+    Server::start(command, data_dir, &[], stderr)
 }
 
 /// Events with distinct timestamps from `first` (milliseconds apart), so
@@ -212,7 +186,7 @@ async fn requests_succeed(client: &reqwest::Client, addr: &str, token: &str, n: 
 async fn a_closed_log_pipe_costs_no_request() {
     let data = tempfile::tempdir().unwrap();
     let (_, reader) = tokens(data.path(), "org-l").await;
-    let mut server = start(binary(), data.path(), Stdio::piped());
+    let mut server = start(catalytics_bin(), data.path(), Stdio::piped());
     drop(server.child.stderr.take()); // the reading end goes away
     let client = reqwest::Client::new();
     requests_succeed(&client, &server.addr, &reader, 50).await;
@@ -243,7 +217,7 @@ async fn a_closed_log_pipe_costs_no_request() {
 
 #[tokio::test]
 async fn a_log_sink_on_a_full_disk_costs_no_request_and_resumes() {
-    if !root_or_skip("a_log_sink_on_a_full_disk_costs_no_request_and_resumes") {
+    if !root_or_skip() {
         return;
     }
     let data = tempfile::tempdir().unwrap();
@@ -252,7 +226,7 @@ async fn a_log_sink_on_a_full_disk_costs_no_request_and_resumes() {
     let log_path = logs.path().join("catalytics.log");
     let log = std::fs::File::create(&log_path).unwrap();
     fill(&logs.path().join("filler"));
-    let server = start(binary(), data.path(), Stdio::from(log));
+    let server = start(catalytics_bin(), data.path(), Stdio::from(log));
     let client = reqwest::Client::new();
     requests_succeed(&client, &server.addr, &reader, 100).await;
     // Room again: logging resumes, and says what was lost.
@@ -275,13 +249,13 @@ async fn a_log_sink_on_a_full_disk_costs_no_request_and_resumes() {
 
 #[tokio::test]
 async fn a_full_data_disk_answers_503_and_heals_when_it_grows() {
-    if !root_or_skip("a_full_data_disk_answers_503_and_heals_when_it_grows") {
+    if !root_or_skip() {
         return;
     }
     let disk = Tmpfs::mount("1m");
     let data = disk.path().join("data");
     let (writer, reader) = tokens(&data, "org-f").await;
-    let server = start(binary(), &data, Stdio::null());
+    let server = start(catalytics_bin(), &data, Stdio::null());
     let client = reqwest::Client::new();
     let mut acknowledged = Vec::new();
     let mut next = 0;
@@ -343,7 +317,7 @@ fn chown_tree(path: &Path, owner: u32) {
 
 #[tokio::test]
 async fn an_unwritable_data_dir_answers_503_and_heals_when_writable() {
-    if !root_or_skip("an_unwritable_data_dir_answers_503_and_heals_when_writable") {
+    if !root_or_skip() {
         return;
     }
     use std::os::unix::fs::PermissionsExt;

@@ -36,18 +36,7 @@ pub async fn on_sqlite(body: impl std::future::Future<Output = ()>) {
 /// Runs a test body with PostgreSQL apps on a fresh database, dropped
 /// afterwards even when the body panics; skips loudly without a server.
 pub async fn on_postgres(body: impl std::future::Future<Output = ()>) {
-    use futures_util::FutureExt;
-    let Some(db) = crate::common::PgDatabase::create().await else {
-        return;
-    };
-    let outcome =
-        std::panic::AssertUnwindSafe(BACKEND.scope(Backend::Postgres(db.url.clone()), body))
-            .catch_unwind()
-            .await;
-    db.drop_database().await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    crate::common::PgDatabase::scoped(|db| BACKEND.scope(Backend::Postgres(db.url), body)).await
 }
 
 /// The PostgreSQL database of the running test, `None` on SQLite.
@@ -179,7 +168,7 @@ impl TestApp {
     /// Runs the real binary against this app's store (the app keeps
     /// running), e.g. `app.cli(&["erase", "--org", "o", "--user", "u"])`.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_catalytics"));
+        let mut command = catalytics_bin();
         command
             .args(args)
             .arg("--data-dir")
@@ -366,11 +355,49 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The real binary, as a command to add arguments to.
+pub fn catalytics_bin() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_catalytics"))
+}
+
+/// A `serve` child process, killed when dropped (also when a test fails).
+pub struct Server {
+    pub child: std::process::Child,
+    /// The address it printed.
+    pub addr: String,
+}
+
+impl Server {
+    /// [`spawn_serve`], killed on drop.
+    pub fn spawn(data_dir: &std::path::Path, extra: &[&str]) -> Self {
+        let (child, addr) = spawn_serve(data_dir, extra);
+        Self { child, addr }
+    }
+
+    /// [`start_serve`], killed on drop.
+    pub fn start(
+        command: std::process::Command,
+        data_dir: &std::path::Path,
+        extra: &[&str],
+        stderr: std::process::Stdio,
+    ) -> Self {
+        let (child, addr) = start_serve(command, data_dir, extra, stderr);
+        Self { child, addr }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Starts the real binary's `serve` on port 0 with `extra` flags and returns
 /// the child and the address it printed on its first line.
 pub fn spawn_serve(data_dir: &std::path::Path, extra: &[&str]) -> (std::process::Child, String) {
     start_serve(
-        std::process::Command::new(env!("CARGO_BIN_EXE_catalytics")),
+        catalytics_bin(),
         data_dir,
         extra,
         std::process::Stdio::null(),

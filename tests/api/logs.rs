@@ -20,7 +20,7 @@ async fn no_email_or_token_reaches_the_log() {
         Some(url) => vec!["--database-url", url],
         None => vec![],
     };
-    let mut command = Command::new(env!("CARGO_BIN_EXE_catalytics"));
+    let mut command = catalytics_bin();
     command.env("RUST_LOG", "debug");
     let (mut child, addr) = start_serve(
         command,

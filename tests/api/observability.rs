@@ -13,7 +13,7 @@ use std::process::{Child, Command};
 /// `serve` on port 0 with stderr (the log) going to the file `log`.
 fn serve_logging_to(data_dir: &Path, log: &Path, extra: &[&str]) -> (Child, String) {
     start_serve(
-        Command::new(env!("CARGO_BIN_EXE_catalytics")),
+        catalytics_bin(),
         data_dir,
         extra,
         std::fs::File::create(log).unwrap().into(),
@@ -299,11 +299,7 @@ async fn the_openapi_document_lists_every_route_and_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_report_the_postgres_pool() {
-    use futures_util::FutureExt;
-    let Some(db) = crate::common::PgDatabase::create().await else {
-        return;
-    };
-    let outcome = std::panic::AssertUnwindSafe(async {
+    crate::common::PgDatabase::scoped(|db| async move {
         let data = tempfile::tempdir().unwrap();
         let log = data.path().join("log");
         let (child, addr) =
@@ -334,10 +330,5 @@ async fn metrics_report_the_postgres_pool() {
         assert!(idle >= 1.0, "the probe's connection went back: {idle}");
         assert!(in_use + idle <= max);
     })
-    .catch_unwind()
     .await;
-    db.drop_database().await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
 }

@@ -12,10 +12,6 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_catalytics"))
-}
-
 /// Starts `serve` on port 0 and returns the child and its printed address.
 fn serve(data_dir: &Path) -> (Child, String) {
     spawn_serve(data_dir, &[])
@@ -107,7 +103,7 @@ fn write_ndjson(path: &Path, n: usize, bad_line: Option<usize>) {
 }
 
 fn import(data_dir: &Path, file: &Path) -> (bool, String, String) {
-    let out = bin()
+    let out = catalytics_bin()
         .arg("import")
         .arg(file)
         .arg("--data-dir")
@@ -232,7 +228,7 @@ fn claims_of(token: &str) -> serde_json::Value {
 async fn cli_grants_tokens_and_lists_access() {
     let data = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
-        let out = bin()
+        let out = catalytics_bin()
             .args(args)
             .arg("--data-dir")
             .arg(data.path())

@@ -7,7 +7,6 @@
 
 use crate::helpers::*;
 use crate::streaming::{faulty_app, many_events, Fault};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -112,10 +111,9 @@ fn have_nginx() -> bool {
     if Path::new(NGINX).exists() {
         return true;
     }
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n*** SKIPPED: nginx is not installed ({NGINX}); the reverse-proxy test did not run (.ci/run installs it) ***\n"
-    );
+    crate::common::skip_loudly(&format!(
+        "nginx is not installed ({NGINX}); the reverse-proxy test did not run (.ci/run installs it)"
+    ));
     false
 }
 

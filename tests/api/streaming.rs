@@ -6,7 +6,8 @@ use catalytics::domain::{
     AccessGrant, AuditRecord, Buckets, DateRange, Event, OrgId, Timestamp, UserId,
 };
 use catalytics::store::{
-    ErasureOutcome, Export, IngestOutcome, Purged, Store, StoreError, Summary,
+    ErasureOutcome, Export, IngestOutcome, PoolUse, Purged, SharedRateLimiter, Store, StoreError,
+    Summary,
 };
 use futures_util::StreamExt;
 use std::sync::Arc;
@@ -97,6 +98,15 @@ impl Store for FaultyStore {
     }
     async fn holds_events(&self) -> Result<bool, StoreError> {
         self.inner.holds_events().await
+    }
+    fn pool_use(&self) -> Option<PoolUse> {
+        self.inner.pool_use()
+    }
+    fn max_concurrent_exports(&self) -> Option<usize> {
+        self.inner.max_concurrent_exports()
+    }
+    fn shared_rate_limiter(&self) -> Option<Arc<dyn SharedRateLimiter>> {
+        self.inner.shared_rate_limiter()
     }
 }
 

@@ -5,7 +5,9 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`): each test creates its own
 //! database `catalytics_test_<random>` there and drops it afterwards. When
 //! the variable is unset each says on the terminal that it was skipped, and
-//! the test binary ends with a count of them.
+//! the test binary ends with a count of them — unless
+//! `CATALYTICS_TEST_REQUIRE_ALL` is set (as CI does), which makes every
+//! skip a failure.
 
 #![allow(dead_code, unused_macros)]
 
@@ -47,17 +49,13 @@ where
     F: FnOnce(DynStore) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let Some(db) = PgDatabase::create().await else {
-        return;
-    };
-    let store = catalytics::store::open(Some(&db.url), std::path::Path::new("unused"))
-        .await
-        .expect("open PostgreSQL store");
-    let outcome = AssertUnwindSafe(body(store)).catch_unwind().await;
-    db.drop_database().await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    PgDatabase::scoped(|db| async move {
+        let store = catalytics::store::open(Some(&db.url), std::path::Path::new("unused"))
+            .await
+            .expect("open PostgreSQL store");
+        body(store).await;
+    })
+    .await;
 }
 
 /// The test server's URL, or `None` after reporting the calling test as
@@ -75,12 +73,13 @@ pub fn pg_base_url() -> Option<String> {
 /// How many PostgreSQL tests of this test binary were skipped.
 static SKIPPED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-/// Says on the terminal that the calling test did not run: one line per
-/// test, and a count when the test binary exits (after the harness's own
-/// summary, which counts these tests as passed). Written straight to the
-/// process's stderr, past the harness's output capture, so it shows under
-/// a plain `cargo test`.
+/// Counts the calling PostgreSQL test as skipped and says so (see
+/// [`skip_loudly`]); the count is printed when the test binary exits,
+/// after the harness's own summary, which counts these tests as passed.
 fn report_skip() {
+    skip_loudly(&format!(
+        "{PG_URL_VAR} is not set, so it did not run against PostgreSQL"
+    ));
     static AT_EXIT: std::sync::Once = std::sync::Once::new();
     AT_EXIT.call_once(|| {
         // SAFETY: registers a plain `extern "C"` function without captures.
@@ -89,14 +88,6 @@ fn report_skip() {
         }
     });
     SKIPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let test = std::thread::current()
-        .name()
-        .unwrap_or("a PostgreSQL test")
-        .to_owned();
-    // One write per line, so that lines of parallel tests do not interleave.
-    let line =
-        format!("SKIPPED {test}: {PG_URL_VAR} is not set, so it did not run against PostgreSQL\n");
-    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 /// Whether an executable named `tool` is on `PATH`.
@@ -105,13 +96,28 @@ pub fn on_path(tool: &str) -> bool {
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
 }
 
+/// The variable that turns every skip into a failure: CI sets it, since it
+/// installs and starts everything the tests need.
+pub const REQUIRE_ALL_VAR: &str = "CATALYTICS_TEST_REQUIRE_ALL";
+
 /// Says on the terminal, past the harness's capture, that the calling test
-/// did not run and why (for tests that need a tool or privilege the machine
-/// may lack; CI provides them).
+/// did not run and why (for tests that need a server, tool or privilege the
+/// machine may lack). With [`REQUIRE_ALL_VAR`] set the test fails instead.
+/// Written straight to the process's stderr in one write, so that it shows
+/// under a plain `cargo test` and lines of parallel tests do not interleave.
 pub fn skip_loudly(why: &str) {
     let test = std::thread::current().name().unwrap_or("a test").to_owned();
-    let line = format!("SKIPPED {test}: {why}\n");
+    if std::env::var_os(REQUIRE_ALL_VAR).is_some_and(|v| !v.is_empty()) {
+        panic!("{test} would be skipped, but {REQUIRE_ALL_VAR} is set: {why}");
+    }
+    let line = format!("*** SKIPPED {test}: {why} ***\n");
     let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
+/// Whether the tests run as root (needed for tmpfs mounts and setpriv).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
 }
 
 extern "C" fn print_skip_summary() {
@@ -124,6 +130,7 @@ extern "C" fn print_skip_summary() {
 }
 
 /// A throw-away database on the test server.
+#[derive(Clone)]
 pub struct PgDatabase {
     /// The server URL the database was created through.
     pub base: String,
@@ -154,6 +161,23 @@ impl PgDatabase {
         }
         let url = with_database(&base, &name);
         Some(Self { base, name, url })
+    }
+
+    /// Runs `body` on a fresh database, dropped afterwards even when `body`
+    /// panics; skips loudly without a test server.
+    pub async fn scoped<F, Fut>(body: F)
+    where
+        F: FnOnce(PgDatabase) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        let Some(db) = Self::create().await else {
+            return;
+        };
+        let outcome = AssertUnwindSafe(body(db.clone())).catch_unwind().await;
+        db.drop_database().await;
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
     }
 
     /// Drops the database, closing any connection still open to it.
@@ -279,6 +303,19 @@ pub fn range(start: i64, end: i64) -> DateRange {
 /// A window covering every timestamp the tests use.
 pub fn everything() -> DateRange {
     range(0, 4_102_444_800_000)
+}
+
+/// The CSV bytes (header and rows) a download of `window` would carry;
+/// panics on any store error.
+pub async fn export_csv(store: &DynStore, org_id: &str, window: DateRange) -> Vec<u8> {
+    let export = store.export(&org(org_id), window).await.expect("export");
+    let mut writer = catalytics::export::CsvWriter::new(export.dictionary);
+    let mut out = writer.header().to_vec();
+    let mut stream = export.rows;
+    while let Some(batch) = stream.next().await {
+        out.extend_from_slice(&writer.rows(&batch.expect("batch")).expect("names"));
+    }
+    out
 }
 
 /// Exports the whole window and collects it; panics on any store error.

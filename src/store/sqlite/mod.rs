@@ -311,4 +311,20 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    /// Readers are opened as needed, never waited for: nothing to report.
+    fn pool_use(&self) -> Option<super::PoolUse> {
+        None
+    }
+
+    /// Each export opens its own read-only connection when none is idle,
+    /// so no pool runs dry: no bound.
+    fn max_concurrent_exports(&self) -> Option<usize> {
+        None
+    }
+
+    /// One serving process per database file: it counts in memory.
+    fn shared_rate_limiter(&self) -> Option<Arc<dyn super::SharedRateLimiter>> {
+        None
+    }
 }
