@@ -15,10 +15,7 @@ mod guard;
 mod writer;
 
 pub use cache::DictionaryCache;
-pub use cell::push_cell;
-pub use clock::TimestampCells;
 pub use dictionary::{ComponentNames, Dictionary, DictionaryBuilder, UnknownKey};
-pub use guard::needs_guard;
 pub use writer::CsvWriter;
 
 /// The header row, in contract order.

@@ -6,9 +6,7 @@
 
 use crate::domain::UserId;
 use crate::domain::{AuditAction, AuditRecord, DateRange, OrgId, Outcome, Timestamp, Transfer};
-use crate::store::{RowStream, Store};
-use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use crate::store::Store;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -74,48 +72,26 @@ impl ReadAudit {
     /// A read answered in one piece (e.g. a JSON summary): `rows` items,
     /// `bytes` of body, complete.
     pub fn completed(&self, rows: u64, bytes: u64) {
-        self.0.rows.fetch_add(rows, Ordering::Relaxed);
-        self.0.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.add(rows, bytes);
         self.settle(Outcome::Complete);
     }
 
-    /// Counts the rows of an export stream; an error item marks the read
-    /// failed.
-    pub fn count_rows(&self, rows: RowStream) -> RowStream {
-        let audit = self.clone();
-        rows.inspect(move |batch| match batch {
-            Ok(rows) => {
-                audit.0.rows.fetch_add(rows.len() as u64, Ordering::Relaxed);
-            }
-            Err(_) => audit.settle(Outcome::Failed),
-        })
-        .boxed()
+    /// One chunk of a streamed export handed to the body: `rows` rows in
+    /// `bytes` bytes. The one counting point of a download, for its record
+    /// and for the export metrics alike.
+    pub fn sent(&self, rows: usize, bytes: usize) {
+        self.add(rows as u64, bytes as u64);
+        crate::metrics::exported(rows, bytes);
     }
 
-    /// Counts the bytes of a response body; reaching its end marks the read
-    /// complete. Dropped before its end, the read stays aborted.
-    pub fn count_body<S, E>(&self, body: S) -> impl Stream<Item = Result<Bytes, E>> + Send + 'static
-    where
-        S: Stream<Item = Result<Bytes, E>> + Send + 'static,
-        E: Send + 'static,
-    {
-        let counted = self.clone();
-        let ended = self.clone();
-        body.inspect(move |chunk| {
-            if let Ok(bytes) = chunk {
-                counted
-                    .0
-                    .bytes
-                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-            }
-        })
-        .chain(
-            futures_util::stream::once(async move {
-                ended.settle(Outcome::Complete);
-                None
-            })
-            .filter_map(std::future::ready),
-        )
+    /// A streamed body ran to its end.
+    pub fn ended(&self) {
+        self.settle(Outcome::Complete);
+    }
+
+    fn add(&self, rows: u64, bytes: u64) {
+        self.0.rows.fetch_add(rows, Ordering::Relaxed);
+        self.0.bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 }
 

@@ -95,12 +95,11 @@ pub async fn download(
         range,
         Read::Download,
     );
-    let mut export = state
+    let export = state
         .store
         .export(&org, range)
         .await
         .inspect_err(|_| audit.failed())?;
-    export.rows = audit.count_rows(export.rows);
     tracing::info!(
         start = %range.start(),
         end = %range.end(),
@@ -108,7 +107,7 @@ pub async fn download(
         queued = state.downloads.queued(),
         "download started"
     );
-    Ok(csv_response(&org, range, export, permit, &audit))
+    Ok(csv_response(&org, range, export, permit, audit))
 }
 
 fn csv_response(
@@ -116,23 +115,29 @@ fn csv_response(
     range: DateRange,
     export: Export,
     permit: OwnedSemaphorePermit,
-    audit: &ReadAudit,
+    audit: ReadAudit,
 ) -> Response {
     let mut writer = CsvWriter::new(export.dictionary);
     let header_row = writer.header();
-    crate::metrics::exported(0, header_row.len());
     let org = org.clone();
+    // Every chunk is counted once, where it is made: for the audit record
+    // and the export metrics alike (`ReadAudit::sent`).
+    let header_audit = audit.clone();
+    let header = futures_util::stream::once(async move {
+        header_audit.sent(0, header_row.len());
+        Ok(header_row)
+    });
+    let rows_audit = audit.clone();
     let csv = export.rows.map(move |batch| {
-        let chunk = match batch {
-            Ok(rows) => writer
-                .rows(&rows)
-                .inspect(|chunk| crate::metrics::exported(rows.len(), chunk.len()))
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
+        let chunk = batch.map_err(|e| e.to_string()).and_then(|rows| {
+            let chunk = writer.rows(&rows).map_err(|e| e.to_string())?;
+            rows_audit.sent(rows.len(), chunk.len());
+            Ok(chunk)
+        });
         chunk.map_err(|cause| {
             // After the 200 the only honest signal left is to abort the
             // body, which every client reports as an error.
+            rows_audit.failed();
             tracing::error!(org = %org, %cause, "export failed mid-stream; aborting response");
             std::io::Error::other("export aborted")
         })
@@ -140,15 +145,15 @@ fn csv_response(
     // The slot is freed as soon as the last row is encoded, before the
     // terminating chunk reaches the client, so a client that sends its next
     // request at once never finds its own finished download still counted.
-    // A body dropped early (client gone) frees it by dropping `permit`.
-    let release = futures_util::stream::once(async move {
+    // A body dropped early (client gone) frees it by dropping `permit`, and
+    // its record stays `aborted`.
+    let end = futures_util::stream::once(async move {
         drop(permit);
+        audit.ended();
         None
     })
     .filter_map(std::future::ready);
-    let body = futures_util::stream::once(async move { Ok(header_row) })
-        .chain(csv)
-        .chain(release);
+    let body = header.chain(csv).chain(end);
     let filename = format!(
         "ComponentsAnalytics_{}_{}.csv",
         file_stamp(&range.start().to_wire()),
@@ -167,7 +172,7 @@ fn csv_response(
             (header::CONTENT_DISPOSITION, disposition),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
         ],
-        Body::from_stream(audit.count_body(body)),
+        Body::from_stream(body),
     )
         .into_response()
 }

@@ -91,6 +91,59 @@ pub(crate) struct ExportSender {
     pub rows: mpsc::Sender<Result<RowBatch, StoreError>>,
 }
 
+impl ExportSender {
+    /// Hands the dictionary over (once); false when nobody waits for it
+    /// any more.
+    pub(crate) fn send_dictionary(&mut self, dictionary: Arc<Dictionary>) -> bool {
+        match self.dictionary.take() {
+            Some(tx) => tx.send(dictionary).is_ok(),
+            None => true,
+        }
+    }
+}
+
+/// Where a backend's scan cuts its rows into batches: a small first batch
+/// ([`FIRST_BATCH_ROWS`]), then [`BATCH_ROWS`], and an empty last batch
+/// when nothing was sent, which still tells [`ExportReceiver::start`] that
+/// the query ran.
+pub(crate) struct Batches {
+    limit: usize,
+    sent_any: bool,
+}
+
+impl Batches {
+    /// Room for a batch: a decoder may add a few rows past the limit.
+    const CAPACITY: usize = BATCH_ROWS + 64;
+
+    /// Nothing cut yet.
+    pub(crate) fn new() -> Self {
+        Self {
+            limit: FIRST_BATCH_ROWS,
+            sent_any: false,
+        }
+    }
+
+    /// An empty batch to fill.
+    pub(crate) fn batch() -> RowBatch {
+        Vec::with_capacity(Self::CAPACITY)
+    }
+
+    /// The batch to send now if `batch` is full; `batch` starts afresh.
+    pub(crate) fn full(&mut self, batch: &mut RowBatch) -> Option<RowBatch> {
+        if batch.len() < self.limit {
+            return None;
+        }
+        self.limit = BATCH_ROWS;
+        self.sent_any = true;
+        Some(std::mem::replace(batch, Self::batch()))
+    }
+
+    /// The last batch to send once the scan ended, if any.
+    pub(crate) fn last(self, batch: RowBatch) -> Option<RowBatch> {
+        (!batch.is_empty() || !self.sent_any).then_some(batch)
+    }
+}
+
 /// The receiving ends, turned into an [`Export`] by [`ExportReceiver::start`].
 pub(crate) struct ExportReceiver {
     dictionary: oneshot::Receiver<Arc<Dictionary>>,

@@ -218,15 +218,18 @@ pub fn candidates(per_key: FxHashMap<i64, u64>) -> Candidates {
 }
 
 /// The top list from candidates whose ids and labels are now known: events
-/// descending, then id ascending (bytewise), at most [`TOP_N`].
-pub fn rank(mut named: Vec<Ranked>) -> Vec<Ranked> {
+/// descending, then id ascending (bytewise), at most [`TOP_N`]; with the
+/// candidates' count of distinct keys.
+pub fn rank(mut named: Vec<Ranked>, distinct: usize) -> Ranking {
     named.sort_by(|a, b| b.events.cmp(&a.events).then_with(|| a.id.cmp(&b.id)));
     named.truncate(usize::try_from(TOP_N).unwrap_or(usize::MAX));
-    named
+    Ranking {
+        top: named,
+        distinct: u64::try_from(distinct).unwrap_or(u64::MAX),
+    }
 }
 
-/// A top-list row as both backends' queries return it: id, name or email,
-/// events, and (on every row) how many distinct ids the window holds.
+/// A top-list candidate once its id and label are known.
 #[derive(Debug, Clone)]
 pub struct Ranked {
     /// Component or user id.
@@ -234,37 +237,46 @@ pub struct Ranked {
     /// Current name or email.
     pub label: String,
     /// Events in the window.
-    pub events: i64,
-    /// Distinct ids in the window.
-    pub distinct: i64,
+    pub events: u64,
+}
+
+/// A ranked top list and how many distinct keys the window holds.
+#[derive(Debug, Clone, Default)]
+pub struct Ranking {
+    /// At most [`TOP_N`] entries, in order.
+    pub top: Vec<Ranked>,
+    /// Distinct components or users in the window.
+    pub distinct: u64,
 }
 
 impl Summary {
     /// Puts a backend's query results together.
     pub fn assemble(
         (buckets, totals): (Vec<BucketCounts>, KindCounts),
-        components: Vec<Ranked>,
-        users: Vec<Ranked>,
+        components: Ranking,
+        users: Ranking,
     ) -> Self {
         Summary {
             buckets,
             totals,
-            users: users.first().map_or(0, |r| count(r.distinct)),
-            components: components.first().map_or(0, |r| count(r.distinct)),
+            users: users.distinct,
+            components: components.distinct,
             top_components: components
+                .top
                 .into_iter()
                 .map(|r| TopComponent {
                     id: r.id,
                     name: r.label,
-                    events: count(r.events),
+                    events: r.events,
                 })
                 .collect(),
             top_users: users
+                .top
                 .into_iter()
                 .map(|r| TopUser {
                     id: r.id,
                     email: r.label,
-                    events: count(r.events),
+                    events: r.events,
                 })
                 .collect(),
         }
@@ -272,7 +284,7 @@ impl Summary {
 }
 
 /// A count read back from SQL as a `u64`.
-fn count(n: i64) -> u64 {
+pub(crate) fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
@@ -281,12 +293,11 @@ mod tests {
     use super::*;
     use crate::domain::{DateRange, Interval};
 
-    fn ranked(id: &str, events: i64) -> Ranked {
+    fn ranked(id: &str, events: u64) -> Ranked {
         Ranked {
             id: id.into(),
             label: format!("{id} label"),
             events,
-            distinct: 0,
         }
     }
 
@@ -313,7 +324,9 @@ mod tests {
             ranked("c", 9),
         ];
         named.extend((0..10).map(|i| ranked(&format!("x{i}"), 1)));
-        let ids: Vec<String> = rank(named).into_iter().map(|r| r.id).collect();
+        let ranking = rank(named, 14);
+        assert_eq!(ranking.distinct, 14);
+        let ids: Vec<String> = ranking.top.into_iter().map(|r| r.id).collect();
         assert_eq!(
             ids,
             ["c", "Z", "a", "b", "x0", "x1", "x2", "x3", "x4", "x5"]

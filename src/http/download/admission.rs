@@ -115,16 +115,16 @@ impl Admission {
         if let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() {
             return Ok(permit);
         }
-        let queued = self.queued.fetch_add(1, Ordering::Relaxed) + 1;
+        let waiting = Queued::join(&self.queued);
         tracing::info!(
-            queued,
+            queued = waiting.position,
             in_flight = self.in_flight(),
             "download queued: every slot is busy"
         );
         let started = Instant::now();
         let permit =
             tokio::time::timeout(self.queue_wait, Arc::clone(&self.slots).acquire_owned()).await;
-        self.queued.fetch_sub(1, Ordering::Relaxed);
+        drop(waiting);
         match permit {
             Ok(Ok(permit)) => {
                 tracing::info!(
@@ -139,6 +139,28 @@ impl Admission {
                 retry_after_secs: BUSY_RETRY_AFTER_SECS,
             }),
         }
+    }
+}
+
+/// One download in the queue: counted in `queued` from `join` until
+/// dropped, also when the request is dropped while it waits (the client
+/// went away).
+struct Queued<'a> {
+    queued: &'a AtomicUsize,
+    /// Downloads waiting, this one included, when it joined.
+    position: usize,
+}
+
+impl<'a> Queued<'a> {
+    fn join(queued: &'a AtomicUsize) -> Self {
+        let position = queued.fetch_add(1, Ordering::Relaxed) + 1;
+        Self { queued, position }
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.queued.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -175,5 +197,19 @@ mod tests {
             }
         ));
         drop(second);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_download_given_up_while_queued_leaves_the_queue() {
+        let org = OrgId::parse("o").unwrap();
+        let admission = Admission::new(1, Duration::from_secs(10), None);
+        let first = admission.admit(&org).await.unwrap();
+        // The client goes away after 1 s: the request's future is dropped.
+        let gone = tokio::time::timeout(Duration::from_secs(1), admission.admit(&org)).await;
+        assert!(gone.is_err());
+        assert_eq!(admission.queued(), 0);
+        assert_eq!(admission.in_flight(), 1);
+        drop(first);
+        assert_eq!(admission.in_flight(), 0);
     }
 }

@@ -79,11 +79,25 @@ pub fn parse(query: Option<&str>) -> Result<DateRange, Vec<Problem>> {
 }
 
 fn classify(values: &[String]) -> Param {
+    match single(values) {
+        Ok(None) => Param::Missing,
+        Ok(Some(v)) => Timestamp::parse(v).map_or(Param::Invalid, Param::Valid),
+        Err(Repeated) => Param::Invalid,
+    }
+}
+
+/// A parameter given more than once.
+pub(in crate::http) struct Repeated;
+
+/// The one value of a parameter from all its occurrences: `None` when it
+/// is absent or empty, [`Repeated`] when given more than once. The rule of
+/// every parameter of the analytics reads.
+pub(in crate::http) fn single(values: &[String]) -> Result<Option<&str>, Repeated> {
     match values {
-        [] => Param::Missing,
-        [v] if v.is_empty() => Param::Missing,
-        [v] => Timestamp::parse(v).map_or(Param::Invalid, Param::Valid),
-        _ => Param::Invalid,
+        [] => Ok(None),
+        [v] if v.is_empty() => Ok(None),
+        [v] => Ok(Some(v)),
+        _ => Err(Repeated),
     }
 }
 

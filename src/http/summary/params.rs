@@ -15,11 +15,10 @@ pub fn parse(query: Option<&str>) -> Result<Buckets, Vec<Problem>> {
         .filter(|(name, _)| name == INTERVAL)
         .map(|(_, value)| value.into_owned())
         .collect();
-    let interval = match values.as_slice() {
-        [] => Ok(Interval::default()),
-        [v] if v.is_empty() => Ok(Interval::default()),
-        [v] => v.parse::<Interval>().map_err(|_| unknown_interval()),
-        _ => Err(unknown_interval()),
+    let interval = match window::single(&values) {
+        Ok(None) => Ok(Interval::default()),
+        Ok(Some(v)) => v.parse::<Interval>().map_err(|_| unknown_interval()),
+        Err(window::Repeated) => Err(unknown_interval()),
     };
     match (window::parse(query), interval) {
         (Ok(range), Ok(interval)) => {

@@ -17,7 +17,7 @@
 use super::copy::CopyDecoder;
 use crate::domain::{DateRange, OrgId};
 use crate::export::{ComponentNames, Dictionary, DictionaryBuilder};
-use crate::store::row::{export_channel, ExportSender, BATCH_ROWS, FIRST_BATCH_ROWS};
+use crate::store::row::{export_channel, Batches, ExportSender, BATCH_ROWS};
 use crate::store::{EventRow, Export, StoreError};
 use deadpool_postgres::{Object, Pool, Transaction};
 use futures_util::StreamExt;
@@ -190,9 +190,7 @@ async fn stream(
     )?;
     let Some(found) = found else {
         // No events were ever stored for it: a header-only download.
-        if let Some(d) = tx.dictionary.take() {
-            let _ = d.send(Arc::new(Dictionary::default()));
-        }
+        tx.send_dictionary(Arc::default());
         let _ = tx.rows.send(Ok(Vec::new())).await;
         return Ok(Ended::Complete);
     };
@@ -212,9 +210,7 @@ async fn stream(
             ));
         }
         let dictionary = dictionary(txn, org_key, Some(&UsedKeys::of(&rows))).await?;
-        if let Some(d) = tx.dictionary.take() {
-            let _ = d.send(Arc::new(dictionary));
-        }
+        tx.send_dictionary(Arc::new(dictionary));
         if rows.is_empty() {
             // An empty batch still tells `export` that the query ran.
             let _ = tx.rows.send(Ok(Vec::new())).await;
@@ -227,21 +223,17 @@ async fn stream(
         return Ok(Ended::Complete);
     }
     let dictionary = Arc::new(dictionary(txn, org_key, None).await?);
-    if let Some(d) = tx.dictionary.take() {
-        if d.send(dictionary).is_err() {
-            return Ok(Ended::Complete); // nobody waits any more; nothing running
-        }
+    if !tx.send_dictionary(dictionary) {
+        return Ok(Ended::Complete); // nobody waits any more; nothing running
     }
     let copy = txn.copy_out(copy_statement.as_str()).await?;
     futures_util::pin_mut!(copy);
     let mut decoder = CopyDecoder::new();
-    let mut limit = FIRST_BATCH_ROWS;
-    let mut batch = Vec::with_capacity(BATCH_ROWS + 64);
-    let mut sent_any = false;
+    let mut batches = Batches::new();
+    let mut batch = Batches::batch();
     while let Some(chunk) = copy.next().await {
         decoder.feed(&chunk?, &mut batch)?;
-        if batch.len() >= limit {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS + 64));
+        if let Some(full) = batches.full(&mut batch) {
             if tx.rows.send(Ok(full)).await.is_err() {
                 // Client went away: stop the server's side of the COPY too,
                 // so the connection is free at once, not after the window.
@@ -255,8 +247,6 @@ async fn stream(
                 }
                 return Ok(Ended::Abandoned { reusable });
             }
-            sent_any = true;
-            limit = BATCH_ROWS;
         }
     }
     if !decoder.finished() {
@@ -264,8 +254,8 @@ async fn stream(
             "COPY ended before its end marker".into(),
         ));
     }
-    if !batch.is_empty() || !sent_any {
-        let _ = tx.rows.send(Ok(batch)).await;
+    if let Some(last) = batches.last(batch) {
+        let _ = tx.rows.send(Ok(last)).await;
     }
     Ok(Ended::Complete)
 }

@@ -6,7 +6,7 @@
 
 use crate::domain::{Buckets, OrgId};
 use crate::store::summary::{
-    candidates, fill_buckets, rank, Candidates, GroupCount, Ranked, Summary,
+    candidates, count, fill_buckets, rank, Candidates, GroupCount, Ranked, Ranking, Summary,
 };
 use crate::store::StoreError;
 use deadpool_postgres::{Pool, Transaction};
@@ -85,19 +85,15 @@ pub async fn summary(pool: &Pool, org: &OrgId, buckets: &Buckets) -> Result<Summ
     }
     let components = match org_key {
         Some(key) => named(&txn, COMPONENTS_SQL, key, candidates(per_component)).await?,
-        None => Vec::new(),
+        None => Ranking::default(),
     };
     let users = match org_key {
         Some(key) => named(&txn, USERS_SQL, key, candidates(per_user)).await?,
-        None => Vec::new(),
+        None => Ranking::default(),
     };
     txn.commit().await?;
     let filled = fill_buckets(buckets, grid, groups)?;
     Ok(Summary::assemble(filled, components, users))
-}
-
-fn count(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
 }
 
 /// Looks up the candidates' ids and labels and ranks them.
@@ -106,10 +102,9 @@ async fn named(
     sql: &str,
     org_key: i64,
     candidates: Candidates,
-) -> Result<Vec<Ranked>, StoreError> {
+) -> Result<Ranking, StoreError> {
     let keys: Vec<i64> = candidates.keys.iter().map(|&(key, _)| key).collect();
     let events: FxHashMap<i64, u64> = candidates.keys.into_iter().collect();
-    let distinct = i64::try_from(candidates.distinct).unwrap_or(i64::MAX);
     let stmt = txn.prepare_cached(sql).await?;
     let mut out = Vec::with_capacity(keys.len());
     for row in txn.query(&stmt, &[&org_key, &keys]).await? {
@@ -117,14 +112,11 @@ async fn named(
         out.push(Ranked {
             id: row.try_get(1)?,
             label: row.try_get(2)?,
-            events: events
-                .get(&key)
-                .map_or(0, |&n| i64::try_from(n).unwrap_or(i64::MAX)),
-            distinct,
+            events: events.get(&key).copied().unwrap_or(0),
         });
     }
     if out.len() != keys.len() {
         return Err(StoreError::Corrupt("events refer to missing keys".into()));
     }
-    Ok(rank(out))
+    Ok(rank(out, candidates.distinct))
 }

@@ -8,7 +8,7 @@
 use super::pool::ReadPool;
 use crate::domain::{DateRange, EventKind, OrgId, Timestamp};
 use crate::export::{ComponentNames, Dictionary, DictionaryBuilder, DictionaryCache};
-use crate::store::row::{export_channel, ExportSender, BATCH_ROWS, FIRST_BATCH_ROWS};
+use crate::store::row::{export_channel, Batches, ExportSender};
 use crate::store::{EventRow, Export, StoreError};
 use rusqlite::types::Type;
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -68,9 +68,7 @@ fn run(
         .optional()?;
     let Some((org_key, version)) = found else {
         // No events were ever stored for it: a header-only download.
-        if let Some(d) = tx.dictionary.take() {
-            let _ = d.send(Arc::new(Dictionary::default()));
-        }
+        tx.send_dictionary(Arc::default());
         let _ = tx.rows.blocking_send(Ok(Vec::new()));
         return Ok(());
     };
@@ -82,10 +80,8 @@ fn run(
             d
         }
     };
-    if let Some(d) = tx.dictionary.take() {
-        if d.send(dictionary).is_err() {
-            return Ok(()); // nobody waits any more
-        }
+    if !tx.send_dictionary(dictionary) {
+        return Ok(()); // nobody waits any more
     }
     let mut stmt = snapshot.prepare_cached(EVENTS_SQL)?;
     let mut rows = stmt.query(params![
@@ -93,9 +89,8 @@ fn run(
         range.start().millis(),
         range.end().millis()
     ])?;
-    let mut limit = FIRST_BATCH_ROWS;
-    let mut batch = Vec::with_capacity(limit);
-    let mut sent_any = false;
+    let mut batches = Batches::new();
+    let mut batch = Batches::batch();
     while let Some(row) = rows.next()? {
         let code: i64 = row.get(1)?;
         batch.push(EventRow {
@@ -107,17 +102,14 @@ fn run(
             application: row.get(4)?,
             project: row.get(5)?,
         });
-        if batch.len() >= limit {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ROWS));
+        if let Some(full) = batches.full(&mut batch) {
             if tx.rows.blocking_send(Ok(full)).is_err() {
                 return Ok(()); // client went away: stop reading
             }
-            sent_any = true;
-            limit = BATCH_ROWS;
         }
     }
-    if !batch.is_empty() || !sent_any {
-        let _ = tx.rows.blocking_send(Ok(batch));
+    if let Some(last) = batches.last(batch) {
+        let _ = tx.rows.blocking_send(Ok(last));
     }
     Ok(())
 }

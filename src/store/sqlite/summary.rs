@@ -10,7 +10,7 @@
 //! summary").
 
 use crate::domain::{Buckets, OrgId};
-use crate::store::summary::{rank, Candidates, Ranked, Summary, Tally};
+use crate::store::summary::{rank, Candidates, Ranked, Ranking, Summary, Tally};
 use crate::store::StoreError;
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -51,21 +51,15 @@ pub fn summary(conn: &Connection, org: &OrgId, buckets: &Buckets) -> Result<Summ
 }
 
 /// Looks up the candidates' ids and labels and ranks them.
-fn named(conn: &Connection, sql: &str, candidates: Candidates) -> Result<Vec<Ranked>, StoreError> {
+fn named(conn: &Connection, sql: &str, candidates: Candidates) -> Result<Ranking, StoreError> {
     let mut stmt = conn.prepare_cached(sql)?;
-    let distinct = i64::try_from(candidates.distinct).unwrap_or(i64::MAX);
     let mut out = Vec::with_capacity(candidates.keys.len());
     for (key, events) in candidates.keys {
         let (id, label): (String, String) = stmt
             .query_row(params![key], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?
             .ok_or_else(|| StoreError::Corrupt(format!("event refers to missing key {key}")))?;
-        out.push(Ranked {
-            id,
-            label,
-            events: i64::try_from(events).unwrap_or(i64::MAX),
-            distinct,
-        });
+        out.push(Ranked { id, label, events });
     }
-    Ok(rank(out))
+    Ok(rank(out, candidates.distinct))
 }
