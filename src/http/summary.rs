@@ -9,6 +9,7 @@ use super::extract::OrgViewer;
 use super::AppState;
 use crate::domain::Buckets;
 use crate::error::{ApiError, ErrorEnvelope};
+use crate::http::openapi::Timestamp;
 use crate::store::{KindCounts, Summary};
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderValue};
@@ -23,10 +24,10 @@ use serde::Serialize;
 #[allow(dead_code, non_snake_case)] // wire names; documentation only
 pub struct SummaryQuery {
     /// Start of the window (inclusive).
-    #[param(value_type = String, example = "2024-01-01T00:00:00.000Z")]
+    #[param(value_type = Timestamp, example = "2024-01-01T00:00:00.000Z")]
     startDate: String,
     /// End of the window (exclusive), later than `startDate`.
-    #[param(value_type = String, example = "2024-02-01T00:00:00.000Z")]
+    #[param(value_type = Timestamp, example = "2024-02-01T00:00:00.000Z")]
     endDate: String,
     /// Bucket width: `hour`, `day` (default), `week` (ISO, from Monday) or `month`.
     #[param(required = false, example = "day")]
