@@ -4,13 +4,12 @@
 //! Administrator or Co-Administrator of the token's organization) → 422
 //! (body); answers `{"events": N}`, the events this request changed.
 
-use super::extract::AnalyticsReader;
+use super::extract::OrgAdministrator;
 use super::AppState;
-use crate::domain::{OrgId, UserId};
+use crate::domain::UserId;
 use crate::error::{ApiError, ErrorDetail, ErrorEnvelope};
 use axum::body::Body;
-use axum::extract::{FromRequest, FromRequestParts, Request, State};
-use axum::http::request::Parts;
+use axum::extract::{FromRequest, Request, State};
 use axum::Json;
 use http_body_util::{BodyExt, Limited};
 use serde::Serialize;
@@ -74,35 +73,6 @@ pub async fn erase(
     Ok(Json(ErasureAnswer {
         events: outcome.events,
     }))
-}
-
-/// A caller holding an organization-administrator role in the token's
-/// organization; anyone else is refused with 403.
-pub struct OrgAdministrator {
-    /// The token's organization.
-    pub org: OrgId,
-    /// The administrator.
-    pub user: UserId,
-}
-
-impl FromRequestParts<AppState> for OrgAdministrator {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let AnalyticsReader(caller) = AnalyticsReader::from_request_parts(parts, state).await?;
-        let org = caller.org.ok_or(ApiError::InsufficientPermissions)?;
-        let grants = state.store.list_access(Some(&org)).await?;
-        let allowed = grants
-            .iter()
-            .any(|g| g.user == caller.user && g.grant.allows_erasure());
-        if !allowed {
-            return Err(ApiError::InsufficientPermissions);
-        }
-        Ok(Self {
-            org,
-            user: caller.user,
-        })
-    }
 }
 
 /// The body's user id, parsed; every problem is a 422 detail.

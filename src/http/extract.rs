@@ -1,7 +1,8 @@
 //! Authentication and authorization as extractors: a handler that takes
 //! [`AnalyticsReader`] (or [`EventReporter`]) only runs for a verified token
 //! with that scope, one that takes [`OrgViewer`] only for a caller allowed
-//! to read that organization's analytics.
+//! to read that organization's analytics, one that takes
+//! [`OrgAdministrator`] only for an administrator of that organization.
 
 use super::AppState;
 use crate::auth::{AuthError, Identity};
@@ -71,6 +72,35 @@ impl FromRequestParts<AppState> for OrgViewer {
         Ok(Self {
             org,
             user: identity.user,
+        })
+    }
+}
+
+/// A caller holding an organization-administrator role in the token's
+/// organization; anyone else is refused with 403.
+pub struct OrgAdministrator {
+    /// The token's organization.
+    pub org: OrgId,
+    /// The administrator.
+    pub user: UserId,
+}
+
+impl FromRequestParts<AppState> for OrgAdministrator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let AnalyticsReader(caller) = AnalyticsReader::from_request_parts(parts, state).await?;
+        let org = caller.org.ok_or(ApiError::InsufficientPermissions)?;
+        let grants = state.store.list_access(Some(&org)).await?;
+        let allowed = grants
+            .iter()
+            .any(|g| g.user == caller.user && g.grant.allows_erasure());
+        if !allowed {
+            return Err(ApiError::InsufficientPermissions);
+        }
+        Ok(Self {
+            org,
+            user: caller.user,
         })
     }
 }
