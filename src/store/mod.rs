@@ -90,6 +90,18 @@ pub struct Purged {
     pub more: bool,
 }
 
+impl Purged {
+    /// A step that deleted `deleted` rows one by one with at most `limit`
+    /// allowed: reaching the limit means more may be due.
+    pub fn rows(deleted: u64, limit: u64) -> Self {
+        Self {
+            rows: deleted,
+            partitions: 0,
+            more: deleted >= limit,
+        }
+    }
+}
+
 /// Connections of a store's pool, for `/metrics`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolUse {

@@ -269,11 +269,7 @@ pub async fn purge_events(
             .await?;
     }
     tx.commit().await?;
-    Ok(Purged {
-        rows: deleted,
-        partitions: 0,
-        more: deleted >= limit,
-    })
+    Ok(Purged::rows(deleted, limit))
 }
 
 /// Deletes up to `limit` audit records older than `before`.
@@ -287,9 +283,5 @@ pub async fn purge_audit(pool: &Pool, before: Timestamp, limit: u64) -> Result<P
             &[&before.millis(), &limit_sql],
         )
         .await?;
-    Ok(Purged {
-        rows: deleted,
-        partitions: 0,
-        more: deleted >= limit,
-    })
+    Ok(Purged::rows(deleted, limit))
 }

@@ -212,11 +212,7 @@ pub fn purge_events(
         }
     }
     tx.commit()?;
-    Ok(Purged {
-        rows: deleted,
-        partitions: 0,
-        more: deleted >= limit,
-    })
+    Ok(Purged::rows(deleted, limit))
 }
 
 /// Deletes up to `limit` audit records older than `before`.
@@ -232,9 +228,5 @@ pub fn purge_audit(
                  SELECT seq FROM audit_log WHERE at < ?1 ORDER BY at LIMIT ?2)",
         )?
         .execute(params![before.millis(), limit_sql])? as u64;
-    Ok(Purged {
-        rows: deleted,
-        partitions: 0,
-        more: deleted >= limit,
-    })
+    Ok(Purged::rows(deleted, limit))
 }
