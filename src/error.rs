@@ -43,6 +43,10 @@ pub enum ApiError {
     /// A token that is not acceptable; the reason is logged, never sent.
     #[error("invalid token: {0}")]
     InvalidToken(String),
+    /// A login link's code that is not acceptable: forged, garbled,
+    /// expired or already redeemed; the reason is logged, never sent.
+    #[error("invalid login link: {0}")]
+    InvalidLoginLink(String),
     /// Authenticated but not allowed.
     #[error("insufficient permissions")]
     InsufficientPermissions,
@@ -67,6 +71,9 @@ pub enum ApiError {
     /// Bad erasure request body.
     #[error("invalid erasure request")]
     InvalidErasure(Vec<ErrorDetail>),
+    /// Bad login-link redemption body (not `{"code": "…"}`).
+    #[error("invalid login link request")]
+    InvalidLoginLinkRequest(Vec<ErrorDetail>),
     /// Over a rate or concurrency limit.
     #[error("too many requests")]
     TooManyRequests {
@@ -115,7 +122,9 @@ impl ApiError {
     /// Status code of the error.
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::HeaderNotFound | ApiError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            ApiError::HeaderNotFound
+            | ApiError::InvalidToken(_)
+            | ApiError::InvalidLoginLink(_) => StatusCode::UNAUTHORIZED,
             ApiError::InsufficientPermissions => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -123,7 +132,8 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::InvalidDownload(_)
             | ApiError::InvalidEvents(_)
-            | ApiError::InvalidErasure(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            | ApiError::InvalidErasure(_)
+            | ApiError::InvalidLoginLinkRequest(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -145,6 +155,10 @@ impl ApiError {
             ApiError::InvalidToken(_) => (
                 "InvalidToken",
                 "Access token is invalid, expired or lacks the required scope.",
+            ),
+            ApiError::InvalidLoginLink(_) => (
+                "InvalidLoginLink",
+                "The sign-in link is invalid, has expired or has already been used. Ask for a new one.",
             ),
             ApiError::InsufficientPermissions => (
                 "InsufficientPermissions",
@@ -171,6 +185,9 @@ impl ApiError {
                 ("InvalidAnalyticsEventsRequest", "Cannot perform operation.")
             }
             ApiError::InvalidErasure(_) => ("InvalidErasureRequest", "Cannot perform operation."),
+            ApiError::InvalidLoginLinkRequest(_) => {
+                ("InvalidLoginLinkRequest", "Cannot perform operation.")
+            }
             ApiError::TooManyRequests { .. } => (
                 "TooManyRequests",
                 "More requests were received than the subscription rate-limit allows.",
@@ -212,7 +229,8 @@ impl ApiError {
         let details = match self {
             ApiError::InvalidDownload(d)
             | ApiError::InvalidEvents(d)
-            | ApiError::InvalidErasure(d) => Some(d.clone()),
+            | ApiError::InvalidErasure(d)
+            | ApiError::InvalidLoginLinkRequest(d) => Some(d.clone()),
             _ => None,
         };
         ErrorBody {
@@ -227,6 +245,7 @@ impl ApiError {
             ApiError::Internal(cause) => tracing::error!(%cause, "request failed"),
             ApiError::Unavailable(cause) => tracing::warn!(%cause, "store unavailable"),
             ApiError::InvalidToken(reason) => tracing::info!(%reason, "token refused"),
+            ApiError::InvalidLoginLink(reason) => tracing::info!(%reason, "login link refused"),
             ApiError::BadRequest(reason) => tracing::info!(%reason, "bad request"),
             other => tracing::info!(
                 status = other.status().as_u16(),
@@ -270,6 +289,14 @@ impl ApiError {
             }
             ApiError::HeaderNotFound => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::InvalidLoginLink(_) => {
+                // The credential refused is a login link's code, not a
+                // bearer token: the challenge names that scheme.
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("LoginLink"),
+                );
             }
             ApiError::MethodNotAllowed(Some(allow)) => {
                 headers.insert(header::ALLOW, allow.clone());

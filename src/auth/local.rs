@@ -151,10 +151,26 @@ impl LocalIssuer {
     /// Signs arbitrary claims with the local key (tests and tooling that
     /// need tokens `mint` does not make, e.g. already expired ones).
     pub fn sign(&self, claims: &serde_json::Value) -> Result<String, LocalKeyError> {
+        self.sign_typed(claims, "JWT")
+    }
+
+    /// Signs claims under an explicit `typ` header (RFC 8725 §3.11), so a
+    /// token of one kind cannot pass for another (see [`super::login_code`]).
+    pub fn sign_typed<T: serde::Serialize>(
+        &self,
+        claims: &T,
+        typ: &str,
+    ) -> Result<String, LocalKeyError> {
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());
+        header.typ = Some(typ.to_owned());
         let key = EncodingKey::from_ed_der(&self.pkcs8);
         jsonwebtoken::encode(&header, claims, &key).map_err(|e| LocalKeyError::Sign(e.to_string()))
+    }
+
+    /// The public key, for verifying what this issuer signed without a JWKS.
+    pub(crate) fn decoding_key(&self) -> jsonwebtoken::DecodingKey {
+        jsonwebtoken::DecodingKey::from_ed_der(&self.public)
     }
 }
 

@@ -6,10 +6,14 @@
 //!   directory (local mode, the default when no issuer is configured);
 //! - [`jwks::RemoteJwks`]: an external issuer's JWKS, found by OpenID
 //!   discovery or configured directly, cached and refreshed on unknown `kid`.
+//!
+//! [`login_code`] makes and checks the one-time codes of local mode's login
+//! links, which the verifier refuses as access tokens.
 
 mod cache;
 pub mod jwks;
 pub mod local;
+pub mod login_code;
 mod verify;
 
 pub use verify::{AuthError, Identity, Verifier};

@@ -3,6 +3,7 @@
 use super::cache::TokenCache;
 use super::jwks::RemoteJwks;
 use super::local::LocalIssuer;
+use super::login_code::is_login_code_type;
 use super::{AuthSettings, LEEWAY_SECS};
 use crate::domain::{OrgId, UserId};
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
@@ -120,6 +121,11 @@ impl Verifier {
             jsonwebtoken::decode_header(token).map_err(|e| AuthError::Malformed(e.to_string()))?;
         if !ACCEPTED.contains(&header.alg) {
             return Err(AuthError::Algorithm(format!("{:?}", header.alg)));
+        }
+        if is_login_code_type(header.typ.as_deref()) {
+            return Err(AuthError::Rejected(
+                "a sign-in code is not an access token".into(),
+            ));
         }
         reject_critical_extensions(token)?;
         let jwk = self.find_key(header.kid.as_deref(), header.alg).await?;

@@ -4,6 +4,7 @@
 
 use super::DemoArgs;
 use crate::auth::local::{LocalIssuer, TokenRequest};
+use crate::auth::login_code::LoginCodeRequest;
 use crate::config::Settings;
 use crate::demo::DemoLibrary;
 use crate::domain::{AccessGrant, Grant, Role, Timestamp};
@@ -187,18 +188,20 @@ async fn prepare(
     )?;
     let link = super::login_link::link(
         &issuer,
-        &settings,
         &super::login_link::LinkRequest {
             base_url: &super::login_link::base_url(addr),
-            org: library.org.as_str(),
-            user: admin.id.as_str(),
-            email: admin.email.as_str(),
-            ttl: Duration::from_secs(24 * 3600),
+            code: LoginCodeRequest {
+                org: library.org.clone(),
+                user: admin.id.clone(),
+                email: Some(admin.email.to_string()),
+                link_ttl: Duration::from_secs(24 * 3600),
+                session_ttl: Duration::from_secs(8 * 3600),
+            },
         },
     )?;
     writeln!(
         out,
-        "# Or open the admin page, signed in as the same administrator (link valid 24h):"
+        "# Or open the admin page, signed in as the same administrator (one-time link, valid 24h; the sign-in lasts 8h):"
     )?;
     writeln!(out, "{link}")?;
     out.flush()?;

@@ -83,6 +83,11 @@ opaque_string!(
     UserId, 256, false
 );
 opaque_string!(
+    /// The id (`jti`) of a one-time sign-in code: what the store remembers
+    /// once the code is redeemed, so that it is redeemed only once.
+    LoginCodeId, 64, false
+);
+opaque_string!(
     /// Any other opaque id: component, catalog, project.
     OpaqueId, 256, false
 );

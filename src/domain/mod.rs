@@ -13,7 +13,7 @@ mod timestamp;
 pub use access::{AccessGrant, Grant, Permission, Role};
 pub use audit::{AuditAction, AuditDecodeError, AuditRecord, Outcome, Transfer};
 pub use event::{Catalog, Component, Event, EventKind, User};
-pub use ids::{EventId, Name, OpaqueId, OrgId, TextError, UserId};
+pub use ids::{EventId, LoginCodeId, Name, OpaqueId, OrgId, TextError, UserId};
 pub use interval::{Buckets, Grid, Interval, InvalidInterval, TooManyBuckets, MAX_BUCKETS};
 pub use problem::Problem;
 pub use range::{DateRange, RangeError};

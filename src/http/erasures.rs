@@ -8,10 +8,9 @@ use super::extract::OrgAdministrator;
 use super::AppState;
 use crate::domain::UserId;
 use crate::error::{ApiError, ErrorDetail, ErrorEnvelope};
-use axum::body::Body;
+use super::json_body::{read_limited, string_field, FieldProblem};
 use axum::extract::{FromRequest, Request, State};
 use axum::Json;
-use http_body_util::{BodyExt, Limited};
 use serde::Serialize;
 
 /// Largest erasure request body read; `{"userId": …}` needs far less.
@@ -82,12 +81,9 @@ impl<S: Send + Sync> FromRequest<S> for ErasureRequest {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
-        let body: Body = req.into_body();
-        let bytes = Limited::new(body, MAX_BODY_BYTES)
-            .collect()
+        let bytes = read_limited(req.into_body(), MAX_BODY_BYTES)
             .await
-            .map_err(|_| invalid(body_detail()))?
-            .to_bytes();
+            .map_err(|_| invalid(body_detail()))?;
         parse(&bytes).map(Self).map_err(invalid)
     }
 }
@@ -109,22 +105,16 @@ fn body_detail() -> ErrorDetail {
 /// `{"userId": "…"}` → the user id. Unknown fields are ignored, as in
 /// ingestion.
 fn parse(bytes: &[u8]) -> Result<UserId, ErrorDetail> {
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|_| body_detail())?;
-    let object = value.as_object().ok_or_else(body_detail)?;
-    match object.get("userId") {
-        None | Some(serde_json::Value::Null) => Err(ErrorDetail {
+    let id = string_field(bytes, "userId").map_err(|problem| match problem {
+        FieldProblem::Body => body_detail(),
+        FieldProblem::Missing => ErrorDetail {
             code: "MissingRequiredParameter",
             message: "Required parameter is missing.".into(),
             target: "userId".into(),
-        }),
-        Some(serde_json::Value::String(s)) if s.is_empty() => Err(ErrorDetail {
-            code: "MissingRequiredParameter",
-            message: "Required parameter is missing.".into(),
-            target: "userId".into(),
-        }),
-        Some(serde_json::Value::String(s)) => UserId::parse(s.as_str()).map_err(|_| bad_user_id()),
-        Some(_) => Err(bad_user_id()),
-    }
+        },
+        FieldProblem::NotAString => bad_user_id(),
+    })?;
+    UserId::parse(id).map_err(|_| bad_user_id())
 }
 
 fn bad_user_id() -> ErrorDetail {

@@ -9,6 +9,8 @@ mod events;
 mod extract;
 mod fallback;
 mod health;
+mod json_body;
+mod login_link;
 pub mod limits;
 mod middleware;
 pub mod openapi;
@@ -34,6 +36,9 @@ pub const SUMMARY_PATH: &str = "/library/components/analytics/summary";
 pub const EVENTS_PATH: &str = "/library/components/analytics/events";
 /// Path of the erasure operation.
 pub const ERASURES_PATH: &str = "/library/components/analytics/erasures";
+/// Path where the admin page redeems a login link's one-time code (local
+/// mode only).
+pub const LOGIN_LINK_PATH: &str = "/auth/login-link";
 
 /// Every route of the service, with its middleware stack. Each route is
 /// registered with its OpenAPI description (`routes!`, see [`openapi`]):
@@ -47,7 +52,8 @@ pub fn router(state: AppState) -> Router {
     if state.local_issuer.is_some() {
         api = api
             .routes(routes!(well_known::openid_configuration))
-            .routes(routes!(well_known::jwks));
+            .routes(routes!(well_known::jwks))
+            .routes(routes!(login_link::redeem));
     }
     api = api
         .routes(routes!(health::live))

@@ -43,7 +43,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
     tags(
         (name = "analytics", description = "Usage events in, CSV out."),
         (name = "operations", description = "Health, metrics and this document."),
-        (name = "local issuer", description = "Local mode only: this service's own token keys."),
+        (name = "local issuer", description = "Local mode only: this service's own token keys and login links."),
     )
 )]
 pub struct ApiDoc;

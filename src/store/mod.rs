@@ -20,13 +20,47 @@ pub use row::{EventRow, Export, ExportRow, RowBatch, RowStream};
 pub use summary::{BucketCounts, KindCounts, Summary, TopComponent, TopUser, TOP_N};
 
 use crate::domain::{
-    AccessGrant, AuditRecord, Buckets, DateRange, Event, EventId, Grant, OrgId, Timestamp, UserId,
+    AccessGrant, AuditRecord, Buckets, DateRange, Event, EventId, Grant, LoginCodeId, OrgId,
+    Timestamp, UserId,
 };
 use async_trait::async_trait;
 use std::num::NonZeroU32;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Most expired sign-in code ids one redemption forgets (see
+/// [`Store::redeem_login_code`]): redemptions are rare, so this keeps up.
+pub const LOGIN_CODES_PURGED_PER_REDEMPTION: i64 = 100;
+
+/// How long a redeemed code's id is kept past its `valid_until`: replicas
+/// whose clocks disagree by less than this can never forget an id while
+/// another still accepts its code.
+pub const LOGIN_CODE_KEEP_MARGIN_MS: i64 = 3_600_000;
+
+/// The two time rules of [`Store::redeem_login_code`], shared by the
+/// backends: a code past `valid_until` is never recorded as redeemed (so a
+/// code whose id may already be forgotten cannot be redeemed again), and
+/// ids are forgotten only [`LOGIN_CODE_KEEP_MARGIN_MS`] after theirs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginCodeClock {
+    /// Whether the code may still be redeemed at all.
+    pub redeemable: bool,
+    /// Ids whose `valid_until` lies before this are forgotten.
+    pub forget_before: Timestamp,
+}
+
+impl LoginCodeClock {
+    /// The rules for a code valid until `valid_until`, at `now`.
+    pub fn at(now: Timestamp, valid_until: Timestamp) -> Self {
+        Self {
+            redeemable: valid_until.millis() >= now.millis(),
+            forget_before: Timestamp::from_millis(
+                now.millis().saturating_sub(LOGIN_CODE_KEEP_MARGIN_MS),
+            ),
+        }
+    }
+}
 
 /// Most conflicting ids an outcome names; `conflicts` still counts all.
 pub const MAX_CONFLICTING: usize = 100;
@@ -183,6 +217,18 @@ pub trait Store: Send + Sync + 'static {
     /// One bounded retention step for audit records older than `before`.
     async fn purge_audit(&self, before: Timestamp, limit: u64) -> Result<Purged, StoreError>;
 
+    /// Records that the one-time sign-in code `id` is redeemed: `Ok(true)`
+    /// for its first redemption only, whichever process sharing the store
+    /// asks, however many ask at once. The id is remembered until
+    /// `valid_until` (after which the code's own expiry refuses it);
+    /// remembered ids past theirs are forgotten on the way, a bounded number
+    /// per call.
+    async fn redeem_login_code(
+        &self,
+        id: &LoginCodeId,
+        valid_until: Timestamp,
+    ) -> Result<bool, StoreError>;
+
     /// Cheap reachability probe for health checks.
     async fn ping(&self) -> Result<(), StoreError>;
 
@@ -295,4 +341,32 @@ pub(crate) fn access_grant_from_stored(
         user: UserId::parse(user).ok()?,
         grant: Grant::from_stored(kind, name)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_code_clock() {
+        let at = |now: i64, until: i64| {
+            LoginCodeClock::at(Timestamp::from_millis(now), Timestamp::from_millis(until))
+        };
+        let margin = LOGIN_CODE_KEEP_MARGIN_MS;
+        let table = [
+            (10_000_000, 10_000_001, true),
+            (10_000_000, 10_000_000, true),
+            (10_000_000, 9_999_999, false),
+        ];
+        for (now, until, redeemable) in table {
+            let clock = at(now, until);
+            assert_eq!(clock.redeemable, redeemable, "{now} {until}");
+            assert_eq!(clock.forget_before.millis(), now - margin);
+        }
+        // A code redeemable now is never among the ids forgotten now, nor
+        // by a replica whose clock runs up to the margin ahead.
+        let clock = at(10_000_000, 10_000_000);
+        assert!(at(10_000_000 + margin, 0).forget_before.millis() <= 10_000_000);
+        assert!(clock.forget_before.millis() < 10_000_000);
+    }
 }

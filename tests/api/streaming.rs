@@ -3,7 +3,7 @@
 use crate::helpers::*;
 use async_trait::async_trait;
 use catalytics::domain::{
-    AccessGrant, AuditRecord, Buckets, DateRange, Event, OrgId, Timestamp, UserId,
+    AccessGrant, AuditRecord, Buckets, DateRange, Event, LoginCodeId, OrgId, Timestamp, UserId,
 };
 use catalytics::store::{
     ErasureOutcome, Export, IngestOutcome, PoolUse, Purged, SharedRateLimiter, Store, StoreError,
@@ -68,6 +68,13 @@ impl Store for FaultyStore {
     }
     async fn list_access(&self, org: Option<&OrgId>) -> Result<Vec<AccessGrant>, StoreError> {
         self.inner.list_access(org).await
+    }
+    async fn redeem_login_code(
+        &self,
+        id: &LoginCodeId,
+        valid_until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.inner.redeem_login_code(id, valid_until).await
     }
     async fn erase_user(
         &self,

@@ -1,12 +1,16 @@
 // The admin page: signs in, asks the public API for the summary of a
 // window, draws it, and downloads the CSV of exactly that window. The
 // access token lives in this script's memory only (never in storage, never
-// in the address bar after sign-in); the server keeps no session.
+// in the address bar after sign-in); the server keeps no session. A login
+// link's one-time code is redeemed for that token once, then worthless.
 "use strict";
 
 (function () {
   const SUMMARY = "/library/components/analytics/summary";
   const DOWNLOAD = "/library/components/analytics/download";
+  const LOGIN_LINK = "/auth/login-link";
+  const LINK_REFUSED = "This sign-in link has already been used or has expired — ask for a new one.";
+  const UNREACHABLE = "The service cannot be reached. Check your connection and try again.";
   const DAY = 86400000;
   const KINDS = [
     { key: "View", css: "view", label: "Views" },
@@ -70,10 +74,30 @@
     try {
       response = await fetch(path, { headers: { Authorization: "Bearer " + token }, cache: "no-store" });
     } catch (e) {
-      throw new Error("The service cannot be reached. Check your connection and try again.");
+      throw new Error(UNREACHABLE);
     }
     if (!response.ok) throw new Error(await plainWords(response));
     return response;
+  }
+
+  // A login link's one-time code → an access token. The code goes in the
+  // body (never a URL, so no access log sees it); it works once only.
+  async function redeemLoginLink(code) {
+    let response;
+    try {
+      response = await fetch(LOGIN_LINK, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ code: code }),
+        cache: "no-store",
+      });
+    } catch (e) {
+      throw new Error(UNREACHABLE);
+    }
+    if (response.status === 401 || response.status === 422) throw new Error(LINK_REFUSED);
+    if (!response.ok) throw new Error(await plainWords(response));
+    const body = await response.json();
+    return body.accessToken;
   }
 
   // An API error in plain words.
@@ -411,14 +435,22 @@
       resizeTimer = setTimeout(() => { if (shown) drawChart(shown); }, 250);
     });
 
-    // A login link: the token travels in the fragment, which never reaches
-    // a server; remove it from the address bar and history at once.
+    // A login link: its one-time code travels in the fragment, which never
+    // reaches a server; remove it from the address bar and history before
+    // anything else, then redeem it. (`#token=` is the form links had before
+    // they became one-time: refused the same way.)
     const fragment = new URLSearchParams(location.hash.slice(1));
-    if (fragment.get("token")) {
-      const t = fragment.get("token");
+    const code = fragment.get("code");
+    const outdated = fragment.has("token");
+    if (code !== null || outdated) {
       history.replaceState(null, "", location.pathname);
-      signedIn(t);
-      return;
+      try {
+        if (outdated || !code) throw new Error(LINK_REFUSED);
+        signedIn(await redeemLoginLink(code));
+        return;
+      } catch (e) {
+        showError(e.message);
+      }
     }
     try {
       pageConfig = await (await fetch("/admin/config.json")).json();

@@ -19,9 +19,13 @@ mod sql;
 mod summary;
 
 use super::privacy::access_record;
-use super::{ErasureOutcome, Export, IngestOutcome, Purged, Store, StoreError, Summary};
+use super::{
+    ErasureOutcome, Export, IngestOutcome, LoginCodeClock, Purged, Store, StoreError, Summary,
+    LOGIN_CODES_PURGED_PER_REDEMPTION,
+};
 use crate::domain::{
-    AccessGrant, AuditRecord, Buckets, DateRange, Event, Grant, OrgId, Timestamp, UserId,
+    AccessGrant, AuditRecord, Buckets, DateRange, Event, Grant, LoginCodeId, OrgId, Timestamp,
+    UserId,
 };
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -315,6 +319,39 @@ impl Store for PgStore {
 
     async fn purge_audit(&self, before: Timestamp, limit: u64) -> Result<Purged, StoreError> {
         privacy::purge_audit(&self.pool, before, limit).await
+    }
+
+    /// The primary key decides: of concurrent inserts of one id, one
+    /// commits and the others, waiting on its row lock, insert nothing.
+    async fn redeem_login_code(
+        &self,
+        id: &LoginCodeId,
+        valid_until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let clock = LoginCodeClock::at(Timestamp::now(), valid_until);
+        if !clock.redeemable {
+            return Ok(false);
+        }
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "DELETE FROM login_codes_used WHERE code_id IN (
+                     SELECT code_id FROM login_codes_used WHERE valid_until < $1 LIMIT $2
+                     FOR UPDATE SKIP LOCKED)",
+                &[
+                    &clock.forget_before.millis(),
+                    &LOGIN_CODES_PURGED_PER_REDEMPTION,
+                ],
+            )
+            .await?;
+        let n = client
+            .execute(
+                "INSERT INTO login_codes_used (code_id, valid_until) VALUES ($1, $2)
+                 ON CONFLICT DO NOTHING",
+                &[&id.as_str(), &valid_until.millis()],
+            )
+            .await?;
+        Ok(n == 1)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -10,6 +10,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("migrations/0003_store_probe.sql")),
     (4, include_str!("migrations/0004_dictionary_versions.sql")),
     (5, include_str!("migrations/0005_privacy.sql")),
+    (7, include_str!("migrations/0007_login_codes.sql")),
 ];
 
 /// Applies the migrations the database has not seen, each in its own

@@ -19,10 +19,11 @@ mod writer;
 use super::privacy::access_record;
 use super::{
     access_grant_from_stored, ErasureOutcome, Export, IngestOutcome, Purged, Store, StoreError,
-    Summary,
+    LoginCodeClock, Summary, LOGIN_CODES_PURGED_PER_REDEMPTION,
 };
 use crate::domain::{
-    AccessGrant, AuditRecord, Buckets, DateRange, Event, Grant, OrgId, Timestamp, UserId,
+    AccessGrant, AuditRecord, Buckets, DateRange, Event, Grant, LoginCodeId, OrgId, Timestamp,
+    UserId,
 };
 use crate::export::DictionaryCache;
 use async_trait::async_trait;
@@ -291,6 +292,37 @@ impl Store for SqliteStore {
     async fn purge_audit(&self, before: Timestamp, limit: u64) -> Result<Purged, StoreError> {
         self.write(move |conn| privacy::purge_audit(conn, before, limit))
             .await
+    }
+
+    async fn redeem_login_code(
+        &self,
+        id: &LoginCodeId,
+        valid_until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let id = id.clone();
+        let clock = LoginCodeClock::at(Timestamp::now(), valid_until);
+        if !clock.redeemable {
+            return Ok(false);
+        }
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            tx.execute(
+                "DELETE FROM login_codes_used WHERE code_id IN (
+                     SELECT code_id FROM login_codes_used WHERE valid_until < ?1 LIMIT ?2)",
+                params![
+                    clock.forget_before.millis(),
+                    LOGIN_CODES_PURGED_PER_REDEMPTION
+                ],
+            )?;
+            let n = tx.execute(
+                "INSERT INTO login_codes_used (code_id, valid_until) VALUES (?1, ?2)
+                 ON CONFLICT DO NOTHING",
+                params![id.as_str(), valid_until.millis()],
+            )?;
+            tx.commit()?;
+            Ok(n == 1)
+        })
+        .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
