@@ -152,6 +152,19 @@ async fn accepts_rs256_es256_and_eddsa_from_the_published_jwks() {
             .status(),
         404
     );
+    let redeem = app
+        .client
+        .post(app.url("/auth/login-link"))
+        .header("Content-Type", "application/json")
+        .body(r#"{"code":"x"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(redeem.status(), 404, "no login links in issuer mode");
+    assert_eq!(
+        json_of(redeem).await,
+        error_body("NotFound", "The requested resource was not found.")
+    );
 }
 
 async fn refuses_wrong_issuer_audience_and_unpublished_keys() {

@@ -8,6 +8,7 @@ use catalytics::auth::local::LocalIssuer;
 use catalytics::ingest::to_wire;
 use serde_json::json;
 use std::process::Command;
+use std::time::Duration;
 
 const EVENTS: &str = "/library/components/analytics/events";
 
@@ -136,6 +137,31 @@ async fn no_email_or_token_reaches_the_log() {
     assert_eq!(ok.status(), 200);
     assert_eq!(get(&admin).await.unwrap().status(), 200);
 
+    // Login links: a code redeemed, redeemed again, forged, garbled.
+    let code = crate::login_link::code_for(&issuer, "linked", Duration::from_secs(3600));
+    let forged_code = crate::login_link::code_for(&stranger, "linked", Duration::from_secs(3600));
+    tokens.extend([code.clone(), forged_code.clone()]);
+    emails.push("linked@example.com".into());
+    let redeem = |body: String| {
+        client
+            .post(format!("{base}{}", crate::login_link::LOGIN_LINK))
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+    };
+    let signed_in = redeem(json!({ "code": code }).to_string()).await.unwrap();
+    assert_eq!(signed_in.status(), 200);
+    let answer: serde_json::Value = signed_in.json().await.unwrap();
+    tokens.push(answer["accessToken"].as_str().unwrap().to_owned());
+    for refused in [&code, &forged_code, &GONE_EMAIL.to_owned()] {
+        let response = redeem(json!({ "code": refused }).to_string()).await.unwrap();
+        assert_eq!(response.status(), 401);
+    }
+    let malformed = redeem(format!("{{\"code\": 1, \"email\": \"{GONE_EMAIL}\""))
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), 422);
+
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -144,7 +170,10 @@ async fn no_email_or_token_reaches_the_log() {
     child.wait().unwrap();
     let log = std::fs::read_to_string(&log_path).unwrap();
     assert!(
-        log.contains("download started") && log.contains("user erased"),
+        log.contains("download started")
+            && log.contains("user erased")
+            && log.contains("signed in through a login link")
+            && log.contains("login link refused"),
         "the log was captured: {log}"
     );
     for email in &emails {

@@ -43,6 +43,7 @@ mod faults;
 mod hardening;
 mod ingest;
 mod integrity;
+mod login_link;
 mod logs;
 mod observability;
 mod params;
