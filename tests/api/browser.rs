@@ -195,6 +195,8 @@ fn admin_page_in_chromium_local_sign_in() {
         "baseUrl": base_url,
         "loginLink": link("admin"),
         "noPermissionLink": link("someone-else"),
+        // What `curl` users hold: compared with the page's download.
+        "apiToken": catalytics(data.path(), &["token", "--org", ORG, "--user", "admin"]),
         "screenshots": screenshots_dir(),
         "expected": {
             "last30": {"totals": totals(&events, last_days(30, today)), "topComponent": "c01"},

@@ -472,3 +472,74 @@ async fn demo_refusal(url: &str) {
         "temp data dir removed"
     );
 }
+
+#[test]
+fn login_link_prints_one_link_with_a_one_time_code() {
+    let data = tempfile::tempdir().unwrap();
+    let out = run_in(
+        &[
+            "login-link",
+            "--org",
+            "org-cli",
+            "--user",
+            "alice",
+            "--email",
+            "alice@example.com",
+            "--ttl",
+            "10m",
+            "--session-ttl",
+            "2h",
+            "--url",
+            "https://analytics.example.com/",
+        ],
+        data.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let (line, rest) = stdout.split_once('\n').unwrap();
+    assert_eq!(rest, "", "one line: the link");
+    let code = line
+        .strip_prefix("https://analytics.example.com/#code=")
+        .unwrap_or_else(|| panic!("the code travels in the fragment: {line}"));
+    let issuer = catalytics::auth::local::LocalIssuer::load_or_create(data.path())
+        .unwrap()
+        .0;
+    let before = Timestamp::now().millis();
+    let verified = issuer.verify_login_code(code).unwrap();
+    assert_eq!(verified.org.as_str(), "org-cli");
+    assert_eq!(verified.user.as_str(), "alice");
+    assert_eq!(verified.email.as_deref(), Some("alice@example.com"));
+    assert_eq!(verified.session_ttl, Duration::from_secs(2 * 3600));
+    let left = verified.valid_until.millis() - before;
+    assert!((598_000..=661_000).contains(&left), "10 min + leeway: {left}");
+
+    // Defaults: 15 minutes to open it, an 8-hour sign-in, the bind address.
+    let out = run_in(&["login-link", "--org", "o", "--user", "u"], data.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let line = String::from_utf8(out.stdout).unwrap();
+    let bind = catalytics::config::Settings::default().bind;
+    let code = line
+        .trim_end()
+        .strip_prefix(&format!("http://{bind}/#code="))
+        .unwrap_or_else(|| panic!("{line}"));
+    let verified = issuer.verify_login_code(code).unwrap();
+    assert_eq!(verified.email, None);
+    assert_eq!(verified.session_ttl, Duration::from_secs(8 * 3600));
+    let left = verified.valid_until.millis() - Timestamp::now().millis();
+    assert!((898_000..=961_000).contains(&left), "15 min + leeway: {left}");
+
+    let help = String::from_utf8(run(&["login-link", "--help"]).stdout).unwrap();
+    for expected in ["[default: 15m]", "[default: 8h]", "signs in once"] {
+        assert!(help.contains(expected), "{expected} missing from:\n{help}");
+    }
+    let zero = run_in(
+        &["login-link", "--org", "o", "--user", "u", "--ttl", "0s"],
+        data.path(),
+    );
+    assert!(!zero.status.success());
+    assert!(
+        stderr(&zero).contains("must be at least one second"),
+        "{}",
+        stderr(&zero)
+    );
+}

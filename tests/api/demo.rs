@@ -35,8 +35,15 @@ fn the_printed_curl_command_downloads_thousands_of_rows() {
     let curl = lines
         .find(|l| l.starts_with("curl "))
         .expect("a curl command is printed");
+    let said = lines.next().expect("the link is introduced");
+    assert_eq!(
+        said,
+        "# Or open the admin page, signed in as the same administrator \
+         (one-time link, valid 24h; the sign-in lasts 8h):"
+    );
     let link = lines
-        .find(|l| l.starts_with("http://"))
+        .next()
+        .filter(|l| l.starts_with("http://"))
         .expect("a login link is printed after the curl command");
     assert!(started.elapsed() < Duration::from_secs(120));
     let status = Command::new("sh")
@@ -62,16 +69,27 @@ fn the_printed_curl_command_downloads_thousands_of_rows() {
     );
 }
 
-/// Follows the login link the way the page does: the page loads, and the
-/// token from the fragment reads the summary of the curl command's window.
+/// Follows the login link the way the page does: the page loads, redeems
+/// the one-time code from the fragment for a token, and the token reads the
+/// summary of the curl command's window. The link works once only.
 fn summarised_events(addr: &str, link: &str) -> u64 {
-    let (page, token) = link.split_once("/#token=").expect("token in the fragment");
+    let (page, code) = link.split_once("/#code=").expect("code in the fragment");
     assert_eq!(page, format!("http://{addr}"));
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let client = reqwest::Client::new();
         let html = client.get(format!("{page}/")).send().await.unwrap();
         assert_eq!(html.status(), 200);
         assert_eq!(html.headers()["content-type"], "text/html; charset=utf-8");
+        let redeem = || {
+            client
+                .post(format!("{page}/auth/login-link"))
+                .json(&serde_json::json!({ "code": code }))
+                .send()
+        };
+        let signed_in: serde_json::Value = redeem().await.unwrap().json().await.unwrap();
+        assert_eq!(signed_in["expiresIn"], 8 * 3600);
+        let token = signed_in["accessToken"].as_str().unwrap().to_owned();
+        assert_eq!(redeem().await.unwrap().status(), 401, "one time only");
         let now = time::OffsetDateTime::now_utc();
         let day =
             |d: time::OffsetDateTime| d.date().midnight().assume_utc().unix_timestamp() * 1000;
@@ -86,7 +104,7 @@ fn summarised_events(addr: &str, link: &str) -> u64 {
                 wire(start),
                 wire(end)
             ))
-            .bearer_auth(token)
+            .bearer_auth(&token)
             .send()
             .await
             .unwrap()

@@ -1,7 +1,7 @@
 // The admin page in a real Chromium (Debian's, via executablePath; a
 // browser is never downloaded). Run by tests/api/browser.rs, which starts
 // the real binary, seeds it and passes everything in SCENARIO (JSON):
-//   chromium, baseUrl, loginLink, noPermissionLink, screenshots,
+//   chromium, baseUrl, loginLink, noPermissionLink, apiToken, screenshots,
 //   expected: { last30: {totals, topComponent}, last7: {totals, startDate, endDate} }
 // Exits non-zero with a message on the first failed expectation.
 
@@ -40,9 +40,13 @@ try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
   const page = await context.newPage();
   watch(page);
+  const redeemed = page.waitForResponse((r) => r.url().endsWith("/auth/login-link"));
   await page.goto(s.loginLink);
+  assert.equal((await redeemed).status(), 200, "the link's code is redeemed");
+  assert.equal((await redeemed).request().postDataJSON().code, new URL(s.loginLink).hash.replace("#code=", ""),
+    "the code goes in the body, not the URL");
   await waitShowing(page, "the last 30 days");
-  assert.equal(new URL(page.url()).hash, "", "the token leaves the address bar");
+  assert.equal(new URL(page.url()).hash, "", "the code leaves the address bar");
   assert.deepEqual(await totalsOnPage(page), s.expected.last30.totals, "totals of the last 30 days");
   assert.ok(await page.locator("#chart svg rect.bar").count() > 20, "the chart has bars");
   assert.match(await page.locator("#chart svg").getAttribute("aria-label"), /^Events per day by type/);
@@ -62,10 +66,9 @@ try {
   // ---- Download CSV: byte-identical to the API's, same file name ------------
   const [download] = await Promise.all([page.waitForEvent("download"), page.locator("#download").click()]);
   const fromPage = await readFile(await download.path());
-  const token = new URL(s.loginLink).hash.replace("#token=", "");
   const api = await fetch(
     `${s.baseUrl}/library/components/analytics/download?startDate=${s.expected.last7.startDate}&endDate=${s.expected.last7.endDate}`,
-    { headers: { Authorization: "Bearer " + token } },
+    { headers: { Authorization: "Bearer " + s.apiToken } },
   );
   assert.equal(api.status, 200);
   const fromApi = Buffer.from(await api.arrayBuffer());
@@ -93,6 +96,22 @@ try {
   assert.equal(await error.textContent(), "You need the View Analytics permission in this organization.");
   await denied.screenshot({ path: path.join(s.screenshots, "admin-403.png") });
   await other.close();
+
+  // ---- the same link a second time: refused in plain words --------------------
+  const again = await browser.newContext({ viewport: { width: 375, height: 812 } });
+  const reopened = await again.newPage();
+  const refusal = reopened.waitForResponse((r) => r.url().endsWith("/auth/login-link"));
+  await reopened.goto(s.loginLink);
+  assert.equal((await refusal).status(), 401, "a used code is refused");
+  const message = reopened.locator("#error");
+  await message.waitFor({ state: "visible", timeout: 15000 });
+  assert.equal(await message.textContent(),
+    "This sign-in link has already been used or has expired — ask for a new one.");
+  assert.equal(new URL(reopened.url()).hash, "", "the used code leaves the address bar too");
+  assert.ok(await reopened.locator("#sign-in-local").isVisible(), "how to get a new link is shown");
+  assert.ok(await reopened.locator("#app").isHidden(), "nothing else is shown");
+  await reopened.screenshot({ path: path.join(s.screenshots, "admin-link-used.png") });
+  await again.close();
 
   assert.deepEqual(problems, [], "no console or page errors for the administrator");
   console.log("admin page scenario passed");
