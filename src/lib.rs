@@ -20,8 +20,9 @@
 //! - [`http`] — routes, extractors (authentication, authorization and
 //!   validation: `EventBatch`, `DownloadWindow`), middleware (request ids,
 //!   spans, request limits, request metrics), one module per operation
-//!   (download, summary, events) and the admin page (`http/admin/`: HTML,
-//!   script and style compiled into the binary);
+//!   (download, summary, events, erasures, the login-link redemption) and
+//!   the admin page (`http/admin/`: HTML, script and style compiled into the
+//!   binary);
 //!   `http::openapi` builds `GET /openapi.json` from the handlers' annotations.
 //! - [`error`] — [`error::ApiError`], the only place errors become HTTP.
 //! - [`domain`] — types parsed once at the boundary: [`domain::Timestamp`],
@@ -31,7 +32,8 @@
 //! - [`ingest`] — request bodies (JSON, NDJSON) → validated events, shared by
 //!   the HTTP operation, `import` and the demo.
 //! - [`auth`] — JWT verification against a JWKS (local issuer or remote),
-//!   with a short cache of verified tokens.
+//!   with a short cache of verified tokens, and local mode's one-time
+//!   sign-in codes (`auth::login_code`), which never pass for tokens.
 //! - [`store`] — the [`store::Store`] trait and one module per backend:
 //!   `store::sqlite` (writer thread with group commit that reopens itself
 //!   after a full disk or read-only file, read pool, background
