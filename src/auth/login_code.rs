@@ -208,7 +208,10 @@ mod tests {
         assert_eq!(code.session_ttl, Duration::from_secs(8 * 3600));
         assert_eq!(code.id.as_str().len(), 22, "128 random bits, base64url");
         let until = code.valid_until.millis() - before;
-        assert!((900_000 + 59_000..=900_000 + 61_000).contains(&until), "{until}");
+        assert!(
+            (900_000 + 59_000..=900_000 + 61_000).contains(&until),
+            "{until}"
+        );
         let other = issuer
             .verify_login_code(&issuer.mint_login_code(&request()).unwrap())
             .unwrap();
@@ -233,10 +236,7 @@ mod tests {
             ("garbage", "not-a-jwt".into()),
             ("an access token", access_token),
             ("untyped", issuer.sign(&claims(now)).unwrap()),
-            (
-                "another key",
-                stranger.mint_login_code(&request()).unwrap(),
-            ),
+            ("another key", stranger.mint_login_code(&request()).unwrap()),
             (
                 "expired beyond the leeway",
                 with(&|c| c["exp"] = json!(now - 61)),
@@ -271,5 +271,4 @@ mod tests {
         assert!(!is_login_code_type(Some("JWT")));
         assert!(!is_login_code_type(None));
     }
-
 }

@@ -112,7 +112,10 @@ pub fn base_url(bind: SocketAddr) -> String {
 /// URL.
 pub fn link(issuer: &LocalIssuer, req: &LinkRequest<'_>) -> anyhow::Result<String> {
     let code = issuer.mint_login_code(&req.code)?;
-    Ok(format!("{}/#code={code}", req.base_url.trim_end_matches('/')))
+    Ok(format!(
+        "{}/#code={code}",
+        req.base_url.trim_end_matches('/')
+    ))
 }
 
 #[cfg(test)]

@@ -5,10 +5,10 @@
 //! (body); answers `{"events": N}`, the events this request changed.
 
 use super::extract::OrgAdministrator;
+use super::json_body::{read_limited, string_field, FieldProblem};
 use super::AppState;
 use crate::domain::UserId;
 use crate::error::{ApiError, ErrorDetail, ErrorEnvelope};
-use super::json_body::{read_limited, string_field, FieldProblem};
 use axum::extract::{FromRequest, Request, State};
 use axum::Json;
 use serde::Serialize;

@@ -511,7 +511,10 @@ fn login_link_prints_one_link_with_a_one_time_code() {
     assert_eq!(verified.email.as_deref(), Some("alice@example.com"));
     assert_eq!(verified.session_ttl, Duration::from_secs(2 * 3600));
     let left = verified.valid_until.millis() - before;
-    assert!((598_000..=661_000).contains(&left), "10 min + leeway: {left}");
+    assert!(
+        (598_000..=661_000).contains(&left),
+        "10 min + leeway: {left}"
+    );
 
     // Defaults: 15 minutes to open it, an 8-hour sign-in, the bind address.
     let out = run_in(&["login-link", "--org", "o", "--user", "u"], data.path());
@@ -526,7 +529,10 @@ fn login_link_prints_one_link_with_a_one_time_code() {
     assert_eq!(verified.email, None);
     assert_eq!(verified.session_ttl, Duration::from_secs(8 * 3600));
     let left = verified.valid_until.millis() - Timestamp::now().millis();
-    assert!((898_000..=961_000).contains(&left), "15 min + leeway: {left}");
+    assert!(
+        (898_000..=961_000).contains(&left),
+        "15 min + leeway: {left}"
+    );
 
     let help = String::from_utf8(run(&["login-link", "--help"]).stdout).unwrap();
     for expected in ["[default: 15m]", "[default: 8h]", "signs in once"] {

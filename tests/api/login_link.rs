@@ -146,7 +146,11 @@ async fn a_redeemed_code_signs_in_for_the_summary_and_the_download() {
 
     // Authorization is checked when the token is used, as for any token.
     let stranger = app
-        .sign_in(&code_for(&app.issuer(), "stranger", Duration::from_secs(60)))
+        .sign_in(&code_for(
+            &app.issuer(),
+            "stranger",
+            Duration::from_secs(60),
+        ))
         .await;
     let refused = app.get_with(SUMMARY, &stranger).await;
     assert_eq!(refused.status(), 403);
@@ -250,9 +254,15 @@ async fn expired_forged_and_garbled_codes_are_refused() {
     let cases: Vec<(&str, String)> = vec![
         ("expired", typed(&|c| c["exp"] = json!(now - 120))),
         ("not yet valid", typed(&|c| c["nbf"] = json!(now + 3600))),
-        ("another audience", typed(&|c| c["aud"] = json!("catalytics"))),
+        (
+            "another audience",
+            typed(&|c| c["aud"] = json!("catalytics")),
+        ),
         ("another issuer", typed(&|c| c["iss"] = json!("urn:other"))),
-        ("no session length", typed(&|c| c["session_secs"] = json!(0))),
+        (
+            "no session length",
+            typed(&|c| c["session_secs"] = json!(0)),
+        ),
         (
             "signed by another key",
             code_for(&stranger, "viewer", Duration::from_secs(60)),
@@ -292,7 +302,11 @@ async fn codes_and_access_tokens_never_pass_for_each_other() {
     let mut scoped = payload(&code);
     scoped["scope"] = json!("itwin-platform");
     let scoped = issuer.sign_typed(&scoped, LOGIN_CODE_TYP).unwrap();
-    assert_invalid_token(app.get_with(SUMMARY, &scoped).await, "scoped code as a bearer").await;
+    assert_invalid_token(
+        app.get_with(SUMMARY, &scoped).await,
+        "scoped code as a bearer",
+    )
+    .await;
     // Refusing it as a bearer did not use it up.
     app.sign_in(&code).await;
 }
@@ -368,8 +382,8 @@ async fn used_codes(app: &TestApp) -> Vec<(String, i64)> {
                 .collect()
         }
         None => {
-            let conn = rusqlite::Connection::open(app.data_dir.path().join("catalytics.sqlite3"))
-                .unwrap();
+            let conn =
+                rusqlite::Connection::open(app.data_dir.path().join("catalytics.sqlite3")).unwrap();
             let mut stmt = conn
                 .prepare("SELECT code_id, valid_until FROM login_codes_used ORDER BY code_id")
                 .unwrap();
@@ -394,8 +408,8 @@ async fn insert_used_code(app: &TestApp, id: &str, valid_until: i64) {
                 .unwrap();
         }
         None => {
-            let conn = rusqlite::Connection::open(app.data_dir.path().join("catalytics.sqlite3"))
-                .unwrap();
+            let conn =
+                rusqlite::Connection::open(app.data_dir.path().join("catalytics.sqlite3")).unwrap();
             conn.busy_timeout(Duration::from_secs(10)).unwrap();
             conn.execute(
                 "INSERT INTO login_codes_used (code_id, valid_until) VALUES (?1, ?2)",

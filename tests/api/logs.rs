@@ -154,7 +154,9 @@ async fn no_email_or_token_reaches_the_log() {
     let answer: serde_json::Value = signed_in.json().await.unwrap();
     tokens.push(answer["accessToken"].as_str().unwrap().to_owned());
     for refused in [&code, &forged_code, &GONE_EMAIL.to_owned()] {
-        let response = redeem(json!({ "code": refused }).to_string()).await.unwrap();
+        let response = redeem(json!({ "code": refused }).to_string())
+            .await
+            .unwrap();
         assert_eq!(response.status(), 401);
     }
     let malformed = redeem(format!("{{\"code\": 1, \"email\": \"{GONE_EMAIL}\""))

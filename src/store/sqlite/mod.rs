@@ -18,8 +18,8 @@ mod writer;
 
 use super::privacy::access_record;
 use super::{
-    access_grant_from_stored, ErasureOutcome, Export, IngestOutcome, Purged, Store, StoreError,
-    LoginCodeClock, Summary, LOGIN_CODES_PURGED_PER_REDEMPTION,
+    access_grant_from_stored, ErasureOutcome, Export, IngestOutcome, LoginCodeClock, Purged, Store,
+    StoreError, Summary, LOGIN_CODES_PURGED_PER_REDEMPTION,
 };
 use crate::domain::{
     AccessGrant, AuditRecord, Buckets, DateRange, Event, Grant, LoginCodeId, OrgId, Timestamp,
