@@ -257,6 +257,7 @@ async fn the_openapi_document_lists_every_route_and_error() {
         [
             "/.well-known/jwks.json",
             "/.well-known/openid-configuration",
+            "/auth/login-link",
             "/health",
             "/health/ready",
             DOWNLOAD,
@@ -270,6 +271,16 @@ async fn the_openapi_document_lists_every_route_and_error() {
     assert_eq!(
         statuses("/library/components/analytics/summary", "get"),
         ["200", "400", "401", "403", "414", "422", "431", "500", "503"]
+    );
+    assert_eq!(
+        statuses("/auth/login-link", "post"),
+        ["200", "400", "401", "404", "408", "414", "422", "431", "500", "503"]
+    );
+    let redeem = &doc["paths"]["/auth/login-link"]["post"];
+    assert_eq!(redeem["security"], Value::Null, "no bearer token needed");
+    assert_eq!(
+        redeem["requestBody"]["content"]["application/json"]["schema"],
+        json!({ "$ref": "#/components/schemas/LoginLinkBody" })
     );
     // Every documented operation is served (none falls to the 404 fallback).
     for (path, item) in doc["paths"].as_object().unwrap() {
