@@ -3,7 +3,6 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 #[test]
 fn the_printed_curl_command_downloads_thousands_of_rows() {
@@ -24,7 +23,6 @@ fn the_printed_curl_command_downloads_thousands_of_rows() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let started = Instant::now();
     let mut lines = BufReader::new(stdout).lines();
     let addr = lines.next().unwrap().unwrap();
     assert!(
@@ -45,7 +43,6 @@ fn the_printed_curl_command_downloads_thousands_of_rows() {
         .next()
         .filter(|l| l.starts_with("http://"))
         .expect("a login link is printed after the curl command");
-    assert!(started.elapsed() < Duration::from_secs(120));
     let status = Command::new("sh")
         .arg("-c")
         .arg(&curl)
