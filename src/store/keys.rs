@@ -7,9 +7,9 @@
 //! each backend builds its own statements from the same table, key column
 //! and name column, so the two schemas cannot drift apart in one of them.
 
-use super::decide::{ByOrg, ComponentVersion, Key};
+use super::decide::{ByOrg, Change, Changes, ComponentVersion, Key, NameVersion};
 use super::StoreError;
-use crate::domain::{Event, OpaqueId, OrgId};
+use crate::domain::{Catalog, Event, OrgId};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -26,32 +26,24 @@ pub struct NameDimension {
 }
 
 /// Component categories.
-pub const CATEGORIES: NameDimension = NameDimension {
-    table: "categories",
-    key: "category_key",
-    value: "name",
-};
+pub const CATEGORIES: NameDimension = NameDimension::new("categories", "category_key", "name");
 /// Component manufacturers.
-pub const MANUFACTURERS: NameDimension = NameDimension {
-    table: "manufacturers",
-    key: "manufacturer_key",
-    value: "name",
-};
+pub const MANUFACTURERS: NameDimension =
+    NameDimension::new("manufacturers", "manufacturer_key", "name");
 /// Applications events come from.
-pub const APPLICATIONS: NameDimension = NameDimension {
-    table: "applications",
-    key: "application_key",
-    value: "name",
-};
+pub const APPLICATIONS: NameDimension =
+    NameDimension::new("applications", "application_key", "name");
 /// Projects, by external id.
-pub const PROJECTS: NameDimension = NameDimension {
-    table: "projects",
-    key: "project_key",
-    value: "external_id",
-};
+pub const PROJECTS: NameDimension = NameDimension::new("projects", "project_key", "external_id");
+
+impl NameDimension {
+    const fn new(table: &'static str, key: &'static str, value: &'static str) -> Self {
+        Self { table, key, value }
+    }
+}
 
 /// A dimension whose name changes (catalogs: display name; users: email):
-/// keyed by external id, its name versioned by `name_ts`.
+/// keyed by `external_id`, its name versioned by `name_ts`.
 #[derive(Debug, Clone, Copy)]
 pub struct NamedDimension {
     /// Table name.
@@ -75,11 +67,72 @@ pub const USERS: NamedDimension = NamedDimension {
     name: "email",
 };
 
+/// Organization keys, both ways.
+#[derive(Debug, Default)]
+pub struct Orgs {
+    keys: HashMap<OrgId, i64>,
+    ids: HashMap<i64, OrgId>,
+}
+
+impl Orgs {
+    /// Records an organization's key.
+    pub fn add(&mut self, id: OrgId, key: i64) {
+        self.ids.insert(key, id.clone());
+        self.keys.insert(id, key);
+    }
+
+    /// The key of an organization, if known.
+    pub fn find(&self, id: &OrgId) -> Option<i64> {
+        self.keys.get(id).copied()
+    }
+
+    /// The key of an organization the transaction has read or created.
+    pub fn key(&self, id: &OrgId) -> Result<i64, StoreError> {
+        self.find(id).ok_or_else(|| missing(id, "the organization"))
+    }
+
+    /// The organization of a key the transaction has read.
+    pub fn id(&self, key: i64) -> Result<&OrgId, StoreError> {
+        let id = self.ids.get(&key);
+        id.ok_or_else(|| StoreError::Corrupt(format!("organization key {key} was not read")))
+    }
+}
+
+fn missing(org: &OrgId, what: &str) -> StoreError {
+    let org = org.as_str();
+    StoreError::Corrupt(format!(
+        "{what} of organization {org:?} was not resolved during ingestion"
+    ))
+}
+
+impl ByOrg<i64> {
+    /// The surrogate key of `key`, read or created by the transaction.
+    pub fn key(&self, key: Key<'_>) -> Result<i64, StoreError> {
+        let found = self.get(key).copied();
+        found.ok_or_else(|| missing(key.org, &format!("the key of {:?}", key.id)))
+    }
+
+    /// [`ByOrg::key`] of an optional value.
+    fn optional(
+        &self,
+        org: &OrgId,
+        id: Option<&impl AsRef<str>>,
+    ) -> Result<Option<i64>, StoreError> {
+        id.map(|id| {
+            self.key(Key {
+                org,
+                id: id.as_ref(),
+            })
+        })
+        .transpose()
+    }
+}
+
 /// Every key one ingestion transaction knows.
 #[derive(Debug, Default)]
 pub struct Keys {
-    orgs: HashMap<OrgId, i64>,
-    org_ids: HashMap<i64, OrgId>,
+    /// Organizations.
+    pub orgs: Orgs,
     /// Components.
     pub components: ByOrg<i64>,
     /// Catalogs.
@@ -117,11 +170,32 @@ pub struct EventRow {
     pub project: Option<i64>,
 }
 
-/// A component version's row, resolved to keys.
+/// A catalog or user version to write, resolved to keys.
 #[derive(Debug, Clone, Copy)]
-pub struct ComponentRow<'a> {
+pub struct NameRow<'a> {
+    /// Its natural key.
+    pub natural: Key<'a>,
     /// Organization key.
     pub org: i64,
+    /// Surrogate key of the row to update; `None`: a new row.
+    pub stored: Option<i64>,
+    /// The name.
+    pub name: &'a str,
+    /// Milliseconds of the event that set it.
+    pub ts: i64,
+    /// Whether the visible name changed.
+    pub renamed: bool,
+}
+
+/// A component version to write, resolved to keys.
+#[derive(Debug, Clone)]
+pub struct ComponentRow<'a> {
+    /// Its natural key.
+    pub natural: Key<'a>,
+    /// Organization key.
+    pub org: i64,
+    /// Surrogate key of the row to update; `None`: a new row.
+    pub stored: Option<i64>,
     /// Display name.
     pub name: &'a str,
     /// Category key.
@@ -132,129 +206,92 @@ pub struct ComponentRow<'a> {
     pub catalog_ids: &'a str,
     /// Milliseconds of the event that set it.
     pub ts: i64,
-}
-
-/// The key of `key` in `map`.
-pub fn key_of<T: AsRef<str>>(
-    map: &ByOrg<i64>,
-    key: Key<'_, T>,
-    what: &str,
-) -> Result<i64, StoreError> {
-    map.get(key.org, key.id.as_ref())
-        .copied()
-        .ok_or_else(|| missing(what))
-}
-
-fn missing(what: &str) -> StoreError {
-    StoreError::Corrupt(format!("{what} key was not resolved during ingestion"))
+    /// Its catalogs' keys when its membership is (re)written.
+    pub membership: Option<Vec<i64>>,
 }
 
 impl Keys {
-    /// Records an organization's key.
-    pub fn add_org(&mut self, id: OrgId, key: i64) {
-        self.org_ids.insert(key, id.clone());
-        self.orgs.insert(id, key);
-    }
-
-    /// The key of an organization, if known.
-    pub fn find_org(&self, id: &OrgId) -> Option<i64> {
-        self.orgs.get(id).copied()
-    }
-
-    /// The key of an organization the transaction has read or created.
-    pub fn org(&self, id: &OrgId) -> Result<i64, StoreError> {
-        self.find_org(id).ok_or_else(|| missing("organization"))
-    }
-
-    /// The organization of a key the transaction has read.
-    pub fn org_id(&self, key: i64) -> Result<&OrgId, StoreError> {
-        self.org_ids
-            .get(&key)
-            .ok_or_else(|| missing("organization"))
-    }
-
     /// `e`'s row.
     pub fn event(&self, e: &Event) -> Result<EventRow, StoreError> {
         let org = &e.organization;
+        let key = |id| Key { org, id };
         Ok(EventRow {
-            org: self.org(org)?,
+            org: self.orgs.key(org)?,
             ts: e.timestamp.millis(),
             id: *e.id.as_uuid(),
             kind: e.kind.code(),
-            component: key_of(
-                &self.components,
-                Key {
-                    org,
-                    id: &e.component.id,
-                },
-                "component",
-            )?,
-            user: key_of(
-                &self.users,
-                Key {
-                    org,
-                    id: &e.user.id,
-                },
-                "user",
-            )?,
-            application: e
-                .application
-                .as_ref()
-                .map(|id| key_of(&self.applications, Key { org, id }, "application"))
-                .transpose()?,
-            project: e
-                .project_id
-                .as_ref()
-                .map(|id| key_of(&self.projects, Key { org, id }, "project"))
-                .transpose()?,
+            component: self.components.key(key(e.component.id.as_str()))?,
+            user: self.users.key(key(e.user.id.as_str()))?,
+            application: self.applications.optional(org, e.application.as_ref())?,
+            project: self.projects.optional(org, e.project_id.as_ref())?,
         })
     }
 
-    /// The row of component `key`'s version `v`.
-    pub fn component<'a>(
+    /// The rows of the component versions in `changes`, once their
+    /// categories, manufacturers and catalogs have keys.
+    pub fn components<'a>(
         &self,
-        key: Key<'_, OpaqueId>,
-        v: &'a ComponentVersion<'_>,
-    ) -> Result<ComponentRow<'a>, StoreError> {
-        let org = key.org;
-        let c = v.component;
-        Ok(ComponentRow {
-            org: self.org(org)?,
-            name: c.display_name.as_str(),
-            category: c
-                .category
-                .as_ref()
-                .map(|id| key_of(&self.categories, Key { org, id }, "category"))
-                .transpose()?,
-            manufacturer: c
-                .manufacturer
-                .as_ref()
-                .map(|id| key_of(&self.manufacturers, Key { org, id }, "manufacturer"))
-                .transpose()?,
-            catalog_ids: &v.catalog_ids,
+        changes: &'a Changes<'a, ComponentVersion<'a>>,
+    ) -> Result<Vec<ComponentRow<'a>>, StoreError> {
+        let mut rows = Vec::with_capacity(changes.len());
+        for (&natural, change) in changes {
+            let Some(v) = change.version() else { continue };
+            let org = natural.org;
+            let c = v.component;
+            let catalog = |k: &Catalog| {
+                self.catalogs.key(Key {
+                    org,
+                    id: k.id.as_str(),
+                })
+            };
+            let membership = v
+                .membership_changed
+                .then(|| c.catalogs.iter().map(catalog).collect());
+            rows.push(ComponentRow {
+                natural,
+                org: self.orgs.key(org)?,
+                stored: stored_key(change, &self.components, natural)?,
+                name: c.display_name.as_str(),
+                category: self.categories.optional(org, c.category.as_ref())?,
+                manufacturer: self.manufacturers.optional(org, c.manufacturer.as_ref())?,
+                catalog_ids: &v.catalog_ids,
+                ts: v.ts.millis(),
+                membership: membership.transpose()?,
+            });
+        }
+        Ok(rows)
+    }
+}
+
+/// The rows of the catalog or user versions in `changes`; `known`
+/// holds the keys of the stored rows.
+pub fn name_rows<'a>(
+    orgs: &Orgs,
+    changes: &'a Changes<'a, NameVersion<'a>>,
+    known: &ByOrg<i64>,
+) -> Result<Vec<NameRow<'a>>, StoreError> {
+    let mut rows = Vec::with_capacity(changes.len());
+    for (&natural, change) in changes {
+        let Some(v) = change.version() else { continue };
+        rows.push(NameRow {
+            natural,
+            org: orgs.key(natural.org)?,
+            stored: stored_key(change, known, natural)?,
+            name: v.name.as_str(),
             ts: v.ts.millis(),
-        })
+            renamed: v.renamed,
+        });
     }
+    Ok(rows)
+}
 
-    /// The catalog keys of component `key`'s version `v`: its membership.
-    pub fn membership(
-        &self,
-        key: Key<'_, OpaqueId>,
-        v: &ComponentVersion<'_>,
-    ) -> Result<Vec<i64>, StoreError> {
-        v.component
-            .catalogs
-            .iter()
-            .map(|c| {
-                key_of(
-                    &self.catalogs,
-                    Key {
-                        org: key.org,
-                        id: &c.id,
-                    },
-                    "catalog",
-                )
-            })
-            .collect()
-    }
+/// The key of the stored row an update writes; `None` for an insert.
+fn stored_key<V>(
+    change: &Change<V>,
+    known: &ByOrg<i64>,
+    natural: Key<'_>,
+) -> Result<Option<i64>, StoreError> {
+    matches!(change, Change::Update(_))
+        .then(|| known.key(natural))
+        .transpose()
 }

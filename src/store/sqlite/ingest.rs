@@ -3,15 +3,15 @@
 //! changes between the read and the write.
 
 use crate::domain::{Event, EventId, Timestamp};
-use crate::store::decide::{decide, ByOrg, Change, Key, NameVersion, Plan, Snapshot};
-use crate::store::decide::{StoredComponent, StoredName};
+use crate::store::decide::{decide, ByOrg, Changes, Fingerprinted, Key, NameVersion, Plan};
+use crate::store::decide::{Snapshot, StoredComponent, StoredEvents, StoredName};
 use crate::store::facts::Fingerprint;
-use crate::store::keys::{key_of, Keys, NameDimension, NamedDimension};
+use crate::store::keys::{name_rows, Keys, NameDimension, NamedDimension, Orgs};
 use crate::store::keys::{APPLICATIONS, CATALOGS, CATEGORIES, MANUFACTURERS, PROJECTS, USERS};
 use crate::store::{IngestOutcome, StoreError};
 use rusqlite::types::Value;
-use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use rusqlite::{params, CachedStatement, OptionalExtension, Row, Transaction, TransactionBehavior};
+use std::collections::BTreeSet;
 
 /// Stores `batches` in one immediate transaction and commits it (durably,
 /// given `synchronous=FULL`) before returning each batch's outcome. Batches
@@ -24,8 +24,12 @@ pub fn ingest(
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // Erased users first, inside the write lock (see `privacy`).
     let batches = &*super::privacy::pseudonymize(&tx, batches)?;
-    let (snapshot, mut keys) = read(&tx, batches.iter().flatten())?;
-    let plan = decide(batches.iter().map(Vec::as_slice), &snapshot);
+    let mut keys = Keys::default();
+    let snapshot = read(&tx, batches.iter().flatten(), &mut keys)?;
+    let plan = decide(
+        batches.iter().map(|b| b.iter().map(Fingerprinted::of)),
+        snapshot,
+    );
     write(&tx, &plan, &mut keys)?;
     tx.commit()?;
     Ok(plan.outcomes)
@@ -40,79 +44,59 @@ const READ_COMPONENT: &str =
      LEFT JOIN manufacturers man ON man.manufacturer_key = c.manufacturer_key
      WHERE c.org_key = ?1 AND c.external_id = ?2";
 
-/// What the file holds for `events`' ids, components, catalogs and users.
+/// What the file holds for `events`' ids, components, catalogs and users;
+/// the rows' keys go to `keys`.
 fn read<'a>(
     tx: &Transaction<'_>,
     events: impl Iterator<Item = &'a Event> + Clone,
-) -> Result<(Snapshot, Keys), StoreError> {
+    keys: &mut Keys,
+) -> Result<Snapshot, StoreError> {
     let mut snapshot = Snapshot {
         events: stored_facts(tx, events.clone())?,
         ..Snapshot::default()
     };
-    let mut keys = Keys::default();
     let mut org_stmt = tx.prepare_cached("SELECT org_key FROM organizations WHERE org_id = ?1")?;
-    let mut component_stmt = tx.prepare_cached(READ_COMPONENT)?;
-    let mut named = [CATALOGS.read_statement(tx)?, USERS.read_statement(tx)?];
+    let mut components = Reader::new(tx, READ_COMPONENT, |r| {
+        Ok(StoredComponent {
+            name: r.get(1)?,
+            category: r.get(2)?,
+            manufacturer: r.get(3)?,
+            catalog_ids: r.get(4)?,
+            name_ts: Timestamp::from_millis(r.get(5)?),
+        })
+    })?;
+    let mut catalogs = CATALOGS.reader(tx)?;
+    let mut users = USERS.reader(tx)?;
     for e in events {
         let org = &e.organization;
-        if keys.find_org(org).is_none() {
-            let Some(key) = org_stmt
-                .query_row(params![org.as_str()], |r| r.get(0))
-                .optional()?
-            else {
+        if keys.orgs.find(org).is_none() {
+            let found = org_stmt.query_row(params![org.as_str()], |r| r.get(0));
+            let Some(key) = found.optional()? else {
                 continue; // a new organization holds nothing yet
             };
-            keys.add_org(org.clone(), key);
+            keys.orgs.add(org.clone(), key);
         }
-        let org_key = keys.org(org)?;
-        let c = &e.component;
-        if keys.components.get(org, c.id.as_str()).is_none() {
-            let row = component_stmt
-                .query_row(params![org_key, c.id.as_str()], |r| {
-                    let stored = StoredComponent {
-                        name: r.get(1)?,
-                        category: r.get(2)?,
-                        manufacturer: r.get(3)?,
-                        catalog_ids: r.get(4)?,
-                        name_ts: Timestamp::from_millis(r.get(5)?),
-                    };
-                    Ok((r.get::<_, i64>(0)?, stored))
-                })
-                .optional()?;
-            if let Some((key, stored)) = row {
-                keys.components.insert(org.clone(), c.id.to_string(), key);
-                snapshot
-                    .components
-                    .insert(org.clone(), c.id.to_string(), stored);
-            }
-        }
-        let [catalogs, users] = &mut named;
-        for catalog in &c.catalogs {
-            let (map, stored) = (&mut keys.catalogs, &mut snapshot.catalogs);
-            read_named(
-                catalogs,
-                org_key,
-                Key {
-                    org,
-                    id: &catalog.id,
-                },
-                map,
-                stored,
-            )?;
-        }
-        let (map, stored) = (&mut keys.users, &mut snapshot.users);
-        read_named(
-            users,
+        let org_key = keys.orgs.key(org)?;
+        let key = |id| Key { org, id };
+        let stored = &mut snapshot.components;
+        components.read(
             org_key,
-            Key {
-                org,
-                id: &e.user.id,
-            },
-            map,
+            key(e.component.id.as_str()),
+            &mut keys.components,
             stored,
         )?;
+        for c in &e.component.catalogs {
+            let stored = &mut snapshot.catalogs;
+            catalogs.read(org_key, key(c.id.as_str()), &mut keys.catalogs, stored)?;
+        }
+        users.read(
+            org_key,
+            key(e.user.id.as_str()),
+            &mut keys.users,
+            &mut snapshot.users,
+        )?;
     }
-    Ok((snapshot, keys))
+    Ok(snapshot)
 }
 
 /// Ids looked up per statement (one variable each).
@@ -122,10 +106,9 @@ const IDS_PER_LOOKUP: usize = 500;
 fn stored_facts<'a>(
     tx: &Transaction<'_>,
     events: impl Iterator<Item = &'a Event>,
-) -> Result<HashMap<EventId, Option<Fingerprint>>, StoreError> {
-    let ids: BTreeSet<EventId> = events.map(|e| e.id).collect();
-    let ids: Vec<EventId> = ids.into_iter().collect();
-    let mut stored = HashMap::new();
+) -> Result<StoredEvents, StoreError> {
+    let ids = Vec::from_iter(events.map(|e| e.id).collect::<BTreeSet<EventId>>());
+    let mut stored = StoredEvents::new();
     for chunk in ids.chunks(IDS_PER_LOOKUP) {
         let marks = vec!["?"; chunk.len()].join(",");
         let mut stmt = tx.prepare_cached(&format!(
@@ -147,32 +130,41 @@ fn stored_facts<'a>(
     Ok(stored)
 }
 
-/// Reads one catalog or user, unless it was read before.
-fn read_named<T: AsRef<str>>(
-    stmt: &mut rusqlite::CachedStatement<'_>,
-    org_key: i64,
-    key: Key<'_, T>,
-    keys: &mut ByOrg<i64>,
-    snapshot: &mut ByOrg<StoredName>,
-) -> Result<(), StoreError> {
-    let id = key.id.as_ref();
-    if keys.get(key.org, id).is_some() {
-        return Ok(());
+/// Reads dimension rows by organization key and external id: the key
+/// first, then the stored version.
+struct Reader<'c, V> {
+    stmt: CachedStatement<'c>,
+    version: fn(&Row<'_>) -> rusqlite::Result<V>,
+}
+
+impl<'c, V> Reader<'c, V> {
+    fn new(
+        tx: &'c Transaction<'_>,
+        sql: &str,
+        version: fn(&Row<'_>) -> rusqlite::Result<V>,
+    ) -> Result<Self, StoreError> {
+        let stmt = tx.prepare_cached(sql)?;
+        Ok(Self { stmt, version })
     }
-    let row = stmt
-        .query_row(params![org_key, id], |r| {
-            let stored = StoredName {
-                name: r.get(1)?,
-                name_ts: Timestamp::from_millis(r.get(2)?),
-            };
-            Ok((r.get::<_, i64>(0)?, stored))
-        })
-        .optional()?;
-    if let Some((surrogate, stored)) = row {
-        keys.insert(key.org.clone(), id.to_owned(), surrogate);
-        snapshot.insert(key.org.clone(), id.to_owned(), stored);
+
+    /// Reads `natural` into `keys` and `stored`, unless it was read before.
+    fn read(
+        &mut self,
+        org_key: i64,
+        natural: Key<'_>,
+        keys: &mut ByOrg<i64>,
+        stored: &mut ByOrg<V>,
+    ) -> Result<(), StoreError> {
+        if keys.get(natural).is_some() {
+            return Ok(());
+        }
+        let mut rows = self.stmt.query(params![org_key, natural.id])?;
+        if let Some(row) = rows.next()? {
+            keys.insert(natural, row.get(0)?);
+            stored.insert(natural, (self.version)(row)?);
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 // ---- write ------------------------------------------------------------------
@@ -182,31 +174,27 @@ fn write(tx: &Transaction<'_>, plan: &Plan<'_>, keys: &mut Keys) -> Result<(), S
     if plan.is_empty() {
         return Ok(());
     }
+    let mut org_insert =
+        tx.prepare_cached("INSERT INTO organizations (org_id) VALUES (?1) RETURNING org_key")?;
     for org in &plan.orgs {
-        if keys.find_org(org).is_none() {
-            let key = tx
-                .prepare_cached("INSERT INTO organizations (org_id) VALUES (?1) RETURNING org_key")?
-                .query_row(params![org.as_str()], |r| r.get(0))?;
-            keys.add_org((*org).clone(), key);
+        if keys.orgs.find(org).is_none() {
+            let key = org_insert.query_row(params![org.as_str()], |r| r.get(0))?;
+            keys.orgs.add((*org).clone(), key);
         }
     }
-    keys.categories = CATEGORIES.resolve(tx, keys, &plan.categories)?;
-    keys.manufacturers = MANUFACTURERS.resolve(tx, keys, &plan.manufacturers)?;
-    keys.applications = APPLICATIONS.resolve(tx, keys, &plan.applications)?;
-    keys.projects = PROJECTS.resolve(tx, keys, &plan.projects)?;
+    keys.categories = CATEGORIES.resolve(tx, &keys.orgs, &plan.categories)?;
+    keys.manufacturers = MANUFACTURERS.resolve(tx, &keys.orgs, &plan.manufacturers)?;
+    keys.applications = APPLICATIONS.resolve(tx, &keys.orgs, &plan.applications)?;
+    keys.projects = PROJECTS.resolve(tx, &keys.orgs, &plan.projects)?;
     let mut relabel = BTreeSet::new();
     let mut members =
         tx.prepare_cached("SELECT component_key FROM component_catalogs WHERE catalog_key = ?1")?;
-    let mut catalogs = std::mem::take(&mut keys.catalogs);
-    for catalog in CATALOGS.write(tx, &plan.catalogs, keys, &mut catalogs)? {
+    for catalog in CATALOGS.write(tx, &plan.catalogs, &keys.orgs, &mut keys.catalogs)? {
         for member in members.query_map(params![catalog], |r| r.get::<_, i64>(0))? {
             relabel.insert(member?);
         }
     }
-    keys.catalogs = catalogs;
-    let mut users = std::mem::take(&mut keys.users);
-    USERS.write(tx, &plan.users, keys, &mut users)?;
-    keys.users = users;
+    USERS.write(tx, &plan.users, &keys.orgs, &mut keys.users)?;
     write_components(tx, plan, keys, &mut relabel)?;
     let mut label = tx.prepare_cached(
         "UPDATE components SET catalogs_label = (
@@ -224,11 +212,11 @@ fn write(tx: &Transaction<'_>, plan: &Plan<'_>, keys: &mut Keys) -> Result<(), S
 // Row-at-a-time statements for the dimension tables named in `keys`.
 impl NameDimension {
     /// The keys of `wanted`, created where missing.
-    fn resolve<T: AsRef<str>>(
+    fn resolve(
         &self,
         tx: &Transaction<'_>,
-        keys: &Keys,
-        wanted: &BTreeSet<Key<'_, T>>,
+        orgs: &Orgs,
+        wanted: &BTreeSet<Key<'_>>,
     ) -> Result<ByOrg<i64>, StoreError> {
         let Self { table, key, value } = self;
         let mut select = tx.prepare_cached(&format!(
@@ -238,14 +226,14 @@ impl NameDimension {
             "INSERT INTO {table} (org_key, {value}) VALUES (?1, ?2) RETURNING {key}"
         ))?;
         let mut out = ByOrg::default();
-        for k in wanted {
-            let args = params![keys.org(k.org)?, k.id.as_ref()];
+        for &k in wanted {
+            let args = params![orgs.key(k.org)?, k.id];
             let found = select.query_row(args, |r| r.get(0)).optional()?;
             let surrogate = match found {
                 Some(found) => found,
                 None => insert.query_row(args, |r| r.get(0))?,
             };
-            out.insert(k.org.clone(), k.id.as_ref().to_owned(), surrogate);
+            out.insert(k, surrogate);
         }
         Ok(out)
     }
@@ -253,23 +241,26 @@ impl NameDimension {
 
 impl NamedDimension {
     /// Reads `(key, name, name_ts)` by organization key and external id.
-    fn read_statement<'c>(
-        &self,
-        tx: &'c Transaction<'_>,
-    ) -> Result<rusqlite::CachedStatement<'c>, StoreError> {
+    fn reader<'c>(&self, tx: &'c Transaction<'_>) -> Result<Reader<'c, StoredName>, StoreError> {
         let Self { table, key, name } = self;
-        Ok(tx.prepare_cached(&format!(
+        let sql = format!(
             "SELECT {key}, {name}, name_ts FROM {table} WHERE org_key = ?1 AND external_id = ?2"
-        ))?)
+        );
+        Reader::new(tx, &sql, |r| {
+            Ok(StoredName {
+                name: r.get(1)?,
+                name_ts: Timestamp::from_millis(r.get(2)?),
+            })
+        })
     }
 
     /// Inserts and updates the rows `changes` asks for; `known` holds the
     /// keys read and gains those created. Returns the keys of renamed rows.
-    fn write<T: AsRef<str>>(
+    fn write(
         &self,
         tx: &Transaction<'_>,
-        changes: &BTreeMap<Key<'_, T>, Change<NameVersion<'_>>>,
-        keys: &Keys,
+        changes: &Changes<'_, NameVersion<'_>>,
+        orgs: &Orgs,
         known: &mut ByOrg<i64>,
     ) -> Result<Vec<i64>, StoreError> {
         let Self { table, key, name } = self;
@@ -280,26 +271,15 @@ impl NamedDimension {
             "UPDATE {table} SET {name} = ?2, name_ts = ?3 WHERE {key} = ?1"
         ))?;
         let mut renamed = Vec::new();
-        for (k, change) in changes {
-            match change {
-                Change::Insert(v) => {
-                    let args = params![
-                        keys.org(k.org)?,
-                        k.id.as_ref(),
-                        v.name.as_str(),
-                        v.ts.millis()
-                    ];
-                    let new_key = insert.query_row(args, |r| r.get(0))?;
-                    known.insert(k.org.clone(), k.id.as_ref().to_owned(), new_key);
+        for r in name_rows(orgs, changes, known)? {
+            if let Some(stored) = r.stored {
+                update.execute(params![stored, r.name, r.ts])?;
+                if r.renamed {
+                    renamed.push(stored);
                 }
-                Change::Update(v) => {
-                    let stored = key_of(known, *k, table)?;
-                    update.execute(params![stored, v.name.as_str(), v.ts.millis()])?;
-                    if v.renamed {
-                        renamed.push(stored);
-                    }
-                }
-                Change::Keep => {}
+            } else {
+                let args = params![r.org, r.natural.id, r.name, r.ts];
+                known.insert(r.natural, insert.query_row(args, |row| row.get(0))?);
             }
         }
         Ok(renamed)
@@ -324,13 +304,22 @@ fn write_components(
     let mut join = tx.prepare_cached(
         "INSERT INTO component_catalogs (component_key, catalog_key) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
     )?;
-    for (k, change) in &plan.components {
-        let Some(v) = change.version() else { continue };
-        let r = keys.component(*k, v)?;
-        let key = if let Change::Insert(_) = change {
+    for r in keys.components(&plan.components)? {
+        let key = if let Some(stored) = r.stored {
+            let args = params![
+                stored,
+                r.name,
+                r.category,
+                r.manufacturer,
+                r.catalog_ids,
+                r.ts
+            ];
+            update.execute(args)?;
+            stored
+        } else {
             let args = params![
                 r.org,
-                k.id.as_str(),
+                r.natural.id,
                 r.name,
                 r.category,
                 r.manufacturer,
@@ -338,23 +327,12 @@ fn write_components(
                 r.ts
             ];
             let key = insert.query_row(args, |row| row.get(0))?;
-            keys.components.insert(k.org.clone(), k.id.to_string(), key);
-            key
-        } else {
-            let key = key_of(&keys.components, *k, "component")?;
-            update.execute(params![
-                key,
-                r.name,
-                r.category,
-                r.manufacturer,
-                r.catalog_ids,
-                r.ts
-            ])?;
+            keys.components.insert(r.natural, key);
             key
         };
-        if v.membership_changed {
+        if let Some(catalogs) = &r.membership {
             clear.execute(params![key])?;
-            for catalog in keys.membership(*k, v)? {
+            for catalog in catalogs {
                 join.execute(params![key, catalog])?;
             }
             relabel.insert(key);
