@@ -16,7 +16,7 @@
 //! from its read.
 
 use super::error::is_retryable;
-use super::sql::{NameStatements, Prepared};
+use super::sql::{NameStatements, NamedStatements, Prepared};
 use crate::domain::{Event, EventId, OrgId, Timestamp};
 use crate::store::decide::{decide, ByOrg, Fingerprinted, Key, Occurrences, Plan, Snapshot};
 use crate::store::decide::{StoredComponent, StoredEvents, StoredName, Verdict};
@@ -96,6 +96,12 @@ pub async fn ingest(pool: &Pool, events: &[Event]) -> Result<IngestOutcome, Stor
 /// One statement parameter.
 type Param<'a> = &'a (dyn ToSql + Sync);
 
+/// A driver result.
+type PgResult<T> = Result<T, tokio_postgres::Error>;
+
+/// A store result.
+type StoreResult<T> = Result<T, StoreError>;
+
 /// Runs a statement, owning its parameter list so that several can be
 /// pipelined with `try_join!`; it is sent when first polled.
 async fn exec<const N: usize>(
@@ -128,17 +134,17 @@ async fn run(tx: &Transaction<'_>, events: &[Event]) -> Result<IngestOutcome, Fa
     Ok(plan.outcomes.into_iter().next().unwrap_or_default())
 }
 
-/// The array parameters of a set-based statement: `columns!(rows, |r|
-/// ($1, $2, …))` gives one array per listed expression, evaluated for each
-/// row `r` of `rows` (iterated once per array). Bind it with `let`, which
-/// keeps the arrays alive.
+/// The array parameters of a set-based statement: `columns!(rows => a, b.c)`
+/// is `[&[r.a for r in rows], &[r.b.c for r in rows]]`, one array per field
+/// (`rows` is iterated once per field). Bind it with `let`, which keeps the
+/// arrays alive.
 macro_rules! columns {
-    ($rows:expr, |$r:ident| ($($column:expr),+ $(,)?)) => {
-        [$(&$rows.into_iter().map(|$r| $column).collect::<Vec<_>>() as Param<'_>),+]
+    ($rows:expr => $($($field:ident).+),+) => {
+        [$(&$rows.iter().map(|r| r.$($field).+).collect::<Vec<_>>() as Param<'_>),+]
     };
 }
 
-/// A dimension row's `(org_key, natural key)`, sorted in locking order.
+/// A dimension row's `(org_key, natural key)`.
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
 struct Natural<'a> {
     org: i64,
@@ -148,10 +154,8 @@ struct Natural<'a> {
 /// The natural key of an `(org_key, natural key, surrogate key, …)` row.
 fn natural<'r>(orgs: &'r Orgs, row: &'r Row) -> Result<Key<'r>, StoreError> {
     let org = orgs.id(row.try_get(0)?)?;
-    Ok(Key {
-        org,
-        id: row.try_get(1)?,
-    })
+    let id = row.try_get(1)?;
+    Ok(Key { org, id })
 }
 
 /// Records the keys of `(org_key, natural key, surrogate key, …)` rows.
@@ -162,35 +166,40 @@ fn collect(orgs: &Orgs, rows: &[Row], keys: &mut ByOrg<i64>) -> Result<(), Store
     Ok(())
 }
 
-/// [`collect`], and the stored version `version` reads from each row.
-fn record<V>(
-    orgs: &Orgs,
-    rows: &[Row],
-    keys: &mut ByOrg<i64>,
-    stored: &mut ByOrg<V>,
-    version: fn(&Row) -> Result<V, tokio_postgres::Error>,
-) -> Result<(), StoreError> {
-    collect(orgs, rows, keys)?;
+/// The stored versions of such rows, as `version` reads them.
+fn stored<V>(orgs: &Orgs, rows: &[Row], version: fn(&Row) -> PgResult<V>) -> StoreResult<ByOrg<V>> {
+    let mut out = ByOrg::default();
     for row in rows {
-        stored.insert(natural(orgs, row)?, version(row)?);
+        out.insert(natural(orgs, row)?, version(row)?);
     }
-    Ok(())
+    Ok(out)
 }
 
-fn stored_name(row: &Row) -> Result<StoredName, tokio_postgres::Error> {
+fn stored_component(row: &Row) -> PgResult<StoredComponent> {
+    Ok(StoredComponent {
+        name: row.try_get(3)?,
+        category: row.try_get(4)?,
+        manufacturer: row.try_get(5)?,
+        catalog_ids: row.try_get(6)?,
+        name_ts: Timestamp::from_millis(row.try_get(7)?),
+    })
+}
+
+fn stored_name(row: &Row) -> PgResult<StoredName> {
+    let name_ts = Timestamp::from_millis(row.try_get(4)?);
     Ok(StoredName {
         name: row.try_get(3)?,
-        name_ts: Timestamp::from_millis(row.try_get(4)?),
+        name_ts,
     })
 }
 
 // ---- read -------------------------------------------------------------------
 
 /// The first occurrence of one of the batch's ids, claimed with its facts.
-struct Claim {
+struct Claim<'a> {
     id: Uuid,
     org: i64,
-    facts: Fingerprint,
+    facts: &'a [u8],
 }
 
 /// What the database holds for `events`, with their ids claimed; the
@@ -201,10 +210,7 @@ async fn read(
     events: &[Fingerprinted<'_>],
     keys: &mut Keys,
 ) -> Result<Snapshot, Failure> {
-    let org_ids: BTreeSet<&str> = events
-        .iter()
-        .map(|n| n.event.organization.as_str())
-        .collect();
+    let org_ids = BTreeSet::from_iter(events.iter().map(|n| n.event.organization.as_str()));
     let org_ids = Vec::from_iter(org_ids);
     let (_, org_rows) = tokio::try_join!(
         exec(tx, &s.org_insert, [&org_ids]),
@@ -220,78 +226,43 @@ async fn read(
     let mut users = BTreeSet::new();
     let mut first = Occurrences::default();
     let mut claims = Vec::with_capacity(events.len());
-    for &Fingerprinted { event: e, facts } in events {
+    for new in events {
+        let e = new.event;
         let org = keys.orgs.key(&e.organization)?;
-        components.insert(Natural {
-            org,
-            id: e.component.id.as_str(),
-        });
-        catalogs.extend(e.component.catalogs.iter().map(|c| Natural {
-            org,
-            id: c.id.as_str(),
-        }));
-        users.insert(Natural {
-            org,
-            id: e.user.id.as_str(),
-        });
-        if first.classify(e.id, facts) == Verdict::New {
-            claims.push(Claim {
-                id: *e.id.as_uuid(),
-                org,
-                facts,
-            });
+        let natural = |id| Natural { org, id };
+        components.insert(natural(e.component.id.as_str()));
+        catalogs.extend(e.component.catalogs.iter().map(|c| natural(c.id.as_str())));
+        users.insert(natural(e.user.id.as_str()));
+        if first.classify(e.id, new.facts) == Verdict::New {
+            let id = *e.id.as_uuid();
+            let facts = new.facts.as_bytes();
+            claims.push(Claim { id, org, facts });
         }
     }
     // Sorted by id, so concurrent batches claim in one order.
     claims.sort_unstable_by_key(|c| c.id);
-    let claim = columns!(&claims, |c| (c.id, c.org, c.facts.as_bytes()));
-    let catalogs = columns!(&catalogs, |n| (n.org, n.id));
-    let components = columns!(&components, |n| (n.org, n.id));
-    let users = columns!(&users, |n| (n.org, n.id));
-    let (catalog_rows, component_rows, user_rows, savepoint, claimed) = tokio::join!(
+    let claim = columns!(claims => id, org, facts);
+    let catalogs = columns!(catalogs => org, id);
+    let components = columns!(components => org, id);
+    let users = columns!(users => org, id);
+    let (catalogs, components, users, savepoint, claimed) = tokio::join!(
         rows(tx, &s.catalogs.lock, catalogs),
         rows(tx, &s.component_lock, components),
         rows(tx, &s.users.lock, users),
         exec(tx, &s.savepoint, []),
         exec(tx, &s.event_ids_claim, claim),
     );
-    let (catalog_rows, component_rows, user_rows, _) =
-        (catalog_rows?, component_rows?, user_rows?, savepoint?);
-    let mut snapshot = Snapshot {
-        events: stored_events(tx, s, &claims, claim, claimed).await?,
-        ..Snapshot::default()
-    };
+    let (catalogs, components, users, _) = (catalogs?, components?, users?, savepoint?);
     let orgs = &keys.orgs;
-    record(
-        orgs,
-        &component_rows,
-        &mut keys.components,
-        &mut snapshot.components,
-        |row| {
-            Ok(StoredComponent {
-                name: row.try_get(3)?,
-                category: row.try_get(4)?,
-                manufacturer: row.try_get(5)?,
-                catalog_ids: row.try_get(6)?,
-                name_ts: Timestamp::from_millis(row.try_get(7)?),
-            })
-        },
-    )?;
-    record(
-        orgs,
-        &catalog_rows,
-        &mut keys.catalogs,
-        &mut snapshot.catalogs,
-        stored_name,
-    )?;
-    record(
-        orgs,
-        &user_rows,
-        &mut keys.users,
-        &mut snapshot.users,
-        stored_name,
-    )?;
-    Ok(snapshot)
+    collect(orgs, &components, &mut keys.components)?;
+    collect(orgs, &catalogs, &mut keys.catalogs)?;
+    collect(orgs, &users, &mut keys.users)?;
+    Ok(Snapshot {
+        events: stored_events(tx, s, &claims, claim, claimed).await?,
+        components: stored(orgs, &components, stored_component)?,
+        catalogs: stored(orgs, &catalogs, stored_name)?,
+        users: stored(orgs, &users, stored_name)?,
+    })
 }
 
 /// The facts of the batch's ids that were stored before this transaction
@@ -300,9 +271,9 @@ async fn read(
 async fn stored_events(
     tx: &Transaction<'_>,
     s: &Prepared,
-    claims: &[Claim],
+    claims: &[Claim<'_>],
     claim: [Param<'_>; 3],
-    claimed: Result<u64, tokio_postgres::Error>,
+    claimed: PgResult<u64>,
 ) -> Result<StoredEvents, Failure> {
     match claimed {
         Ok(_) => return Ok(StoredEvents::new()),
@@ -316,7 +287,7 @@ async fn stored_events(
     let fresh: HashSet<Uuid> = fresh
         .iter()
         .map(|r| r.try_get(0))
-        .collect::<Result<_, _>>()?;
+        .collect::<PgResult<_>>()?;
     let taken = Vec::from_iter(claims.iter().map(|c| c.id).filter(|id| !fresh.contains(id)));
     let mut stored = StoredEvents::with_capacity(taken.len());
     for row in tx.query(&s.event_ids_select, &[&taken]).await? {
@@ -339,34 +310,48 @@ async fn resolve_names(
     orgs: &Orgs,
     wanted: &BTreeSet<Key<'_>>,
 ) -> Result<Vec<Row>, Failure> {
-    let orgs: Vec<i64> = wanted
-        .iter()
-        .map(|k| orgs.key(k.org))
-        .collect::<Result<_, _>>()?;
+    let mut org_keys = Vec::with_capacity(wanted.len());
+    for k in wanted {
+        org_keys.push(orgs.key(k.org)?);
+    }
     let values = Vec::from_iter(wanted.iter().map(|k| k.id));
     let (_, found) = tokio::try_join!(
-        exec(tx, &s.insert, [&orgs, &values]),
-        rows(tx, &s.select, [&orgs, &values]),
+        exec(tx, &s.insert, [&org_keys, &values]),
+        rows(tx, &s.select, [&org_keys, &values]),
     )?;
     Ok(found)
 }
 
-/// A component's catalog membership row.
-struct Member {
+/// Inserts and updates one renamable dimension's rows, returning the keys
+/// of those created. Rows to update are named by their `stored` key.
+async fn write_names(
+    tx: &Transaction<'_>,
+    s: &NamedStatements,
+    names: &[NameRow<'_>],
+) -> Result<Vec<Row>, Failure> {
+    let new = Vec::from_iter(names.iter().filter(|r| r.stored.is_none()));
+    let new = columns!(new => org, natural.id, name, ts);
+    let stored = Vec::from_iter(names.iter().filter(|r| r.stored.is_some()));
+    let stored = columns!(stored => org, stored, name, ts);
+    let (created, _) = tokio::try_join!(rows(tx, &s.insert, new), exec(tx, &s.update, stored))?;
+    Ok(created)
+}
+
+/// A component by organization key and key.
+#[derive(Clone, Copy)]
+struct Owner {
     org: i64,
     component: i64,
+}
+
+/// A catalog membership row.
+struct Member {
+    owner: Owner,
     catalog: i64,
 }
 
-/// A row by organization key and surrogate key.
-struct Surrogate {
-    org: i64,
-    key: i64,
-}
-
 /// Carries out `plan` in three pipelined waves: name-only dimensions,
-/// catalogs and users; components; membership, labels and events. Rows to
-/// update are named by their keys (`stored`, never null there).
+/// catalogs and users; components; membership, labels and events.
 async fn write(
     tx: &Transaction<'_>,
     s: &Prepared,
@@ -378,68 +363,32 @@ async fn write(
     }
     let catalogs = name_rows(&keys.orgs, &plan.catalogs, &keys.catalogs)?;
     let users = name_rows(&keys.orgs, &plan.users, &keys.users)?;
-    let new = |r: &&NameRow<'_>| r.stored.is_none();
-    let stored = |r: &&NameRow<'_>| r.stored.is_some();
-    let new_catalogs = columns!(catalogs.iter().filter(new), |r| (
-        r.org,
-        r.natural.id,
-        r.name,
-        r.ts
-    ));
-    let catalog_updates = columns!(catalogs.iter().filter(stored), |r| (
-        r.org, r.stored, r.name, r.ts
-    ));
-    let new_users = columns!(users.iter().filter(new), |r| (
-        r.org,
-        r.natural.id,
-        r.name,
-        r.ts
-    ));
-    let user_updates = columns!(users.iter().filter(stored), |r| (
-        r.org, r.stored, r.name, r.ts
-    ));
-    let (c, m, a, p, catalog_rows, _, user_rows, _) = tokio::try_join!(
-        resolve_names(tx, &s.categories, &keys.orgs, &plan.categories),
-        resolve_names(tx, &s.manufacturers, &keys.orgs, &plan.manufacturers),
-        resolve_names(tx, &s.applications, &keys.orgs, &plan.applications),
-        resolve_names(tx, &s.projects, &keys.orgs, &plan.projects),
-        async { Ok(rows(tx, &s.catalogs.insert, new_catalogs).await?) },
-        async { Ok(exec(tx, &s.catalogs.update, catalog_updates).await?) },
-        async { Ok(rows(tx, &s.users.insert, new_users).await?) },
-        async { Ok(exec(tx, &s.users.update, user_updates).await?) },
-    )?;
     let orgs = &keys.orgs;
+    let (c, m, a, p, new_catalogs, new_users) = tokio::try_join!(
+        resolve_names(tx, &s.categories, orgs, &plan.categories),
+        resolve_names(tx, &s.manufacturers, orgs, &plan.manufacturers),
+        resolve_names(tx, &s.applications, orgs, &plan.applications),
+        resolve_names(tx, &s.projects, orgs, &plan.projects),
+        write_names(tx, &s.catalogs, &catalogs),
+        write_names(tx, &s.users, &users),
+    )?;
     collect(orgs, &c, &mut keys.categories)?;
     collect(orgs, &m, &mut keys.manufacturers)?;
     collect(orgs, &a, &mut keys.applications)?;
     collect(orgs, &p, &mut keys.projects)?;
-    collect(orgs, &catalog_rows, &mut keys.catalogs)?;
-    collect(orgs, &user_rows, &mut keys.users)?;
+    collect(orgs, &new_catalogs, &mut keys.catalogs)?;
+    collect(orgs, &new_users, &mut keys.users)?;
 
     let components = keys.components(&plan.components)?;
-    let new = columns!(components.iter().filter(|r| r.stored.is_none()), |r| (
-        r.org,
-        r.natural.id,
-        r.name,
-        r.category,
-        r.manufacturer,
-        r.catalog_ids,
-        r.ts
-    ));
-    let updated = columns!(components.iter().filter(|r| r.stored.is_some()), |r| (
-        r.org,
-        r.stored,
-        r.name,
-        r.category,
-        r.manufacturer,
-        r.catalog_ids,
-        r.ts
-    ));
-    let (component_rows, _) = tokio::try_join!(
+    let new = Vec::from_iter(components.iter().filter(|r| r.stored.is_none()));
+    let new = columns!(new => org, natural.id, name, category, manufacturer, catalog_ids, ts);
+    let stored = Vec::from_iter(components.iter().filter(|r| r.stored.is_some()));
+    let stored = columns!(stored => org, stored, name, category, manufacturer, catalog_ids, ts);
+    let (created, _) = tokio::try_join!(
         rows(tx, &s.component_insert, new),
-        exec(tx, &s.component_update, updated),
+        exec(tx, &s.component_update, stored),
     )?;
-    collect(&keys.orgs, &component_rows, &mut keys.components)?;
+    collect(&keys.orgs, &created, &mut keys.components)?;
 
     let mut changed = Vec::new();
     let mut members = Vec::new();
@@ -447,38 +396,22 @@ async fn write(
         let Some(catalogs) = &r.membership else {
             continue;
         };
+        let org = r.org;
         let component = keys.components.key(r.natural)?;
-        changed.push(Surrogate {
-            org: r.org,
-            key: component,
-        });
-        let member = |&catalog| Member {
-            org: r.org,
-            component,
-            catalog,
-        };
-        members.extend(catalogs.iter().map(member));
+        let owner = Owner { org, component };
+        members.extend(catalogs.iter().map(|&catalog| Member { owner, catalog }));
+        changed.push(owner);
     }
-    let [changed_orgs, changed_keys] = columns!(&changed, |c| (c.org, c.key));
-    let renamed = columns!(catalogs.iter().filter(|r| r.renamed), |r| (r.org, r.stored));
-    let [renamed_orgs, renamed_keys] = renamed;
+    let members = columns!(members => owner.org, owner.component, catalog);
+    let renamed = Vec::from_iter(catalogs.iter().filter(|r| r.renamed));
+    let [changed_orgs, changed_keys] = columns!(changed => org, component);
+    let [renamed_orgs, renamed_keys] = columns!(renamed => org, stored);
     let relabel = [changed_orgs, changed_keys, renamed_orgs, renamed_keys];
-    let members = columns!(&members, |m| (m.org, m.component, m.catalog));
-    let events: Vec<_> = plan
-        .new_events
-        .iter()
-        .map(|n| keys.event(n.event))
-        .collect::<Result<_, _>>()?;
-    let events = columns!(&events, |r| (
-        r.org,
-        r.ts,
-        r.id,
-        r.kind,
-        r.component,
-        r.user,
-        r.application,
-        r.project
-    ));
+    let mut events = Vec::with_capacity(plan.new_events.len());
+    for new in &plan.new_events {
+        events.push(keys.event(new.event)?);
+    }
+    let events = columns!(events => org, ts, id, kind, component, user, application, project);
     tokio::try_join!(
         exec(tx, &s.membership_delete, [changed_orgs, changed_keys]),
         exec(tx, &s.membership_insert, members),
