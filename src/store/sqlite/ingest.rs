@@ -51,10 +51,7 @@ fn read<'a>(
     events: impl Iterator<Item = &'a Event> + Clone,
     keys: &mut Keys,
 ) -> Result<Snapshot, StoreError> {
-    let mut snapshot = Snapshot {
-        events: stored_facts(tx, events.clone())?,
-        ..Snapshot::default()
-    };
+    let stored_events = stored_facts(tx, events.clone())?;
     let mut org_stmt = tx.prepare_cached("SELECT org_key FROM organizations WHERE org_id = ?1")?;
     let mut components = Reader::new(tx, READ_COMPONENT, |r| {
         Ok(StoredComponent {
@@ -78,25 +75,18 @@ fn read<'a>(
         }
         let org_key = keys.orgs.key(org)?;
         let key = |id| Key { org, id };
-        let stored = &mut snapshot.components;
-        components.read(
-            org_key,
-            key(e.component.id.as_str()),
-            &mut keys.components,
-            stored,
-        )?;
+        components.read(org_key, key(e.component.id.as_str()))?;
         for c in &e.component.catalogs {
-            let stored = &mut snapshot.catalogs;
-            catalogs.read(org_key, key(c.id.as_str()), &mut keys.catalogs, stored)?;
+            catalogs.read(org_key, key(c.id.as_str()))?;
         }
-        users.read(
-            org_key,
-            key(e.user.id.as_str()),
-            &mut keys.users,
-            &mut snapshot.users,
-        )?;
+        users.read(org_key, key(e.user.id.as_str()))?;
     }
-    Ok(snapshot)
+    Ok(Snapshot {
+        events: stored_events,
+        components: components.into(&mut keys.components),
+        catalogs: catalogs.into(&mut keys.catalogs),
+        users: users.into(&mut keys.users),
+    })
 }
 
 /// Ids looked up per statement (one variable each).
@@ -135,6 +125,8 @@ fn stored_facts<'a>(
 struct Reader<'c, V> {
     stmt: CachedStatement<'c>,
     version: fn(&Row<'_>) -> rusqlite::Result<V>,
+    keys: ByOrg<i64>,
+    stored: ByOrg<V>,
 }
 
 impl<'c, V> Reader<'c, V> {
@@ -143,27 +135,31 @@ impl<'c, V> Reader<'c, V> {
         sql: &str,
         version: fn(&Row<'_>) -> rusqlite::Result<V>,
     ) -> Result<Self, StoreError> {
-        let stmt = tx.prepare_cached(sql)?;
-        Ok(Self { stmt, version })
+        Ok(Self {
+            stmt: tx.prepare_cached(sql)?,
+            version,
+            keys: ByOrg::default(),
+            stored: ByOrg::default(),
+        })
     }
 
-    /// Reads `natural` into `keys` and `stored`, unless it was read before.
-    fn read(
-        &mut self,
-        org_key: i64,
-        natural: Key<'_>,
-        keys: &mut ByOrg<i64>,
-        stored: &mut ByOrg<V>,
-    ) -> Result<(), StoreError> {
-        if keys.get(natural).is_some() {
+    /// Reads `natural`, unless it was read before.
+    fn read(&mut self, org_key: i64, natural: Key<'_>) -> Result<(), StoreError> {
+        if self.keys.get(natural).is_some() {
             return Ok(());
         }
         let mut rows = self.stmt.query(params![org_key, natural.id])?;
         if let Some(row) = rows.next()? {
-            keys.insert(natural, row.get(0)?);
-            stored.insert(natural, (self.version)(row)?);
+            self.keys.insert(natural, row.get(0)?);
+            self.stored.insert(natural, (self.version)(row)?);
         }
         Ok(())
+    }
+
+    /// The stored versions read; their keys go to `keys`.
+    fn into(self, keys: &mut ByOrg<i64>) -> ByOrg<V> {
+        *keys = self.keys;
+        self.stored
     }
 }
 
@@ -254,8 +250,8 @@ impl NamedDimension {
         })
     }
 
-    /// Inserts and updates the rows `changes` asks for; `known` holds the
-    /// keys read and gains those created. Returns the keys of renamed rows.
+    /// Writes the rows `changes` asks for; `known` holds the keys read
+    /// and gains those created. Returns the keys of renamed rows.
     fn write(
         &self,
         tx: &Transaction<'_>,
@@ -264,72 +260,53 @@ impl NamedDimension {
         known: &mut ByOrg<i64>,
     ) -> Result<Vec<i64>, StoreError> {
         let Self { table, key, name } = self;
-        let mut insert = tx.prepare_cached(&format!(
-            "INSERT INTO {table} (org_key, external_id, {name}, name_ts) VALUES (?1, ?2, ?3, ?4) RETURNING {key}"
-        ))?;
-        let mut update = tx.prepare_cached(&format!(
-            "UPDATE {table} SET {name} = ?2, name_ts = ?3 WHERE {key} = ?1"
+        let mut upsert = tx.prepare_cached(&format!(
+            "INSERT INTO {table} (org_key, external_id, {name}, name_ts) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (org_key, external_id) DO UPDATE SET {name} = ?3, name_ts = ?4
+             RETURNING {key}"
         ))?;
         let mut renamed = Vec::new();
         for r in name_rows(orgs, changes, known)? {
-            if let Some(stored) = r.stored {
-                update.execute(params![stored, r.name, r.ts])?;
-                if r.renamed {
-                    renamed.push(stored);
-                }
-            } else {
-                let args = params![r.org, r.natural.id, r.name, r.ts];
-                known.insert(r.natural, insert.query_row(args, |row| row.get(0))?);
-            }
+            let args = params![r.org, r.natural.id, r.name, r.ts];
+            let written = upsert.query_row(args, |row| row.get(0))?;
+            known.insert(r.natural, written);
+            renamed.extend(r.renamed.then_some(written));
         }
         Ok(renamed)
     }
 }
 
+/// Writes the plan's component versions (inserted, or updated over the
+/// stored ones) and, where it changed, their membership.
 fn write_components(
     tx: &Transaction<'_>,
     plan: &Plan<'_>,
     keys: &mut Keys,
     relabel: &mut BTreeSet<i64>,
 ) -> Result<(), StoreError> {
-    let mut insert = tx.prepare_cached(
+    let mut upsert = tx.prepare_cached(
         "INSERT INTO components (org_key, external_id, display_name, category_key, manufacturer_key, catalog_ids, name_ts)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING component_key",
-    )?;
-    let mut update = tx.prepare_cached(
-        "UPDATE components SET display_name = ?2, category_key = ?3, manufacturer_key = ?4, catalog_ids = ?5, name_ts = ?6
-         WHERE component_key = ?1",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (org_key, external_id) DO UPDATE SET
+             display_name = ?3, category_key = ?4, manufacturer_key = ?5, catalog_ids = ?6, name_ts = ?7
+         RETURNING component_key",
     )?;
     let mut clear = tx.prepare_cached("DELETE FROM component_catalogs WHERE component_key = ?1")?;
     let mut join = tx.prepare_cached(
         "INSERT INTO component_catalogs (component_key, catalog_key) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
     )?;
     for r in keys.components(&plan.components)? {
-        let key = if let Some(stored) = r.stored {
-            let args = params![
-                stored,
-                r.name,
-                r.category,
-                r.manufacturer,
-                r.catalog_ids,
-                r.ts
-            ];
-            update.execute(args)?;
-            stored
-        } else {
-            let args = params![
-                r.org,
-                r.natural.id,
-                r.name,
-                r.category,
-                r.manufacturer,
-                r.catalog_ids,
-                r.ts
-            ];
-            let key = insert.query_row(args, |row| row.get(0))?;
-            keys.components.insert(r.natural, key);
-            key
-        };
+        let version = params![
+            r.org,
+            r.natural.id,
+            r.name,
+            r.category,
+            r.manufacturer,
+            r.catalog_ids,
+            r.ts
+        ];
+        let key = upsert.query_row(version, |row| row.get(0))?;
+        keys.components.insert(r.natural, key);
         if let Some(catalogs) = &r.membership {
             clear.execute(params![key])?;
             for catalog in catalogs {
