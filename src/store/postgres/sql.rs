@@ -27,29 +27,22 @@ SELECT org_id, org_key FROM organizations WHERE org_id = ANY($1::text[])";
 
 // Set-based statements for the dimension tables named in `keys`.
 impl NameDimension {
-    fn insert(&self) -> String {
-        let Self { table, value, .. } = self;
-        format!(
+    async fn prepare(&self, tx: &Transaction<'_>) -> Result<NameStatements, Error> {
+        let Self { table, key, value } = self;
+        let insert = format!(
             "INSERT INTO {table} (org_key, {value})
              SELECT o, v FROM UNNEST($1::bigint[], $2::text[]) AS u(o, v) ORDER BY o, v COLLATE \"C\"
              ON CONFLICT DO NOTHING"
-        )
-    }
-
-    async fn prepare(&self, tx: &Transaction<'_>) -> Result<NameStatements, Error> {
-        Ok(NameStatements {
-            insert: tx.prepare_cached(&self.insert()).await?,
-            select: tx.prepare_cached(&self.select()).await?,
-        })
-    }
-
-    fn select(&self) -> String {
-        let Self { table, key, value } = self;
-        format!(
+        );
+        let select = format!(
             "SELECT t.org_key, t.{value}, t.{key}
              FROM {table} t JOIN UNNEST($1::bigint[], $2::text[]) AS u(o, v)
                ON t.org_key = u.o AND t.{value} = u.v"
-        )
+        );
+        Ok(NameStatements {
+            insert: tx.prepare_cached(&insert).await?,
+            select: tx.prepare_cached(&select).await?,
+        })
     }
 }
 
@@ -210,79 +203,67 @@ pub struct NamedStatements {
     pub update: Statement,
 }
 
-/// Every statement of the transaction, prepared (from the connection's
-/// cache) before any is sent, so that pipelined statements go out in a
-/// fixed order.
-pub struct Prepared {
-    /// Creates missing organizations.
-    pub org_insert: Statement,
-    /// Resolves organization ids to keys.
-    pub org_select: Statement,
-    /// Categories.
-    pub categories: NameStatements,
-    /// Manufacturers.
-    pub manufacturers: NameStatements,
-    /// Applications.
-    pub applications: NameStatements,
-    /// Projects.
-    pub projects: NameStatements,
-    /// Catalogs.
-    pub catalogs: NamedStatements,
-    /// Users.
-    pub users: NamedStatements,
-    /// Creates components, returning their keys.
-    pub component_insert: Statement,
-    /// Reads and locks the current version of existing components.
-    pub component_lock: Statement,
-    /// Writes winning component versions.
-    pub component_update: Statement,
-    /// Clears the catalog membership of components whose membership changed.
-    pub membership_delete: Statement,
-    /// Writes their new membership.
-    pub membership_insert: Statement,
-    /// Locks the components whose catalogs label is rebuilt.
-    pub relabel_lock: Statement,
-    /// Rebuilds catalogs labels.
-    pub relabel: Statement,
-    /// Marks where to return if claiming event ids fails.
-    pub savepoint: Statement,
-    /// Records event ids, failing if any was already stored.
-    pub event_ids_claim: Statement,
-    /// Returns to the savepoint after a failed claim.
-    pub rollback_to_savepoint: Statement,
-    /// Records event ids, returning the new ones.
-    pub event_ids_insert: Statement,
-    /// Reads the facts of stored event ids.
-    pub event_ids_select: Statement,
-    /// Stores the new events.
-    pub events_insert: Statement,
+/// Declares [`Prepared`]: each field with the expression that prepares it
+/// on the transaction `$tx`.
+macro_rules! prepared {
+    ($tx:ident; $($(#[doc = $doc:literal])+ $field:ident: $ty:ty = $prepare:expr,)+) => {
+        /// Every statement of the transaction, prepared (from the
+        /// connection's cache) before any is sent, so that pipelined
+        /// statements go out in a fixed order.
+        pub struct Prepared {
+            $($(#[doc = $doc])+ pub $field: $ty,)+
+        }
+
+        impl Prepared {
+            /// Prepares (or takes from the cache) every statement.
+            pub async fn new($tx: &Transaction<'_>) -> Result<Self, Error> {
+                Ok(Self { $($field: $prepare.await?,)+ })
+            }
+        }
+    };
 }
 
-impl Prepared {
-    /// Prepares (or takes from the cache) every statement.
-    pub async fn new(tx: &Transaction<'_>) -> Result<Self, Error> {
-        Ok(Self {
-            org_insert: tx.prepare_cached(ORG_INSERT).await?,
-            org_select: tx.prepare_cached(ORG_SELECT).await?,
-            categories: CATEGORIES.prepare(tx).await?,
-            manufacturers: MANUFACTURERS.prepare(tx).await?,
-            applications: APPLICATIONS.prepare(tx).await?,
-            projects: PROJECTS.prepare(tx).await?,
-            catalogs: CATALOGS.prepare(tx).await?,
-            users: USERS.prepare(tx).await?,
-            component_insert: tx.prepare_cached(COMPONENT_INSERT).await?,
-            component_lock: tx.prepare_cached(COMPONENT_LOCK).await?,
-            component_update: tx.prepare_cached(COMPONENT_UPDATE).await?,
-            membership_delete: tx.prepare_cached(MEMBERSHIP_DELETE).await?,
-            membership_insert: tx.prepare_cached(MEMBERSHIP_INSERT).await?,
-            relabel_lock: tx.prepare_cached(&relabel_lock()).await?,
-            relabel: tx.prepare_cached(&relabel()).await?,
-            savepoint: tx.prepare_cached(SAVEPOINT).await?,
-            event_ids_claim: tx.prepare_cached(EVENT_IDS_CLAIM).await?,
-            rollback_to_savepoint: tx.prepare_cached(ROLLBACK_TO_SAVEPOINT).await?,
-            event_ids_insert: tx.prepare_cached(EVENT_IDS_INSERT).await?,
-            event_ids_select: tx.prepare_cached(EVENT_IDS_SELECT).await?,
-            events_insert: tx.prepare_cached(EVENTS_INSERT).await?,
-        })
-    }
+prepared! { tx;
+    /// Creates missing organizations.
+    org_insert: Statement = tx.prepare_cached(ORG_INSERT),
+    /// Resolves organization ids to keys.
+    org_select: Statement = tx.prepare_cached(ORG_SELECT),
+    /// Categories.
+    categories: NameStatements = CATEGORIES.prepare(tx),
+    /// Manufacturers.
+    manufacturers: NameStatements = MANUFACTURERS.prepare(tx),
+    /// Applications.
+    applications: NameStatements = APPLICATIONS.prepare(tx),
+    /// Projects.
+    projects: NameStatements = PROJECTS.prepare(tx),
+    /// Catalogs.
+    catalogs: NamedStatements = CATALOGS.prepare(tx),
+    /// Users.
+    users: NamedStatements = USERS.prepare(tx),
+    /// Creates components, returning their keys.
+    component_insert: Statement = tx.prepare_cached(COMPONENT_INSERT),
+    /// Reads and locks the current version of existing components.
+    component_lock: Statement = tx.prepare_cached(COMPONENT_LOCK),
+    /// Writes winning component versions.
+    component_update: Statement = tx.prepare_cached(COMPONENT_UPDATE),
+    /// Clears the catalog membership of components whose membership changed.
+    membership_delete: Statement = tx.prepare_cached(MEMBERSHIP_DELETE),
+    /// Writes their new membership.
+    membership_insert: Statement = tx.prepare_cached(MEMBERSHIP_INSERT),
+    /// Locks the components whose catalogs label is rebuilt.
+    relabel_lock: Statement = tx.prepare_cached(&relabel_lock()),
+    /// Rebuilds catalogs labels.
+    relabel: Statement = tx.prepare_cached(&relabel()),
+    /// Marks where to return if claiming event ids fails.
+    savepoint: Statement = tx.prepare_cached(SAVEPOINT),
+    /// Records event ids, failing if any was already stored.
+    event_ids_claim: Statement = tx.prepare_cached(EVENT_IDS_CLAIM),
+    /// Returns to the savepoint after a failed claim.
+    rollback_to_savepoint: Statement = tx.prepare_cached(ROLLBACK_TO_SAVEPOINT),
+    /// Records event ids, returning the new ones.
+    event_ids_insert: Statement = tx.prepare_cached(EVENT_IDS_INSERT),
+    /// Reads the facts of stored event ids.
+    event_ids_select: Statement = tx.prepare_cached(EVENT_IDS_SELECT),
+    /// Stores the new events.
+    events_insert: Statement = tx.prepare_cached(EVENTS_INSERT),
 }
