@@ -41,6 +41,14 @@ pub struct Key<'a> {
     pub id: &'a str,
 }
 
+impl<'a> Key<'a> {
+    /// The key of `id` in `org`.
+    pub fn new(org: &'a OrgId, id: &'a impl AsRef<str>) -> Self {
+        let id = id.as_ref();
+        Self { org, id }
+    }
+}
+
 /// Stored values per organization and natural key, as a backend reads them.
 #[derive(Debug, Clone)]
 pub struct ByOrg<V>(HashMap<OrgId, HashMap<String, V>>);
@@ -219,8 +227,6 @@ pub struct Plan<'a> {
     pub outcomes: Vec<IngestOutcome>,
     /// Events to store, in arrival order.
     pub new_events: Vec<Fingerprinted<'a>>,
-    /// Organizations of the new events.
-    pub orgs: BTreeSet<&'a OrgId>,
     /// Category names of written component versions.
     pub categories: BTreeSet<Key<'a>>,
     /// Manufacturer names of written component versions.
@@ -237,30 +243,21 @@ pub struct Plan<'a> {
     pub components: Changes<'a, ComponentVersion<'a>>,
 }
 
-impl Plan<'_> {
-    /// Whether any row is written at all.
-    pub fn is_empty(&self) -> bool {
-        self.new_events.is_empty()
-    }
-}
-
 /// The newest candidate of one dimension row among the new events.
 struct Latest<V> {
     ts: Timestamp,
     value: V,
 }
 
-fn keep_latest<'a, V>(
-    map: &mut BTreeMap<Key<'a>, Latest<V>>,
-    key: Key<'a>,
-    ts: Timestamp,
-    value: V,
-) {
-    match map.get(&key) {
-        Some(current) if !supersedes(ts, current.ts) => {}
-        _ => {
-            map.insert(key, Latest { ts, value });
-        }
+/// The newest candidate of each dimension row.
+type Candidates<'a, V> = BTreeMap<Key<'a>, Latest<V>>;
+
+fn keep_latest<'a, V>(map: &mut Candidates<'a, V>, key: Key<'a>, ts: Timestamp, value: V) {
+    if map
+        .get(&key)
+        .is_none_or(|current| supersedes(ts, current.ts))
+    {
+        map.insert(key, Latest { ts, value });
     }
 }
 
@@ -292,37 +289,28 @@ where
     for &Fingerprinted { event: e, .. } in &plan.new_events {
         let org = &e.organization;
         let ts = e.timestamp;
-        let key = |id: &'a str| Key { org, id };
-        plan.orgs.insert(org);
-        keep_latest(
-            &mut components,
-            key(e.component.id.as_str()),
-            ts,
-            &e.component,
-        );
-        for c in &e.component.catalogs {
-            keep_latest(&mut catalogs, key(c.id.as_str()), ts, &c.display_name);
+        let c = &e.component;
+        keep_latest(&mut components, Key::new(org, &c.id), ts, c);
+        for k in &c.catalogs {
+            keep_latest(&mut catalogs, Key::new(org, &k.id), ts, &k.display_name);
         }
-        keep_latest(&mut users, key(e.user.id.as_str()), ts, &e.user.email);
+        keep_latest(&mut users, Key::new(org, &e.user.id), ts, &e.user.email);
         plan.applications
-            .extend(e.application.as_ref().map(|a| key(a.as_str())));
+            .extend(e.application.as_ref().map(|a| Key::new(org, a)));
         plan.projects
-            .extend(e.project_id.as_ref().map(|p| key(p.as_str())));
+            .extend(e.project_id.as_ref().map(|p| Key::new(org, p)));
     }
     plan.catalogs = weigh(catalogs, &stored.catalogs, name_change);
     plan.users = weigh(users, &stored.users, name_change);
     plan.components = weigh(components, &stored.components, component_change);
-    for (&Key { org, .. }, change) in &plan.components {
-        let Some(&ComponentVersion { component, .. }) = change.version() else {
+    for (key, change) in &plan.components {
+        let Some(&ComponentVersion { component: c, .. }) = change.version() else {
             continue;
         };
-        let key = |id: &'a Name| Key {
-            org,
-            id: id.as_str(),
-        };
-        plan.categories.extend(component.category.as_ref().map(key));
+        let named = |name| Key::new(key.org, name);
+        plan.categories.extend(c.category.as_ref().map(named));
         plan.manufacturers
-            .extend(component.manufacturer.as_ref().map(key));
+            .extend(c.manufacturer.as_ref().map(named));
     }
     plan
 }
@@ -330,7 +318,7 @@ where
 /// The newest version of each row among the new events, weighed against
 /// the stored one by `change`.
 fn weigh<'a, V, S, W>(
-    latest: BTreeMap<Key<'a>, Latest<V>>,
+    latest: Candidates<'a, V>,
     stored: &ByOrg<S>,
     change: fn(Latest<V>, Option<&S>) -> Change<W>,
 ) -> Changes<'a, W> {
@@ -593,11 +581,11 @@ mod tests {
         let stored = holding(&[ev(1, 100, "A", &["k"], "a@x")]);
         let batch = [ev(1, 100, "=HIJACKED", &["evil"], "evil@x")];
         let plan = decided([&batch[..]], &stored);
-        assert!(plan.is_empty());
+        assert!(plan.new_events.is_empty());
         assert!(plan.components.is_empty() && plan.catalogs.is_empty() && plan.users.is_empty());
         let conflict = [ev(1, 500, "=HIJACKED", &["evil"], "evil@x")];
         let plan = decided([&conflict[..]], &stored);
-        assert!(plan.components.is_empty() && plan.orgs.is_empty());
+        assert!(plan.components.is_empty() && plan.new_events.is_empty());
     }
 
     #[test]

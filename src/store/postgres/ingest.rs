@@ -358,7 +358,7 @@ async fn write(
     plan: &Plan<'_>,
     keys: &mut Keys,
 ) -> Result<(), Failure> {
-    if plan.is_empty() {
+    if plan.new_events.is_empty() {
         return Ok(());
     }
     let catalogs = name_rows(&keys.orgs, &plan.catalogs, &keys.catalogs)?;

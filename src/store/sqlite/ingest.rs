@@ -9,7 +9,7 @@ use crate::store::facts::Fingerprint;
 use crate::store::keys::{name_rows, Keys, NameDimension, NamedDimension, Orgs};
 use crate::store::keys::{APPLICATIONS, CATALOGS, CATEGORIES, MANUFACTURERS, PROJECTS, USERS};
 use crate::store::{IngestOutcome, StoreError};
-use rusqlite::types::Value;
+use rusqlite::types::{ToSql, Value};
 use rusqlite::{params, CachedStatement, OptionalExtension, Row, Transaction, TransactionBehavior};
 use std::collections::BTreeSet;
 
@@ -45,14 +45,18 @@ const READ_COMPONENT: &str =
      WHERE c.org_key = ?1 AND c.external_id = ?2";
 
 /// What the file holds for `events`' ids, components, catalogs and users;
-/// the rows' keys go to `keys`.
+/// the rows' keys go to `keys`. Organizations are created as on PostgreSQL
+/// (an organization row alone shows nothing).
 fn read<'a>(
     tx: &Transaction<'_>,
     events: impl Iterator<Item = &'a Event> + Clone,
     keys: &mut Keys,
 ) -> Result<Snapshot, StoreError> {
     let stored_events = stored_facts(tx, events.clone())?;
-    let mut org_stmt = tx.prepare_cached("SELECT org_key FROM organizations WHERE org_id = ?1")?;
+    let mut org_select =
+        tx.prepare_cached("SELECT org_key FROM organizations WHERE org_id = ?1")?;
+    let mut org_insert =
+        tx.prepare_cached("INSERT INTO organizations (org_id) VALUES (?1) RETURNING org_key")?;
     let mut components = Reader::new(tx, READ_COMPONENT, |r| {
         Ok(StoredComponent {
             name: r.get(1)?,
@@ -67,11 +71,11 @@ fn read<'a>(
     for e in events {
         let org = &e.organization;
         if keys.orgs.find(org).is_none() {
-            let found = org_stmt.query_row(params![org.as_str()], |r| r.get(0));
-            let Some(key) = found.optional()? else {
-                continue; // a new organization holds nothing yet
-            };
-            keys.orgs.add(org.clone(), key);
+            let args = params![org.as_str()];
+            keys.orgs.add(
+                org.clone(),
+                get_or_create(&mut org_select, &mut org_insert, args)?,
+            );
         }
         let org_key = keys.orgs.key(org)?;
         let key = |id| Key { org, id };
@@ -167,16 +171,8 @@ impl<'c, V> Reader<'c, V> {
 
 /// Carries out `plan`, creating keys as it goes.
 fn write(tx: &Transaction<'_>, plan: &Plan<'_>, keys: &mut Keys) -> Result<(), StoreError> {
-    if plan.is_empty() {
+    if plan.new_events.is_empty() {
         return Ok(());
-    }
-    let mut org_insert =
-        tx.prepare_cached("INSERT INTO organizations (org_id) VALUES (?1) RETURNING org_key")?;
-    for org in &plan.orgs {
-        if keys.orgs.find(org).is_none() {
-            let key = org_insert.query_row(params![org.as_str()], |r| r.get(0))?;
-            keys.orgs.add((*org).clone(), key);
-        }
     }
     keys.categories = CATEGORIES.resolve(tx, &keys.orgs, &plan.categories)?;
     keys.manufacturers = MANUFACTURERS.resolve(tx, &keys.orgs, &plan.manufacturers)?;
@@ -205,6 +201,18 @@ fn write(tx: &Transaction<'_>, plan: &Plan<'_>, keys: &mut Keys) -> Result<(), S
     write_events(tx, plan, keys)
 }
 
+/// The key `select` finds for `args`, or else the one `insert` creates.
+fn get_or_create(
+    select: &mut CachedStatement<'_>,
+    insert: &mut CachedStatement<'_>,
+    args: &[&dyn ToSql],
+) -> rusqlite::Result<i64> {
+    match select.query_row(args, |r| r.get(0)).optional()? {
+        Some(key) => Ok(key),
+        None => insert.query_row(args, |r| r.get(0)),
+    }
+}
+
 // Row-at-a-time statements for the dimension tables named in `keys`.
 impl NameDimension {
     /// The keys of `wanted`, created where missing.
@@ -224,12 +232,7 @@ impl NameDimension {
         let mut out = ByOrg::default();
         for &k in wanted {
             let args = params![orgs.key(k.org)?, k.id];
-            let found = select.query_row(args, |r| r.get(0)).optional()?;
-            let surrogate = match found {
-                Some(found) => found,
-                None => insert.query_row(args, |r| r.get(0))?,
-            };
-            out.insert(k, surrogate);
+            out.insert(k, get_or_create(&mut select, &mut insert, args)?);
         }
         Ok(out)
     }
