@@ -13,7 +13,7 @@
 //! - **Names come only from stored events**: duplicates and conflicts
 //!   never rename anything.
 //! - **The newest event wins names, ties go to the later arrival**
-//!   ([`supersedes`], applied by `change`): by event time, never arrival
+//!   ([`supersedes`], applied by `wins`): by event time, never arrival
 //!   order, so a late old event cannot rename things backwards.
 //!
 //! Maps are ordered by (organization, natural key) in byte order, so every
@@ -171,27 +171,6 @@ impl<'a> Fingerprinted<'a> {
     }
 }
 
-/// What a dimension row becomes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change<V> {
-    /// Not stored yet: insert this version.
-    Insert(V),
-    /// Stored, and this version supersedes it: update.
-    Update(V),
-    /// Stored and current: no write (the row's key is still needed).
-    Keep,
-}
-
-impl<V> Change<V> {
-    /// The version to write, if any.
-    pub fn version(&self) -> Option<&V> {
-        match self {
-            Change::Insert(v) | Change::Update(v) => Some(v),
-            Change::Keep => None,
-        }
-    }
-}
-
 /// A catalog name or user email to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NameVersion<'a> {
@@ -217,8 +196,10 @@ pub struct ComponentVersion<'a> {
     pub membership_changed: bool,
 }
 
-/// The changes of one kind of dimension row, in locking order.
-pub type Changes<'a, V> = BTreeMap<Key<'a>, Change<V>>;
+/// The versions to write of one kind of dimension row, in locking order:
+/// inserted where the store holds no row (the read step found no key),
+/// else updated. Rows whose stored version stands are not listed.
+pub type Writes<'a, V> = BTreeMap<Key<'a>, V>;
 
 /// The decision: what the write step does, and what each batch answers.
 #[derive(Debug, Default)]
@@ -236,11 +217,11 @@ pub struct Plan<'a> {
     /// Project ids of new events.
     pub projects: BTreeSet<Key<'a>>,
     /// Every catalog the new events name.
-    pub catalogs: Changes<'a, NameVersion<'a>>,
+    pub catalogs: Writes<'a, NameVersion<'a>>,
     /// Every user of a new event.
-    pub users: Changes<'a, NameVersion<'a>>,
+    pub users: Writes<'a, NameVersion<'a>>,
     /// Every component of a new event.
-    pub components: Changes<'a, ComponentVersion<'a>>,
+    pub components: Writes<'a, ComponentVersion<'a>>,
 }
 
 /// The newest candidate of one dimension row among the new events.
@@ -303,10 +284,7 @@ where
     plan.catalogs = weigh(catalogs, &stored.catalogs, name_change);
     plan.users = weigh(users, &stored.users, name_change);
     plan.components = weigh(components, &stored.components, component_change);
-    for (key, change) in &plan.components {
-        let Some(&ComponentVersion { component: c, .. }) = change.version() else {
-            continue;
-        };
+    for (key, &ComponentVersion { component: c, .. }) in &plan.components {
         let named = |name| Key::new(key.org, name);
         plan.categories.extend(c.category.as_ref().map(named));
         plan.manufacturers
@@ -320,38 +298,34 @@ where
 fn weigh<'a, V, S, W>(
     latest: Candidates<'a, V>,
     stored: &ByOrg<S>,
-    change: fn(Latest<V>, Option<&S>) -> Change<W>,
-) -> Changes<'a, W> {
-    let weighed = |(key, latest)| (key, change(latest, stored.get(key)));
-    latest.into_iter().map(weighed).collect()
+    change: fn(Latest<V>, Option<&S>) -> Option<W>,
+) -> Writes<'a, W> {
+    let weighed = |(key, latest)| Some((key, change(latest, stored.get(key))?));
+    latest.into_iter().filter_map(weighed).collect()
 }
 
-/// What a row becomes given `version`, set at `ts`, when the stored row
-/// was set at `stored_ts` (`None`: not stored) and holds the `same` values:
-/// inserted, written if it supersedes the stored one and says something
-/// new, else kept.
-fn change<W>(version: W, ts: Timestamp, stored_ts: Option<Timestamp>, same: bool) -> Change<W> {
-    match stored_ts {
-        None => Change::Insert(version),
-        Some(old) if supersedes(ts, old) && !(same && ts == old) => Change::Update(version),
-        Some(_) => Change::Keep,
-    }
+/// `version`, set at `ts`, if it is to be written over the stored row set
+/// at `stored_ts` (`None`: not stored) that holds the `same` values: if it
+/// supersedes that row and says something new.
+fn wins<W>(version: W, ts: Timestamp, stored_ts: Option<Timestamp>, same: bool) -> Option<W> {
+    let wins = stored_ts.is_none_or(|old| supersedes(ts, old) && !(same && ts == old));
+    wins.then_some(version)
 }
 
 fn name_change<'a>(
     latest: Latest<&'a Name>,
     stored: Option<&StoredName>,
-) -> Change<NameVersion<'a>> {
+) -> Option<NameVersion<'a>> {
     let Latest { ts, value: name } = latest;
     let renamed = stored.is_some_and(|s| s.name != name.as_str());
     let version = NameVersion { name, ts, renamed };
-    change(version, ts, stored.map(|s| s.name_ts), !renamed)
+    wins(version, ts, stored.map(|s| s.name_ts), !renamed)
 }
 
 fn component_change<'a>(
     latest: Latest<&'a Component>,
     stored: Option<&StoredComponent>,
-) -> Change<ComponentVersion<'a>> {
+) -> Option<ComponentVersion<'a>> {
     let Latest { ts, value: c } = latest;
     let catalog_ids = catalog_signature(c);
     let membership_changed =
@@ -368,7 +342,7 @@ fn component_change<'a>(
         catalog_ids,
         membership_changed,
     };
-    change(version, ts, stored.map(|s| s.name_ts), same)
+    wins(version, ts, stored.map(|s| s.name_ts), same)
 }
 
 /// The component's catalog ids, sorted and deduplicated, as one string:
@@ -445,8 +419,8 @@ mod tests {
             s.events.insert(e.id, Some(Fingerprint::of(e)));
         }
         let plan = decided([events], &Snapshot::default());
-        for (k, change) in &plan.components {
-            if let Some(v) = change.version() {
+        for (k, v) in &plan.components {
+            {
                 let stored = StoredComponent {
                     name: v.component.display_name.to_string(),
                     category: v.component.category.as_ref().map(ToString::to_string),
@@ -457,8 +431,8 @@ mod tests {
                 s.components.insert(*k, stored);
             }
         }
-        for (k, change) in &plan.catalogs {
-            if let Some(v) = change.version() {
+        for (k, v) in &plan.catalogs {
+            {
                 let stored = StoredName {
                     name: v.name.to_string(),
                     name_ts: v.ts,
@@ -466,8 +440,8 @@ mod tests {
                 s.catalogs.insert(*k, stored);
             }
         }
-        for (k, change) in &plan.users {
-            if let Some(v) = change.version() {
+        for (k, v) in &plan.users {
+            {
                 let stored = StoredName {
                     name: v.name.to_string(),
                     name_ts: v.ts,
@@ -483,15 +457,12 @@ mod tests {
     fn component(plan: &Plan<'_>) -> Option<(String, bool)> {
         plan.components
             .values()
-            .find_map(Change::version)
+            .next()
             .map(|v| (v.component.display_name.to_string(), v.membership_changed))
     }
 
     fn email(plan: &Plan<'_>) -> Option<String> {
-        plan.users
-            .values()
-            .find_map(Change::version)
-            .map(|v| v.name.to_string())
+        plan.users.values().next().map(|v| v.name.to_string())
     }
 
     /// One row of the classification table.
@@ -668,12 +639,7 @@ mod tests {
         let mut renaming = ev(2, 200, "A", &["k"], "a@x");
         renaming.component.catalogs[0].display_name = text(Name::parse, "K renamed");
         let plan = decided([std::slice::from_ref(&renaming)], &stored);
-        let catalog = plan
-            .catalogs
-            .values()
-            .next()
-            .and_then(Change::version)
-            .cloned();
+        let catalog = plan.catalogs.values().next().cloned();
         assert_eq!(
             catalog.map(|v| (v.name.to_string(), v.renamed)),
             Some(("K renamed".into(), true))
@@ -685,11 +651,9 @@ mod tests {
             plan.categories.is_empty(),
             "a losing version's category is not needed"
         );
-        assert_eq!(plan.catalogs.values().next(), Some(&Change::Keep));
+        assert!(plan.catalogs.is_empty(), "the stored name stands");
         let fresh = decided([std::slice::from_ref(&late)], &Snapshot::default());
-        assert!(
-            matches!(fresh.components.values().next(), Some(Change::Insert(v)) if v.membership_changed)
-        );
+        assert!(matches!(fresh.components.values().next(), Some(v) if v.membership_changed));
     }
 
     #[test]

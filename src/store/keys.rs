@@ -7,11 +7,14 @@
 //! each backend builds its own statements from the same table, key column
 //! and name column, so the two schemas cannot drift apart in one of them.
 
-use super::decide::{ByOrg, Change, Changes, ComponentVersion, Key, NameVersion};
+use super::decide::{ByOrg, ComponentVersion, Key, Writes};
 use super::StoreError;
 use crate::domain::{Catalog, Event, OrgId};
 use std::collections::HashMap;
 use uuid::Uuid;
+
+/// A store result.
+type StoreResult<T> = Result<T, StoreError>;
 
 /// A dimension that is nothing but a name (or an external id) per
 /// organization: get-or-create by value, never renamed.
@@ -101,7 +104,7 @@ impl Orgs {
 fn missing(org: &OrgId, what: &str) -> StoreError {
     let org = org.as_str();
     StoreError::Corrupt(format!(
-        "{what} of organization {org:?} was not resolved during ingestion"
+        "{what} of {org:?} was not resolved during ingestion"
     ))
 }
 
@@ -113,18 +116,8 @@ impl ByOrg<i64> {
     }
 
     /// [`ByOrg::key`] of an optional value.
-    fn optional(
-        &self,
-        org: &OrgId,
-        id: Option<&impl AsRef<str>>,
-    ) -> Result<Option<i64>, StoreError> {
-        id.map(|id| {
-            self.key(Key {
-                org,
-                id: id.as_ref(),
-            })
-        })
-        .transpose()
+    fn optional(&self, org: &OrgId, id: Option<&impl AsRef<str>>) -> StoreResult<Option<i64>> {
+        id.map(|id| self.key(Key::new(org, id))).transpose()
     }
 }
 
@@ -170,23 +163,6 @@ pub struct EventRow {
     pub project: Option<i64>,
 }
 
-/// A catalog or user version to write, resolved to keys.
-#[derive(Debug, Clone, Copy)]
-pub struct NameRow<'a> {
-    /// Its natural key.
-    pub natural: Key<'a>,
-    /// Organization key.
-    pub org: i64,
-    /// Surrogate key of the row to update; `None`: a new row.
-    pub stored: Option<i64>,
-    /// The name.
-    pub name: &'a str,
-    /// Milliseconds of the event that set it.
-    pub ts: i64,
-    /// Whether the visible name changed.
-    pub renamed: bool,
-}
-
 /// A component version to write, resolved to keys.
 #[derive(Debug, Clone)]
 pub struct ComponentRow<'a> {
@@ -214,14 +190,13 @@ impl Keys {
     /// `e`'s row.
     pub fn event(&self, e: &Event) -> Result<EventRow, StoreError> {
         let org = &e.organization;
-        let key = |id| Key { org, id };
         Ok(EventRow {
             org: self.orgs.key(org)?,
             ts: e.timestamp.millis(),
             id: *e.id.as_uuid(),
             kind: e.kind.code(),
-            component: self.components.key(key(e.component.id.as_str()))?,
-            user: self.users.key(key(e.user.id.as_str()))?,
+            component: self.components.key(Key::new(org, &e.component.id))?,
+            user: self.users.key(Key::new(org, &e.user.id))?,
             application: self.applications.optional(org, e.application.as_ref())?,
             project: self.projects.optional(org, e.project_id.as_ref())?,
         })
@@ -231,26 +206,20 @@ impl Keys {
     /// categories, manufacturers and catalogs have keys.
     pub fn components<'a>(
         &self,
-        changes: &'a Changes<'a, ComponentVersion<'a>>,
+        changes: &'a Writes<'a, ComponentVersion<'a>>,
     ) -> Result<Vec<ComponentRow<'a>>, StoreError> {
         let mut rows = Vec::with_capacity(changes.len());
-        for (&natural, change) in changes {
-            let Some(v) = change.version() else { continue };
+        for (&natural, v) in changes {
             let org = natural.org;
             let c = v.component;
-            let catalog = |k: &Catalog| {
-                self.catalogs.key(Key {
-                    org,
-                    id: k.id.as_str(),
-                })
-            };
+            let catalog = |k: &'a Catalog| self.catalogs.key(Key::new(org, &k.id));
             let membership = v
                 .membership_changed
                 .then(|| c.catalogs.iter().map(catalog).collect());
             rows.push(ComponentRow {
                 natural,
                 org: self.orgs.key(org)?,
-                stored: stored_key(change, &self.components, natural)?,
+                stored: self.components.get(natural).copied(),
                 name: c.display_name.as_str(),
                 category: self.categories.optional(org, c.category.as_ref())?,
                 manufacturer: self.manufacturers.optional(org, c.manufacturer.as_ref())?,
@@ -261,37 +230,4 @@ impl Keys {
         }
         Ok(rows)
     }
-}
-
-/// The rows of the catalog or user versions in `changes`; `known`
-/// holds the keys of the stored rows.
-pub fn name_rows<'a>(
-    orgs: &Orgs,
-    changes: &'a Changes<'a, NameVersion<'a>>,
-    known: &ByOrg<i64>,
-) -> Result<Vec<NameRow<'a>>, StoreError> {
-    let mut rows = Vec::with_capacity(changes.len());
-    for (&natural, change) in changes {
-        let Some(v) = change.version() else { continue };
-        rows.push(NameRow {
-            natural,
-            org: orgs.key(natural.org)?,
-            stored: stored_key(change, known, natural)?,
-            name: v.name.as_str(),
-            ts: v.ts.millis(),
-            renamed: v.renamed,
-        });
-    }
-    Ok(rows)
-}
-
-/// The key of the stored row an update writes; `None` for an insert.
-fn stored_key<V>(
-    change: &Change<V>,
-    known: &ByOrg<i64>,
-    natural: Key<'_>,
-) -> Result<Option<i64>, StoreError> {
-    matches!(change, Change::Update(_))
-        .then(|| known.key(natural))
-        .transpose()
 }

@@ -18,10 +18,11 @@
 use super::error::is_retryable;
 use super::sql::{NameStatements, NamedStatements, Prepared};
 use crate::domain::{Event, EventId, OrgId, Timestamp};
-use crate::store::decide::{decide, ByOrg, Fingerprinted, Key, Occurrences, Plan, Snapshot};
+use crate::store::decide::{decide, ByOrg, Fingerprinted, Key, NameVersion, Occurrences, Plan};
+use crate::store::decide::{Snapshot, Writes};
 use crate::store::decide::{StoredComponent, StoredEvents, StoredName, Verdict};
 use crate::store::facts::Fingerprint;
-use crate::store::keys::{name_rows, Keys, NameRow, Orgs};
+use crate::store::keys::{Keys, Orgs};
 use crate::store::{IngestOutcome, StoreError};
 use deadpool_postgres::{Pool, Transaction};
 use std::collections::{BTreeSet, HashSet};
@@ -335,6 +336,44 @@ async fn write_names(
     let stored = columns!(stored => org, stored, name, ts);
     let (created, _) = tokio::try_join!(rows(tx, &s.insert, new), exec(tx, &s.update, stored))?;
     Ok(created)
+}
+
+/// A catalog or user version to write, resolved to keys.
+#[derive(Debug, Clone, Copy)]
+struct NameRow<'a> {
+    /// Its natural key.
+    natural: Key<'a>,
+    /// Organization key.
+    org: i64,
+    /// Surrogate key of the row to update; `None`: a new row.
+    stored: Option<i64>,
+    /// The name.
+    name: &'a str,
+    /// Milliseconds of the event that set it.
+    ts: i64,
+    /// Whether the visible name changed.
+    renamed: bool,
+}
+
+/// The rows of the catalog or user versions in `changes`; `known`
+/// holds the keys of the stored rows.
+fn name_rows<'a>(
+    orgs: &Orgs,
+    changes: &'a Writes<'a, NameVersion<'a>>,
+    known: &ByOrg<i64>,
+) -> Result<Vec<NameRow<'a>>, StoreError> {
+    let mut rows = Vec::with_capacity(changes.len());
+    for (&natural, v) in changes {
+        rows.push(NameRow {
+            natural,
+            org: orgs.key(natural.org)?,
+            stored: known.get(natural).copied(),
+            name: v.name.as_str(),
+            ts: v.ts.millis(),
+            renamed: v.renamed,
+        });
+    }
+    Ok(rows)
 }
 
 /// A component by organization key and key.

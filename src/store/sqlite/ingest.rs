@@ -3,10 +3,10 @@
 //! changes between the read and the write.
 
 use crate::domain::{Event, EventId, Timestamp};
-use crate::store::decide::{decide, ByOrg, Changes, Fingerprinted, Key, NameVersion, Plan};
+use crate::store::decide::{decide, ByOrg, Fingerprinted, Key, NameVersion, Plan, Writes};
 use crate::store::decide::{Snapshot, StoredComponent, StoredEvents, StoredName};
 use crate::store::facts::Fingerprint;
-use crate::store::keys::{name_rows, Keys, NameDimension, NamedDimension, Orgs};
+use crate::store::keys::{Keys, NameDimension, NamedDimension, Orgs};
 use crate::store::keys::{APPLICATIONS, CATALOGS, CATEGORIES, MANUFACTURERS, PROJECTS, USERS};
 use crate::store::{IngestOutcome, StoreError};
 use rusqlite::types::{ToSql, Value};
@@ -253,12 +253,12 @@ impl NamedDimension {
         })
     }
 
-    /// Writes the rows `changes` asks for; `known` holds the keys read
+    /// Writes the rows `writes` lists; `known` holds the keys read
     /// and gains those created. Returns the keys of renamed rows.
     fn write(
         &self,
         tx: &Transaction<'_>,
-        changes: &Changes<'_, NameVersion<'_>>,
+        writes: &Writes<'_, NameVersion<'_>>,
         orgs: &Orgs,
         known: &mut ByOrg<i64>,
     ) -> Result<Vec<i64>, StoreError> {
@@ -269,11 +269,16 @@ impl NamedDimension {
              RETURNING {key}"
         ))?;
         let mut renamed = Vec::new();
-        for r in name_rows(orgs, changes, known)? {
-            let args = params![r.org, r.natural.id, r.name, r.ts];
-            let written = upsert.query_row(args, |row| row.get(0))?;
-            known.insert(r.natural, written);
-            renamed.extend(r.renamed.then_some(written));
+        for (&natural, v) in writes {
+            let args = params![
+                orgs.key(natural.org)?,
+                natural.id,
+                v.name.as_str(),
+                v.ts.millis()
+            ];
+            let key = upsert.query_row(args, |row| row.get(0))?;
+            known.insert(natural, key);
+            renamed.extend(v.renamed.then_some(key));
         }
         Ok(renamed)
     }
