@@ -16,59 +16,39 @@ use uuid::Uuid;
 /// A store result.
 type StoreResult<T> = Result<T, StoreError>;
 
-/// A dimension that is nothing but a name (or an external id) per
-/// organization: get-or-create by value, never renamed.
+/// A dimension table: its surrogate key column and the column of its
+/// value. For a name-only dimension that is the natural value, unique per
+/// organization and never renamed (categories, manufacturers, applications,
+/// projects); for a renamable one, the changing name of a row keyed by
+/// `external_id` and versioned by `name_ts` (catalogs, users).
 #[derive(Debug, Clone, Copy)]
-pub struct NameDimension {
+pub struct Dimension {
     /// Table name.
     pub table: &'static str,
     /// Surrogate key column.
     pub key: &'static str,
-    /// The natural value column, unique per organization.
-    pub value: &'static str,
+    /// The value (name-only) or name (renamable) column.
+    pub column: &'static str,
 }
 
-/// Component categories.
-pub const CATEGORIES: NameDimension = NameDimension::new("categories", "category_key", "name");
-/// Component manufacturers.
-pub const MANUFACTURERS: NameDimension =
-    NameDimension::new("manufacturers", "manufacturer_key", "name");
-/// Applications events come from.
-pub const APPLICATIONS: NameDimension =
-    NameDimension::new("applications", "application_key", "name");
-/// Projects, by external id.
-pub const PROJECTS: NameDimension = NameDimension::new("projects", "project_key", "external_id");
-
-impl NameDimension {
-    const fn new(table: &'static str, key: &'static str, value: &'static str) -> Self {
-        Self { table, key, value }
+impl Dimension {
+    const fn new(table: &'static str, key: &'static str, column: &'static str) -> Self {
+        Self { table, key, column }
     }
 }
 
-/// A dimension whose name changes (catalogs: display name; users: email):
-/// keyed by `external_id`, its name versioned by `name_ts`.
-#[derive(Debug, Clone, Copy)]
-pub struct NamedDimension {
-    /// Table name.
-    pub table: &'static str,
-    /// Surrogate key column.
-    pub key: &'static str,
-    /// The changing name column.
-    pub name: &'static str,
-}
-
+/// Component categories.
+pub const CATEGORIES: Dimension = Dimension::new("categories", "category_key", "name");
+/// Component manufacturers.
+pub const MANUFACTURERS: Dimension = Dimension::new("manufacturers", "manufacturer_key", "name");
+/// Applications events come from.
+pub const APPLICATIONS: Dimension = Dimension::new("applications", "application_key", "name");
+/// Projects, by external id.
+pub const PROJECTS: Dimension = Dimension::new("projects", "project_key", "external_id");
 /// Catalogs, renamed by display name.
-pub const CATALOGS: NamedDimension = NamedDimension {
-    table: "catalogs",
-    key: "catalog_key",
-    name: "display_name",
-};
+pub const CATALOGS: Dimension = Dimension::new("catalogs", "catalog_key", "display_name");
 /// Users, renamed by email.
-pub const USERS: NamedDimension = NamedDimension {
-    table: "users",
-    key: "user_key",
-    name: "email",
-};
+pub const USERS: Dimension = Dimension::new("users", "user_key", "email");
 
 /// Organization keys, both ways.
 #[derive(Debug, Default)]

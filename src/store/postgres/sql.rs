@@ -12,7 +12,7 @@
 //! that created one first makes this one fail with a unique violation and
 //! start again from its read, never write over a decision it did not see.
 
-use crate::store::keys::{NameDimension, NamedDimension};
+use crate::store::keys::Dimension;
 use crate::store::keys::{APPLICATIONS, CATALOGS, CATEGORIES, MANUFACTURERS, PROJECTS, USERS};
 use deadpool_postgres::Transaction;
 use tokio_postgres::{Error, Statement};
@@ -26,33 +26,32 @@ const ORG_SELECT: &str = "
 SELECT org_id, org_key FROM organizations WHERE org_id = ANY($1::text[])";
 
 // Set-based statements for the dimension tables named in `keys`.
-impl NameDimension {
-    async fn prepare(&self, tx: &Transaction<'_>) -> Result<NameStatements, Error> {
-        let Self { table, key, value } = self;
+impl Dimension {
+    /// A name-only dimension's statements.
+    async fn name_only(&self, tx: &Transaction<'_>) -> Result<NameStatements, Error> {
+        let Self { table, key, column } = self;
         let insert = format!(
-            "INSERT INTO {table} (org_key, {value})
+            "INSERT INTO {table} (org_key, {column})
              SELECT o, v FROM UNNEST($1::bigint[], $2::text[]) AS u(o, v) ORDER BY o, v COLLATE \"C\"
              ON CONFLICT DO NOTHING"
         );
         let select = format!(
-            "SELECT t.org_key, t.{value}, t.{key}
+            "SELECT t.org_key, t.{column}, t.{key}
              FROM {table} t JOIN UNNEST($1::bigint[], $2::text[]) AS u(o, v)
-               ON t.org_key = u.o AND t.{value} = u.v"
+               ON t.org_key = u.o AND t.{column} = u.v"
         );
         Ok(NameStatements {
             insert: tx.prepare_cached(&insert).await?,
             select: tx.prepare_cached(&select).await?,
         })
     }
-}
 
-// Named dimensions are read and locked before the decision, inserted or
-// renamed after it.
-impl NamedDimension {
-    async fn prepare(&self, tx: &Transaction<'_>) -> Result<NamedStatements, Error> {
-        let Self { table, key, name } = self;
+    /// A renamable dimension's statements: its rows are read and locked
+    /// before the decision, inserted or renamed after it.
+    async fn renamable(&self, tx: &Transaction<'_>) -> Result<NamedStatements, Error> {
+        let Self { table, key, column } = self;
         let insert = format!(
-            "INSERT INTO {table} (org_key, external_id, {name}, name_ts)
+            "INSERT INTO {table} (org_key, external_id, {column}, name_ts)
              SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[]) AS u(o, x, n, ts)
              ORDER BY o, x COLLATE \"C\"
              RETURNING org_key, external_id, {key}"
@@ -60,14 +59,14 @@ impl NamedDimension {
         // Locked so that, for catalogs, a rename and a membership change
         // touching one catalog never interleave.
         let lock = format!(
-            "SELECT t.org_key, t.external_id, t.{key}, t.{name}, t.name_ts
+            "SELECT t.org_key, t.external_id, t.{key}, t.{column}, t.name_ts
              FROM {table} t JOIN UNNEST($1::bigint[], $2::text[]) AS u(o, x)
                ON t.org_key = u.o AND t.external_id = u.x
              ORDER BY t.org_key, t.external_id COLLATE \"C\"
              FOR UPDATE OF t"
         );
         let update = format!(
-            "UPDATE {table} t SET {name} = u.n, name_ts = u.ts
+            "UPDATE {table} t SET {column} = u.n, name_ts = u.ts
              FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[]) AS u(o, k, n, ts)
              WHERE t.org_key = u.o AND t.{key} = u.k"
         );
@@ -157,7 +156,7 @@ fn relabel() -> String {
 /// concurrent batch from storing one of them too. A plain insert costs
 /// about half of `ON CONFLICT DO NOTHING`, and batches are nearly always
 /// all new; if one id is not, this fails with a unique violation, the
-/// transaction rolls back to `SAVEPOINT` and uses `EVENT_IDS_INSERT`.
+/// transaction rolls back to `SAVEPOINT` and uses `event_ids_insert`.
 const EVENT_IDS_CLAIM: &str = "
 INSERT INTO event_ids (id, org_key, facts)
 SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::bytea[]) AS u(id, o, f)
@@ -168,18 +167,15 @@ const ROLLBACK_TO_SAVEPOINT: &str = "ROLLBACK TO SAVEPOINT event_ids";
 
 /// Claims the batch's new event ids, returning them; waits for a
 /// concurrent transaction that claimed one first, then skips it.
-const EVENT_IDS_INSERT: &str = "
-INSERT INTO event_ids (id, org_key, facts)
-SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::bytea[]) AS u(id, o, f)
-ORDER BY id
-ON CONFLICT DO NOTHING
-RETURNING id";
+fn event_ids_insert() -> String {
+    format!("{EVENT_IDS_CLAIM} ON CONFLICT DO NOTHING RETURNING id")
+}
 
 /// The facts of stored events.
 const EVENT_IDS_SELECT: &str = "
 SELECT id, facts FROM event_ids WHERE id = ANY($1::uuid[])";
 
-/// Stores the new events (only those whose id `EVENT_IDS_INSERT` returned).
+/// Stores the new events (only those whose id was claimed).
 const EVENTS_INSERT: &str = "
 INSERT INTO events (org_key, ts, id, kind, component_key, user_key, application_key, project_key)
 SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::uuid[], $4::smallint[], $5::bigint[],
@@ -229,17 +225,17 @@ prepared! { tx;
     /// Resolves organization ids to keys.
     org_select: Statement = tx.prepare_cached(ORG_SELECT),
     /// Categories.
-    categories: NameStatements = CATEGORIES.prepare(tx),
+    categories: NameStatements = CATEGORIES.name_only(tx),
     /// Manufacturers.
-    manufacturers: NameStatements = MANUFACTURERS.prepare(tx),
+    manufacturers: NameStatements = MANUFACTURERS.name_only(tx),
     /// Applications.
-    applications: NameStatements = APPLICATIONS.prepare(tx),
+    applications: NameStatements = APPLICATIONS.name_only(tx),
     /// Projects.
-    projects: NameStatements = PROJECTS.prepare(tx),
+    projects: NameStatements = PROJECTS.name_only(tx),
     /// Catalogs.
-    catalogs: NamedStatements = CATALOGS.prepare(tx),
+    catalogs: NamedStatements = CATALOGS.renamable(tx),
     /// Users.
-    users: NamedStatements = USERS.prepare(tx),
+    users: NamedStatements = USERS.renamable(tx),
     /// Creates components, returning their keys.
     component_insert: Statement = tx.prepare_cached(COMPONENT_INSERT),
     /// Reads and locks the current version of existing components.
@@ -261,7 +257,7 @@ prepared! { tx;
     /// Returns to the savepoint after a failed claim.
     rollback_to_savepoint: Statement = tx.prepare_cached(ROLLBACK_TO_SAVEPOINT),
     /// Records event ids, returning the new ones.
-    event_ids_insert: Statement = tx.prepare_cached(EVENT_IDS_INSERT),
+    event_ids_insert: Statement = tx.prepare_cached(&event_ids_insert()),
     /// Reads the facts of stored event ids.
     event_ids_select: Statement = tx.prepare_cached(EVENT_IDS_SELECT),
     /// Stores the new events.

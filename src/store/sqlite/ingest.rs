@@ -6,7 +6,7 @@ use crate::domain::{Event, EventId, Timestamp};
 use crate::store::decide::{decide, ByOrg, Fingerprinted, Key, NameVersion, Plan, Writes};
 use crate::store::decide::{Snapshot, StoredComponent, StoredEvents, StoredName};
 use crate::store::facts::Fingerprint;
-use crate::store::keys::{Keys, NameDimension, NamedDimension, Orgs};
+use crate::store::keys::{Dimension, Keys, Orgs};
 use crate::store::keys::{APPLICATIONS, CATALOGS, CATEGORIES, MANUFACTURERS, PROJECTS, USERS};
 use crate::store::{IngestOutcome, StoreError};
 use rusqlite::types::{ToSql, Value};
@@ -214,7 +214,7 @@ fn get_or_create(
 }
 
 // Row-at-a-time statements for the dimension tables named in `keys`.
-impl NameDimension {
+impl Dimension {
     /// The keys of `wanted`, created where missing.
     fn resolve(
         &self,
@@ -222,12 +222,12 @@ impl NameDimension {
         orgs: &Orgs,
         wanted: &BTreeSet<Key<'_>>,
     ) -> Result<ByOrg<i64>, StoreError> {
-        let Self { table, key, value } = self;
+        let Self { table, key, column } = self;
         let mut select = tx.prepare_cached(&format!(
-            "SELECT {key} FROM {table} WHERE org_key = ?1 AND {value} = ?2"
+            "SELECT {key} FROM {table} WHERE org_key = ?1 AND {column} = ?2"
         ))?;
         let mut insert = tx.prepare_cached(&format!(
-            "INSERT INTO {table} (org_key, {value}) VALUES (?1, ?2) RETURNING {key}"
+            "INSERT INTO {table} (org_key, {column}) VALUES (?1, ?2) RETURNING {key}"
         ))?;
         let mut out = ByOrg::default();
         for &k in wanted {
@@ -236,14 +236,12 @@ impl NameDimension {
         }
         Ok(out)
     }
-}
 
-impl NamedDimension {
     /// Reads `(key, name, name_ts)` by organization key and external id.
     fn reader<'c>(&self, tx: &'c Transaction<'_>) -> Result<Reader<'c, StoredName>, StoreError> {
-        let Self { table, key, name } = self;
+        let Self { table, key, column } = self;
         let sql = format!(
-            "SELECT {key}, {name}, name_ts FROM {table} WHERE org_key = ?1 AND external_id = ?2"
+            "SELECT {key}, {column}, name_ts FROM {table} WHERE org_key = ?1 AND external_id = ?2"
         );
         Reader::new(tx, &sql, |r| {
             Ok(StoredName {
@@ -262,10 +260,10 @@ impl NamedDimension {
         orgs: &Orgs,
         known: &mut ByOrg<i64>,
     ) -> Result<Vec<i64>, StoreError> {
-        let Self { table, key, name } = self;
+        let Self { table, key, column } = self;
         let mut upsert = tx.prepare_cached(&format!(
-            "INSERT INTO {table} (org_key, external_id, {name}, name_ts) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (org_key, external_id) DO UPDATE SET {name} = ?3, name_ts = ?4
+            "INSERT INTO {table} (org_key, external_id, {column}, name_ts) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (org_key, external_id) DO UPDATE SET {column} = ?3, name_ts = ?4
              RETURNING {key}"
         ))?;
         let mut renamed = Vec::new();
