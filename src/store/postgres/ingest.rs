@@ -136,12 +136,12 @@ async fn run(tx: &Transaction<'_>, events: &[Event]) -> Result<IngestOutcome, Fa
 }
 
 /// The array parameters of a set-based statement: `columns!(rows => a, b.c)`
-/// is `[&[r.a for r in rows], &[r.b.c for r in rows]]`, one array per field
-/// (`rows` is iterated once per field). Bind it with `let`, which keeps the
-/// arrays alive.
+/// is `[&[r.a for r in rows], &[r.b.c for r in rows]]`, one array per field.
+/// `rows` (a reference or an iterator expression) is evaluated once per
+/// field. Bind the result with `let`, which keeps the arrays alive.
 macro_rules! columns {
     ($rows:expr => $($($field:ident).+),+) => {
-        [$(&$rows.iter().map(|r| r.$($field).+).collect::<Vec<_>>() as Param<'_>),+]
+        [$(&IntoIterator::into_iter($rows).map(|r| r.$($field).+).collect::<Vec<_>>() as Param<'_>),+]
     };
 }
 
@@ -242,10 +242,10 @@ async fn read(
     }
     // Sorted by id, so concurrent batches claim in one order.
     claims.sort_unstable_by_key(|c| c.id);
-    let claim = columns!(claims => id, org, facts);
-    let catalogs = columns!(catalogs => org, id);
-    let components = columns!(components => org, id);
-    let users = columns!(users => org, id);
+    let claim = columns!(&claims => id, org, facts);
+    let catalogs = columns!(&catalogs => org, id);
+    let components = columns!(&components => org, id);
+    let users = columns!(&users => org, id);
     let (catalogs, components, users, savepoint, claimed) = tokio::join!(
         rows(tx, &s.catalogs.lock, catalogs),
         rows(tx, &s.component_lock, components),
@@ -330,10 +330,8 @@ async fn write_names(
     s: &NamedStatements,
     names: &[NameRow<'_>],
 ) -> Result<Vec<Row>, Failure> {
-    let new = Vec::from_iter(names.iter().filter(|r| r.stored.is_none()));
-    let new = columns!(new => org, natural.id, name, ts);
-    let stored = Vec::from_iter(names.iter().filter(|r| r.stored.is_some()));
-    let stored = columns!(stored => org, stored, name, ts);
+    let new = columns!(names.iter().filter(|r| r.stored.is_none()) => org, natural.id, name, ts);
+    let stored = columns!(names.iter().filter(|r| r.stored.is_some()) => org, stored, name, ts);
     let (created, _) = tokio::try_join!(rows(tx, &s.insert, new), exec(tx, &s.update, stored))?;
     Ok(created)
 }
@@ -419,10 +417,10 @@ async fn write(
     collect(orgs, &new_users, &mut keys.users)?;
 
     let components = keys.components(&plan.components)?;
-    let new = Vec::from_iter(components.iter().filter(|r| r.stored.is_none()));
-    let new = columns!(new => org, natural.id, name, category, manufacturer, catalog_ids, ts);
-    let stored = Vec::from_iter(components.iter().filter(|r| r.stored.is_some()));
-    let stored = columns!(stored => org, stored, name, category, manufacturer, catalog_ids, ts);
+    let new = columns!(components.iter().filter(|r| r.stored.is_none()) =>
+        org, natural.id, name, category, manufacturer, catalog_ids, ts);
+    let stored = columns!(components.iter().filter(|r| r.stored.is_some()) =>
+        org, stored, name, category, manufacturer, catalog_ids, ts);
     let (created, _) = tokio::try_join!(
         rows(tx, &s.component_insert, new),
         exec(tx, &s.component_update, stored),
@@ -441,16 +439,16 @@ async fn write(
         members.extend(catalogs.iter().map(|&catalog| Member { owner, catalog }));
         changed.push(owner);
     }
-    let members = columns!(members => owner.org, owner.component, catalog);
-    let renamed = Vec::from_iter(catalogs.iter().filter(|r| r.renamed));
-    let [changed_orgs, changed_keys] = columns!(changed => org, component);
-    let [renamed_orgs, renamed_keys] = columns!(renamed => org, stored);
+    let members = columns!(&members => owner.org, owner.component, catalog);
+    let [changed_orgs, changed_keys] = columns!(&changed => org, component);
+    let [renamed_orgs, renamed_keys] =
+        columns!(catalogs.iter().filter(|r| r.renamed) => org, stored);
     let relabel = [changed_orgs, changed_keys, renamed_orgs, renamed_keys];
     let mut events = Vec::with_capacity(plan.new_events.len());
     for new in &plan.new_events {
         events.push(keys.event(new.event)?);
     }
-    let events = columns!(events => org, ts, id, kind, component, user, application, project);
+    let events = columns!(&events => org, ts, id, kind, component, user, application, project);
     tokio::try_join!(
         exec(tx, &s.membership_delete, [changed_orgs, changed_keys]),
         exec(tx, &s.membership_insert, members),

@@ -111,34 +111,30 @@ fn stored_facts<'a>(
         let args = chunk.iter().map(|id| id.as_uuid().as_bytes().to_vec());
         let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
         while let Some(row) = rows.next()? {
-            let id: Vec<u8> = row.get(0)?;
-            let id = uuid::Uuid::from_slice(&id)
+            let id = uuid::Uuid::from_slice(&row.get::<_, Vec<u8>>(0)?)
                 .map_err(|_| StoreError::Corrupt("stored event id is not 16 bytes".into()))?;
             let facts: Option<Vec<u8>> = row.get(1)?;
-            stored.insert(
-                EventId::from_uuid(id),
-                facts.as_deref().and_then(Fingerprint::from_bytes),
-            );
+            let facts = facts.as_deref().and_then(Fingerprint::from_bytes);
+            stored.insert(EventId::from_uuid(id), facts);
         }
     }
     Ok(stored)
 }
 
+/// Reads a stored version from a row.
+type Version<V> = fn(&Row<'_>) -> rusqlite::Result<V>;
+
 /// Reads dimension rows by organization key and external id: the key
 /// first, then the stored version.
 struct Reader<'c, V> {
     stmt: CachedStatement<'c>,
-    version: fn(&Row<'_>) -> rusqlite::Result<V>,
+    version: Version<V>,
     keys: ByOrg<i64>,
     stored: ByOrg<V>,
 }
 
 impl<'c, V> Reader<'c, V> {
-    fn new(
-        tx: &'c Transaction<'_>,
-        sql: &str,
-        version: fn(&Row<'_>) -> rusqlite::Result<V>,
-    ) -> Result<Self, StoreError> {
+    fn new(tx: &'c Transaction<'_>, sql: &str, version: Version<V>) -> Result<Self, StoreError> {
         Ok(Self {
             stmt: tx.prepare_cached(sql)?,
             version,
@@ -341,29 +337,16 @@ fn write_events(tx: &Transaction<'_>, plan: &Plan<'_>, keys: &Keys) -> Result<()
         let mut ids: Vec<Value> = Vec::with_capacity(chunk.len() * 3);
         for new in chunk {
             let r = keys.event(new.event)?;
-            let id = r.id.as_bytes().to_vec();
-            ids.extend([
-                id.clone().into(),
-                r.org.into(),
-                new.facts.as_bytes().to_vec().into(),
-            ]);
-            events.extend([
-                r.org.into(),
-                r.ts.into(),
-                id.into(),
-                i64::from(r.kind).into(),
-                r.component.into(),
-                r.user.into(),
-                r.application.into(),
-                r.project.into(),
-            ]);
+            let id = Value::from(r.id.as_bytes().to_vec());
+            let facts = new.facts.as_bytes().to_vec();
+            ids.extend([id.clone(), r.org.into(), facts.into()]);
+            events.extend([r.org.into(), r.ts.into(), id, i64::from(r.kind).into()]);
+            events.extend([r.component, r.user].map(Value::from));
+            events.extend([r.application, r.project].map(Value::from));
         }
-        tx.prepare_cached(&multi_row_insert(
-            "event_ids (id, org_key, facts)",
-            3,
-            chunk.len(),
-        ))?
-        .execute(rusqlite::params_from_iter(ids))?;
+        let into = "event_ids (id, org_key, facts)";
+        tx.prepare_cached(&multi_row_insert(into, 3, chunk.len()))?
+            .execute(rusqlite::params_from_iter(ids))?;
         let into =
             "events (org_key, ts, id, kind, component_key, user_key, application_key, project_key)";
         tx.prepare_cached(&multi_row_insert(into, 8, chunk.len()))?
