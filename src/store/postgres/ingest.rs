@@ -46,15 +46,6 @@ enum Failure {
     Store(#[from] StoreError),
 }
 
-impl From<Failure> for StoreError {
-    fn from(f: Failure) -> Self {
-        match f {
-            Failure::Db(e) => e.into(),
-            Failure::Store(e) => e,
-        }
-    }
-}
-
 /// Whether an attempt lost a race with a concurrent transaction: a
 /// deadlock, a serialization failure, or a dimension row created by another
 /// transaction after this one read (see `sql`'s module docs).
@@ -89,7 +80,8 @@ pub async fn ingest(pool: &Pool, events: &[Event]) -> Result<IngestOutcome, Stor
                     super::error::describe(&e)
                 )))
             }
-            Err(failure) => return Err(failure.into()),
+            Err(Failure::Db(e)) => return Err(e.into()),
+            Err(Failure::Store(e)) => return Err(e),
         }
     }
 }
@@ -187,10 +179,9 @@ fn stored_component(row: &Row) -> PgResult<StoredComponent> {
 }
 
 fn stored_name(row: &Row) -> PgResult<StoredName> {
-    let name_ts = Timestamp::from_millis(row.try_get(4)?);
     Ok(StoredName {
         name: row.try_get(3)?,
-        name_ts,
+        name_ts: Timestamp::from_millis(row.try_get(4)?),
     })
 }
 
