@@ -139,10 +139,8 @@ impl Occurrences {
                 first.insert(Some(facts));
                 Verdict::New
             }
-            Entry::Occupied(first) => match first.get() {
-                Some(first) if *first != facts => Verdict::Conflict,
-                _ => Verdict::Duplicate,
-            },
+            Entry::Occupied(first) if first.get().is_some_and(|f| f != facts) => Verdict::Conflict,
+            Entry::Occupied(_) => Verdict::Duplicate,
         }
     }
 }

@@ -101,7 +101,7 @@ async fn exec<const N: usize>(
     tx: &Transaction<'_>,
     stmt: &Statement,
     params: [Param<'_>; N],
-) -> Result<u64, tokio_postgres::Error> {
+) -> PgResult<u64> {
     tx.execute(stmt, &params).await
 }
 
@@ -110,7 +110,7 @@ async fn rows<const N: usize>(
     tx: &Transaction<'_>,
     stmt: &Statement,
     params: [Param<'_>; N],
-) -> Result<Vec<Row>, tokio_postgres::Error> {
+) -> PgResult<Vec<Row>> {
     tx.query(stmt, &params).await
 }
 

@@ -87,8 +87,7 @@ ORDER BY o, x COLLATE \"C\"
 RETURNING org_key, external_id, component_key";
 
 const COMPONENT_LOCK: &str = "
-SELECT t.org_key, t.external_id, t.component_key, t.display_name, cat.name,
-       man.name, t.catalog_ids, t.name_ts
+SELECT t.org_key, t.external_id, t.component_key, t.display_name, cat.name, man.name, t.catalog_ids, t.name_ts
 FROM components t JOIN UNNEST($1::bigint[], $2::text[]) AS u(o, x)
   ON t.org_key = u.o AND t.external_id = u.x
 LEFT JOIN categories cat ON cat.org_key = t.org_key AND cat.category_key = t.category_key
