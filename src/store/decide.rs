@@ -310,11 +310,8 @@ fn wins<W>(version: W, ts: Timestamp, stored_ts: Option<Timestamp>, same: bool) 
     wins.then_some(version)
 }
 
-fn name_change<'a>(
-    latest: Latest<&'a Name>,
-    stored: Option<&StoredName>,
-) -> Option<NameVersion<'a>> {
-    let Latest { ts, value: name } = latest;
+fn name_change<'a>(new: Latest<&'a Name>, stored: Option<&StoredName>) -> Option<NameVersion<'a>> {
+    let Latest { ts, value: name } = new;
     let renamed = stored.is_some_and(|s| s.name != name.as_str());
     let version = NameVersion { name, ts, renamed };
     wins(version, ts, stored.map(|s| s.name_ts), !renamed)

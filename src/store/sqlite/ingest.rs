@@ -247,8 +247,9 @@ impl Dimension {
         })
     }
 
-    /// Writes the rows `writes` lists; `known` holds the keys read
-    /// and gains those created. Returns the keys of renamed rows.
+    /// Writes the rows `writes` lists: updated by key where `known` holds
+    /// one (the rows read), else inserted, adding their keys to `known`.
+    /// Returns the keys of renamed rows.
     fn write(
         &self,
         tx: &Transaction<'_>,
@@ -257,49 +258,54 @@ impl Dimension {
         known: &mut ByOrg<i64>,
     ) -> Result<Vec<i64>, StoreError> {
         let Self { table, key, column } = self;
-        let mut upsert = tx.prepare_cached(&format!(
+        let mut insert = tx.prepare_cached(&format!(
             "INSERT INTO {table} (org_key, external_id, {column}, name_ts) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (org_key, external_id) DO UPDATE SET {column} = ?3, name_ts = ?4
              RETURNING {key}"
+        ))?;
+        let mut update = tx.prepare_cached(&format!(
+            "UPDATE {table} SET {column} = ?2, name_ts = ?3 WHERE {key} = ?1"
         ))?;
         let mut renamed = Vec::new();
         for (&natural, v) in writes {
-            let args = params![
-                orgs.key(natural.org)?,
-                natural.id,
-                v.name.as_str(),
-                v.ts.millis()
-            ];
-            let key = upsert.query_row(args, |row| row.get(0))?;
-            known.insert(natural, key);
-            renamed.extend(v.renamed.then_some(key));
+            let name = v.name.as_str();
+            if let Some(&stored) = known.get(natural) {
+                update.execute(params![stored, name, v.ts.millis()])?;
+                renamed.extend(v.renamed.then_some(stored));
+            } else {
+                let args = params![orgs.key(natural.org)?, natural.id, name, v.ts.millis()];
+                known.insert(natural, insert.query_row(args, |row| row.get(0))?);
+            }
         }
         Ok(renamed)
     }
 }
 
 /// Writes the plan's component versions (inserted, or updated over the
-/// stored ones) and, where it changed, their membership.
+/// stored ones by key) and, where it changed, their membership.
 fn write_components(
     tx: &Transaction<'_>,
     plan: &Plan<'_>,
     keys: &mut Keys,
     relabel: &mut BTreeSet<i64>,
 ) -> Result<(), StoreError> {
-    let mut upsert = tx.prepare_cached(
+    let mut insert = tx.prepare_cached(
         "INSERT INTO components (org_key, external_id, display_name, category_key, manufacturer_key, catalog_ids, name_ts)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT (org_key, external_id) DO UPDATE SET
-             display_name = ?3, category_key = ?4, manufacturer_key = ?5, catalog_ids = ?6, name_ts = ?7
-         RETURNING component_key",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING component_key",
+    )?;
+    let mut update = tx.prepare_cached(
+        "UPDATE components SET display_name = ?3, category_key = ?4, manufacturer_key = ?5, catalog_ids = ?6, name_ts = ?7
+         WHERE component_key = ?1",
     )?;
     let mut clear = tx.prepare_cached("DELETE FROM component_catalogs WHERE component_key = ?1")?;
     let mut join = tx.prepare_cached(
         "INSERT INTO component_catalogs (component_key, catalog_key) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
     )?;
     for r in keys.components(&plan.components)? {
-        let version = params![
-            r.org,
+        // One parameter list for both: an update names the row by its key
+        // in place of the organization key and leaves the external id unused.
+        let first = r.stored.unwrap_or(r.org);
+        let args = params![
+            first,
             r.natural.id,
             r.name,
             r.category,
@@ -307,8 +313,14 @@ fn write_components(
             r.catalog_ids,
             r.ts
         ];
-        let key = upsert.query_row(version, |row| row.get(0))?;
-        keys.components.insert(r.natural, key);
+        let key = match r.stored {
+            Some(key) => update.execute(args).map(|_| key)?,
+            None => {
+                let key = insert.query_row(args, |row| row.get(0))?;
+                keys.components.insert(r.natural, key);
+                key
+            }
+        };
         if let Some(catalogs) = &r.membership {
             clear.execute(params![key])?;
             for catalog in catalogs {
