@@ -95,18 +95,10 @@ type PgResult<T> = Result<T, tokio_postgres::Error>;
 /// A store result.
 type StoreResult<T> = Result<T, StoreError>;
 
-/// Runs a statement, owning its parameter list so that several can be
-/// pipelined with `try_join!`; it is sent when first polled.
-async fn exec<const N: usize>(
-    tx: &Transaction<'_>,
-    stmt: &Statement,
-    params: [Param<'_>; N],
-) -> PgResult<u64> {
-    tx.execute(stmt, &params).await
-}
-
-/// [`exec`] for statements that return rows.
-async fn rows<const N: usize>(
+/// Sends a statement and collects the rows it returns (none for most),
+/// owning its parameter list so that several can be pipelined with
+/// `try_join!`; it is sent when first polled.
+async fn send<const N: usize>(
     tx: &Transaction<'_>,
     stmt: &Statement,
     params: [Param<'_>; N],
@@ -205,8 +197,8 @@ async fn read(
     let org_ids = BTreeSet::from_iter(events.iter().map(|n| n.event.organization.as_str()));
     let org_ids = Vec::from_iter(org_ids);
     let (_, org_rows) = tokio::try_join!(
-        exec(tx, &s.org_insert, [&org_ids]),
-        rows(tx, &s.org_select, [&org_ids]),
+        send(tx, &s.org_insert, [&org_ids]),
+        send(tx, &s.org_select, [&org_ids]),
     )?;
     for row in &org_rows {
         let id = OrgId::parse(row.try_get::<_, String>(0)?)
@@ -238,11 +230,11 @@ async fn read(
     let components = columns!(&components => org, id);
     let users = columns!(&users => org, id);
     let (catalogs, components, users, savepoint, claimed) = tokio::join!(
-        rows(tx, &s.catalogs.lock, catalogs),
-        rows(tx, &s.component_lock, components),
-        rows(tx, &s.users.lock, users),
-        exec(tx, &s.savepoint, []),
-        exec(tx, &s.event_ids_claim, claim),
+        send(tx, &s.catalogs.lock, catalogs),
+        send(tx, &s.component_lock, components),
+        send(tx, &s.users.lock, users),
+        send(tx, &s.savepoint, []),
+        send(tx, &s.event_ids_claim, claim),
     );
     let (catalogs, components, users, _) = (catalogs?, components?, users?, savepoint?);
     let orgs = &keys.orgs;
@@ -265,7 +257,7 @@ async fn stored_events(
     s: &Prepared,
     claims: &[Claim<'_>],
     claim: [Param<'_>; 3],
-    claimed: PgResult<u64>,
+    claimed: PgResult<Vec<Row>>,
 ) -> Result<StoredEvents, Failure> {
     match claimed {
         Ok(_) => return Ok(StoredEvents::new()),
@@ -273,8 +265,8 @@ async fn stored_events(
         Err(_) => {}
     }
     let (_, fresh) = tokio::try_join!(
-        exec(tx, &s.rollback_to_savepoint, []),
-        rows(tx, &s.event_ids_insert, claim),
+        send(tx, &s.rollback_to_savepoint, []),
+        send(tx, &s.event_ids_insert, claim),
     )?;
     let fresh: HashSet<Uuid> = fresh
         .iter()
@@ -308,8 +300,8 @@ async fn resolve_names(
     }
     let values = Vec::from_iter(wanted.iter().map(|k| k.id));
     let (_, found) = tokio::try_join!(
-        exec(tx, &s.insert, [&org_keys, &values]),
-        rows(tx, &s.select, [&org_keys, &values]),
+        send(tx, &s.insert, [&org_keys, &values]),
+        send(tx, &s.select, [&org_keys, &values]),
     )?;
     Ok(found)
 }
@@ -323,7 +315,7 @@ async fn write_names(
 ) -> Result<Vec<Row>, Failure> {
     let new = columns!(names.iter().filter(|r| r.stored.is_none()) => org, natural.id, name, ts);
     let stored = columns!(names.iter().filter(|r| r.stored.is_some()) => org, stored, name, ts);
-    let (created, _) = tokio::try_join!(rows(tx, &s.insert, new), exec(tx, &s.update, stored))?;
+    let (created, _) = tokio::try_join!(send(tx, &s.insert, new), send(tx, &s.update, stored))?;
     Ok(created)
 }
 
@@ -413,8 +405,8 @@ async fn write(
     let stored = columns!(components.iter().filter(|r| r.stored.is_some()) =>
         org, stored, name, category, manufacturer, catalog_ids, ts);
     let (created, _) = tokio::try_join!(
-        rows(tx, &s.component_insert, new),
-        exec(tx, &s.component_update, stored),
+        send(tx, &s.component_insert, new),
+        send(tx, &s.component_update, stored),
     )?;
     collect(&keys.orgs, &created, &mut keys.components)?;
 
@@ -441,11 +433,11 @@ async fn write(
     }
     let events = columns!(&events => org, ts, id, kind, component, user, application, project);
     tokio::try_join!(
-        exec(tx, &s.membership_delete, [changed_orgs, changed_keys]),
-        exec(tx, &s.membership_insert, members),
-        exec(tx, &s.relabel_lock, relabel),
-        exec(tx, &s.relabel, relabel),
-        exec(tx, &s.events_insert, events),
+        send(tx, &s.membership_delete, [changed_orgs, changed_keys]),
+        send(tx, &s.membership_insert, members),
+        send(tx, &s.relabel_lock, relabel),
+        send(tx, &s.relabel, relabel),
+        send(tx, &s.events_insert, events),
     )?;
     Ok(())
 }

@@ -26,10 +26,8 @@ pub fn ingest(
     let batches = &*super::privacy::pseudonymize(&tx, batches)?;
     let mut keys = Keys::default();
     let snapshot = read(&tx, batches.iter().flatten(), &mut keys)?;
-    let plan = decide(
-        batches.iter().map(|b| b.iter().map(Fingerprinted::of)),
-        snapshot,
-    );
+    let fingerprinted = batches.iter().map(|b| b.iter().map(Fingerprinted::of));
+    let plan = decide(fingerprinted, snapshot);
     write(&tx, &plan, &mut keys)?;
     tx.commit()?;
     Ok(plan.outcomes)
@@ -71,11 +69,8 @@ fn read<'a>(
     for e in events {
         let org = &e.organization;
         if keys.orgs.find(org).is_none() {
-            let args = params![org.as_str()];
-            keys.orgs.add(
-                org.clone(),
-                get_or_create(&mut org_select, &mut org_insert, args)?,
-            );
+            let key = get_or_create(&mut org_select, &mut org_insert, params![org.as_str()])?;
+            keys.orgs.add(org.clone(), key);
         }
         let org_key = keys.orgs.key(org)?;
         let key = |id| Key { org, id };
