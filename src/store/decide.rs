@@ -232,10 +232,7 @@ struct Latest<V> {
 type Candidates<'a, V> = BTreeMap<Key<'a>, Latest<V>>;
 
 fn keep_latest<'a, V>(map: &mut Candidates<'a, V>, key: Key<'a>, ts: Timestamp, value: V) {
-    if map
-        .get(&key)
-        .is_none_or(|current| supersedes(ts, current.ts))
-    {
+    if map.get(&key).is_none_or(|old| supersedes(ts, old.ts)) {
         map.insert(key, Latest { ts, value });
     }
 }

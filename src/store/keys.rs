@@ -83,9 +83,7 @@ impl Orgs {
 
 fn missing(org: &OrgId, what: &str) -> StoreError {
     let org = org.as_str();
-    StoreError::Corrupt(format!(
-        "{what} of {org:?} was not resolved during ingestion"
-    ))
+    StoreError::Corrupt(format!("{what} of {org:?} unresolved in ingestion"))
 }
 
 impl ByOrg<i64> {

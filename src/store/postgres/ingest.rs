@@ -413,13 +413,11 @@ async fn write(
     let mut changed = Vec::new();
     let mut members = Vec::new();
     for r in &components {
-        let Some(catalogs) = &r.membership else {
-            continue;
-        };
+        let Some(ids) = &r.membership else { continue };
         let org = r.org;
         let component = keys.components.key(r.natural)?;
         let owner = Owner { org, component };
-        members.extend(catalogs.iter().map(|&catalog| Member { owner, catalog }));
+        members.extend(ids.iter().map(|&catalog| Member { owner, catalog }));
         changed.push(owner);
     }
     let members = columns!(&members => owner.org, owner.component, catalog);
