@@ -1042,12 +1042,13 @@ mod differential {
 
 // ---- Upgrade ------------------------------------------------------------------
 
-/// A SQLite file written by schema version 1 (no fingerprints) upgrades in
-/// place: its events stay idempotent, and new events are checked for
-/// conflicts.
+/// A store written by schema version 1 (no fingerprints) upgrades in
+/// place, on SQLite and on PostgreSQL: its events stay idempotent, and new
+/// events are checked for conflicts.
 mod upgrade {
     use crate::common::*;
-    use catalytics::store::IngestOutcome;
+    use catalytics::domain::Timestamp;
+    use catalytics::store::{ExportRow, IngestOutcome};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn events_stored_before_fingerprints_stay_idempotent() {
@@ -1112,6 +1113,110 @@ mod upgrade {
                 ..IngestOutcome::default()
             }
         );
+    }
+
+    /// A PostgreSQL database written by schema version 1 (no fingerprints,
+    /// events not partitioned, idempotency by organization and id) upgrades
+    /// in place when the store opens: its events stay downloadable, a
+    /// re-send of one is a duplicate (not a conflict, not a new row), and
+    /// new events are checked for conflicts.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_events_stored_at_version_1_stay_idempotent() {
+        PgDatabase::scoped(|db| async move {
+            let stored = event_with_id("org-1", 1000, 7);
+            let client = admin(&db.url).await;
+            client
+                .batch_execute(
+                    "CREATE TABLE schema_migrations (
+                         version    bigint PRIMARY KEY,
+                         applied_at timestamptz NOT NULL DEFAULT now()
+                     );
+                     INSERT INTO schema_migrations (version) VALUES (1);",
+                )
+                .await
+                .expect("migrations table");
+            client
+                .batch_execute(include_str!("../src/store/postgres/migrations/0001_init.sql"))
+                .await
+                .expect("version 1");
+            // Rows as version 1 stored them, keys from their identities.
+            client
+                .batch_execute(&format!(
+                    "INSERT INTO organizations (org_id) VALUES ('org-1');
+                     INSERT INTO components (org_key, external_id, display_name, catalog_ids, name_ts)
+                     SELECT org_key, '{component}', 'Stored name', '', 1000 FROM organizations;
+                     INSERT INTO users (org_key, external_id, email, name_ts)
+                     SELECT org_key, '{user}', 'stored@example.com', 1000 FROM organizations;
+                     INSERT INTO event_ids (org_key, id) SELECT org_key, '{id}' FROM organizations;
+                     INSERT INTO events (org_key, ts, id, kind, component_key, user_key)
+                     SELECT o.org_key, 1000, '{id}', {kind}, c.component_key, u.user_key
+                     FROM organizations o, components c, users u;",
+                    component = stored.component.id,
+                    user = stored.user.id,
+                    id = stored.id.as_uuid(),
+                    kind = stored.kind.code(),
+                ))
+                .await
+                .expect("version 1 rows");
+            drop(client);
+
+            let store = catalytics::store::open(Some(&db.url), std::path::Path::new("unused"))
+                .await
+                .expect("upgrade");
+            let versions: Vec<i64> = admin(&db.url)
+                .await
+                .query("SELECT version FROM schema_migrations ORDER BY version", &[])
+                .await
+                .expect("versions")
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            assert!(versions.len() > 1 && versions[0] == 1, "{versions:?}");
+            let row = ExportRow {
+                timestamp: Timestamp::from_millis(1000),
+                kind: stored.kind,
+                component_id: stored.component.id.to_string(),
+                component_name: "Stored name".into(),
+                catalogs: None,
+                category: None,
+                manufacturer: None,
+                application: None,
+                project_id: None,
+                user_id: stored.user.id.to_string(),
+                user_email: "stored@example.com".into(),
+            };
+            assert_eq!(export_all(&store, "org-1", everything()).await, vec![row.clone()]);
+
+            let mut renamed = stored.clone();
+            renamed.component.display_name = name("=HIJACKED");
+            let got = store
+                .ingest(vec![stored.clone(), renamed])
+                .await
+                .expect("ingest");
+            let duplicates = IngestOutcome {
+                duplicates: 2,
+                ..IngestOutcome::default()
+            };
+            assert_eq!(got, duplicates, "stored at version 1: a duplicate");
+            assert_eq!(export_all(&store, "org-1", everything()).await, vec![row]);
+
+            let fresh = event_with_id("org-1", 3000, 8);
+            let mut conflict = fresh.clone();
+            conflict.timestamp = Timestamp::from_millis(3001);
+            let got = store
+                .ingest(vec![fresh.clone(), conflict])
+                .await
+                .expect("ingest");
+            let expected = IngestOutcome {
+                accepted: 1,
+                conflicts: 1,
+                conflicting: vec![fresh.id],
+                ..IngestOutcome::default()
+            };
+            assert_eq!(got, expected);
+            assert_eq!(export_all(&store, "org-1", everything()).await.len(), 2);
+        })
+        .await;
     }
 }
 

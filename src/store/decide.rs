@@ -13,8 +13,8 @@
 //! - **Names come only from stored events**: duplicates and conflicts
 //!   never rename anything.
 //! - **The newest event wins names, ties go to the later arrival**
-//!   ([`supersedes`]): by event time, never arrival order, so a late old
-//!   event cannot rename things backwards.
+//!   ([`supersedes`], applied by `wins`): by event time, never arrival
+//!   order, so a late old event cannot rename things backwards.
 //!
 //! Maps are ordered by (organization, natural key) in byte order, so every
 //! backend touches rows in one global order (PostgreSQL transactions then
@@ -22,32 +22,35 @@
 
 use super::facts::Fingerprint;
 use super::IngestOutcome;
-use crate::domain::{Component, Event, EventId, Name, OpaqueId, OrgId, Timestamp, UserId};
+use crate::domain::{Component, Event, EventId, Name, OrgId, Timestamp};
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The separator of [`catalog_signature`]: a control character that ids
 /// cannot contain.
-const SIGNATURE_SEPARATOR: char = '\u{1f}';
+const SIGNATURE_SEPARATOR: &str = "\u{1f}";
 
-/// A dimension row's natural key: its organization and its external id.
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Key<'a, T> {
+/// A dimension row's natural key: its organization and its external id
+/// (component, catalog, user, project) or name (category, manufacturer,
+/// application).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key<'a> {
     /// Owning organization.
     pub org: &'a OrgId,
-    /// External id (component, catalog, user) or name.
-    pub id: &'a T,
+    /// External id or name.
+    pub id: &'a str,
 }
 
-// By hand: derived impls would demand `T: Copy`, but only references are copied.
-impl<T> Clone for Key<'_, T> {
-    fn clone(&self) -> Self {
-        *self
+impl<'a> Key<'a> {
+    /// The key of `id` in `org`.
+    pub fn new(org: &'a OrgId, id: &'a impl AsRef<str>) -> Self {
+        let id = id.as_ref();
+        Self { org, id }
     }
 }
-impl<T> Copy for Key<'_, T> {}
 
 /// Stored values per organization and natural key, as a backend reads them.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ByOrg<V>(HashMap<OrgId, HashMap<String, V>>);
 
 impl<V> Default for ByOrg<V> {
@@ -57,14 +60,15 @@ impl<V> Default for ByOrg<V> {
 }
 
 impl<V> ByOrg<V> {
-    /// Records the stored value of (`org`, `id`).
-    pub fn insert(&mut self, org: OrgId, id: String, value: V) {
-        self.0.entry(org).or_default().insert(id, value);
+    /// Records the stored value of `key`.
+    pub fn insert(&mut self, key: Key<'_>, value: V) {
+        let ids = self.0.entry(key.org.clone()).or_default();
+        ids.insert(key.id.to_owned(), value);
     }
 
-    /// The stored value of (`org`, `id`), if any.
-    pub fn get(&self, org: &OrgId, id: &str) -> Option<&V> {
-        self.0.get(org)?.get(id)
+    /// The stored value of `key`, if any.
+    pub fn get(&self, key: Key<'_>) -> Option<&V> {
+        self.0.get(key.org)?.get(key.id)
     }
 }
 
@@ -92,13 +96,16 @@ pub struct StoredName {
     pub name_ts: Timestamp,
 }
 
+/// The facts of stored event ids; `None` for events stored before
+/// fingerprints were kept (a re-send of those is a duplicate).
+pub type StoredEvents = HashMap<EventId, Option<Fingerprint>>;
+
 /// What a store holds for a batch: the read step's result. It need only
 /// cover the batch's event ids and the dimension rows its events name.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Snapshot {
-    /// Already stored event ids with their facts; `None` for events stored
-    /// before fingerprints were kept (a re-send of those is a duplicate).
-    pub events: HashMap<EventId, Option<Fingerprint>>,
+    /// Already stored event ids with their facts.
+    pub events: StoredEvents,
     /// Stored components.
     pub components: ByOrg<StoredComponent>,
     /// Stored catalogs.
@@ -119,36 +126,21 @@ pub enum Verdict {
 }
 
 /// The rule "the first occurrence of an id is the event", applied to a
-/// stream of events after what a store already holds.
-pub struct Occurrences<'s> {
-    stored: &'s HashMap<EventId, Option<Fingerprint>>,
-    earlier: HashMap<EventId, Fingerprint>,
-}
+/// stream of events after what a store already holds (by default nothing:
+/// only repeats within the stream count).
+#[derive(Debug, Default)]
+pub struct Occurrences(StoredEvents);
 
-impl<'s> Occurrences<'s> {
-    /// Starts after `stored` (empty: only repeats within the stream count).
-    pub fn after(stored: &'s HashMap<EventId, Option<Fingerprint>>) -> Self {
-        Self {
-            stored,
-            earlier: HashMap::new(),
-        }
-    }
-
+impl Occurrences {
     /// Classifies the next event, whose facts are `facts`.
     pub fn classify(&mut self, id: EventId, facts: Fingerprint) -> Verdict {
-        let first = match self.earlier.get(&id) {
-            Some(f) => Some(*f),
-            None => match self.stored.get(&id) {
-                Some(stored) => *stored,
-                None => {
-                    self.earlier.insert(id, facts);
-                    return Verdict::New;
-                }
-            },
-        };
-        match first {
-            Some(f) if f != facts => Verdict::Conflict,
-            _ => Verdict::Duplicate,
+        match self.0.entry(id) {
+            Entry::Vacant(first) => {
+                first.insert(Some(facts));
+                Verdict::New
+            }
+            Entry::Occupied(first) if first.get().is_some_and(|f| f != facts) => Verdict::Conflict,
+            Entry::Occupied(_) => Verdict::Duplicate,
         }
     }
 }
@@ -160,33 +152,20 @@ pub fn supersedes(newer: Timestamp, older: Timestamp) -> bool {
     newer >= older
 }
 
-/// An event to store, with its facts' fingerprint.
+/// An event with its facts' fingerprint, hashed once per ingestion.
 #[derive(Debug, Clone, Copy)]
-pub struct NewEvent<'a> {
+pub struct Fingerprinted<'a> {
     /// The event.
     pub event: &'a Event,
     /// Its facts, stored beside its id.
     pub facts: Fingerprint,
 }
 
-/// What a dimension row becomes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change<V> {
-    /// Not stored yet: insert this version.
-    Insert(V),
-    /// Stored, and this version supersedes it: update.
-    Update(V),
-    /// Stored and current: no write (the row's key is still needed).
-    Keep,
-}
-
-impl<V> Change<V> {
-    /// The version to write, if any.
-    pub fn version(&self) -> Option<&V> {
-        match self {
-            Change::Insert(v) | Change::Update(v) => Some(v),
-            Change::Keep => None,
-        }
+impl<'a> Fingerprinted<'a> {
+    /// Fingerprints `event`'s facts.
+    pub fn of(event: &'a Event) -> Self {
+        let facts = Fingerprint::of(event);
+        Self { event, facts }
     }
 }
 
@@ -215,36 +194,32 @@ pub struct ComponentVersion<'a> {
     pub membership_changed: bool,
 }
 
+/// The versions to write of one kind of dimension row, in locking order:
+/// inserted where the store holds no row (the read step found no key),
+/// else updated. Rows whose stored version stands are not listed.
+pub type Writes<'a, V> = BTreeMap<Key<'a>, V>;
+
 /// The decision: what the write step does, and what each batch answers.
 #[derive(Debug, Default)]
 pub struct Plan<'a> {
     /// One outcome per batch, in order.
     pub outcomes: Vec<IngestOutcome>,
     /// Events to store, in arrival order.
-    pub new_events: Vec<NewEvent<'a>>,
-    /// Organizations of the new events.
-    pub orgs: BTreeSet<&'a OrgId>,
+    pub new_events: Vec<Fingerprinted<'a>>,
     /// Category names of written component versions.
-    pub categories: BTreeSet<Key<'a, Name>>,
+    pub categories: BTreeSet<Key<'a>>,
     /// Manufacturer names of written component versions.
-    pub manufacturers: BTreeSet<Key<'a, Name>>,
+    pub manufacturers: BTreeSet<Key<'a>>,
     /// Application names of new events.
-    pub applications: BTreeSet<Key<'a, Name>>,
+    pub applications: BTreeSet<Key<'a>>,
     /// Project ids of new events.
-    pub projects: BTreeSet<Key<'a, OpaqueId>>,
+    pub projects: BTreeSet<Key<'a>>,
     /// Every catalog the new events name.
-    pub catalogs: BTreeMap<Key<'a, OpaqueId>, Change<NameVersion<'a>>>,
+    pub catalogs: Writes<'a, NameVersion<'a>>,
     /// Every user of a new event.
-    pub users: BTreeMap<Key<'a, UserId>, Change<NameVersion<'a>>>,
+    pub users: Writes<'a, NameVersion<'a>>,
     /// Every component of a new event.
-    pub components: BTreeMap<Key<'a, OpaqueId>, Change<ComponentVersion<'a>>>,
-}
-
-impl Plan<'_> {
-    /// Whether any row is written at all.
-    pub fn is_empty(&self) -> bool {
-        self.new_events.is_empty()
-    }
+    pub components: Writes<'a, ComponentVersion<'a>>,
 }
 
 /// The newest candidate of one dimension row among the new events.
@@ -253,169 +228,113 @@ struct Latest<V> {
     value: V,
 }
 
-fn keep_latest<K: Ord, V>(map: &mut BTreeMap<K, Latest<V>>, key: K, ts: Timestamp, value: V) {
-    match map.get(&key) {
-        Some(current) if !supersedes(ts, current.ts) => {}
-        _ => {
-            map.insert(key, Latest { ts, value });
-        }
+/// The newest candidate of each dimension row.
+type Candidates<'a, V> = BTreeMap<Key<'a>, Latest<V>>;
+
+fn keep_latest<'a, V>(map: &mut Candidates<'a, V>, key: Key<'a>, ts: Timestamp, value: V) {
+    if map.get(&key).is_none_or(|old| supersedes(ts, old.ts)) {
+        map.insert(key, Latest { ts, value });
     }
 }
 
 /// Decides a group of batches (committed together, in order) against what
 /// the store holds. Pure: no I/O, the same answer on every backend.
-pub fn decide<'a>(batches: impl IntoIterator<Item = &'a [Event]>, stored: &Snapshot) -> Plan<'a> {
-    let fingerprinted = batches
-        .into_iter()
-        .map(|batch| batch.iter().map(|e| (e, Fingerprint::of(e))));
-    decide_fingerprinted(fingerprinted, stored)
-}
-
-/// [`decide`] for events whose facts the caller has fingerprinted already
-/// (a backend that needed them before reading), so no event is hashed twice.
-pub fn decide_fingerprinted<'a, B>(
-    batches: impl IntoIterator<Item = B>,
-    stored: &Snapshot,
-) -> Plan<'a>
+pub fn decide<'a, B>(batches: impl IntoIterator<Item = B>, stored: Snapshot) -> Plan<'a>
 where
-    B: IntoIterator<Item = (&'a Event, Fingerprint)>,
+    B: IntoIterator<Item = Fingerprinted<'a>>,
 {
     let mut plan = Plan::default();
-    let mut occurrences = Occurrences::after(&stored.events);
+    let mut occurrences = Occurrences(stored.events);
     for batch in batches {
         let mut outcome = IngestOutcome::default();
-        for (event, facts) in batch {
-            match occurrences.classify(event.id, facts) {
+        for new in batch {
+            match occurrences.classify(new.event.id, new.facts) {
                 Verdict::New => {
                     outcome.accepted += 1;
-                    plan.new_events.push(NewEvent { event, facts });
+                    plan.new_events.push(new);
                 }
                 Verdict::Duplicate => outcome.duplicates += 1,
-                Verdict::Conflict => outcome.add_conflict(event.id),
+                Verdict::Conflict => outcome.add_conflict(new.event.id),
             }
         }
         plan.outcomes.push(outcome);
     }
-    plan_dimensions(&mut plan, stored);
-    plan
-}
-
-/// The dimension rows of the plan's new events (and of nothing else): the
-/// newest version of each among them, weighed against the stored one.
-fn plan_dimensions<'a>(plan: &mut Plan<'a>, stored: &Snapshot) {
     let mut components = BTreeMap::new();
     let mut catalogs = BTreeMap::new();
     let mut users = BTreeMap::new();
-    for &NewEvent { event: e, .. } in &plan.new_events {
+    for &Fingerprinted { event: e, .. } in &plan.new_events {
         let org = &e.organization;
-        plan.orgs.insert(org);
+        let ts = e.timestamp;
         let c = &e.component;
-        keep_latest(&mut components, Key { org, id: &c.id }, e.timestamp, c);
-        for catalog in &c.catalogs {
-            let key = Key {
-                org,
-                id: &catalog.id,
-            };
-            keep_latest(&mut catalogs, key, e.timestamp, &catalog.display_name);
+        keep_latest(&mut components, Key::new(org, &c.id), ts, c);
+        for k in &c.catalogs {
+            keep_latest(&mut catalogs, Key::new(org, &k.id), ts, &k.display_name);
         }
-        let user = Key {
-            org,
-            id: &e.user.id,
-        };
-        keep_latest(&mut users, user, e.timestamp, &e.user.email);
-        if let Some(id) = &e.application {
-            plan.applications.insert(Key { org, id });
-        }
-        if let Some(id) = &e.project_id {
-            plan.projects.insert(Key { org, id });
-        }
+        keep_latest(&mut users, Key::new(org, &e.user.id), ts, &e.user.email);
+        plan.applications
+            .extend(e.application.as_ref().map(|a| Key::new(org, a)));
+        plan.projects
+            .extend(e.project_id.as_ref().map(|p| Key::new(org, p)));
     }
-    plan.catalogs = catalogs
-        .into_iter()
-        .map(|(key, latest)| {
-            (
-                key,
-                name_change(latest, stored.catalogs.get(key.org, key.id.as_str())),
-            )
-        })
-        .collect();
-    plan.users = users
-        .into_iter()
-        .map(|(key, latest)| {
-            (
-                key,
-                name_change(latest, stored.users.get(key.org, key.id.as_str())),
-            )
-        })
-        .collect();
-    for (key, latest) in components {
-        let change = component_change(latest, stored.components.get(key.org, key.id.as_str()));
-        if let Some(v) = change.version() {
-            if let Some(id) = &v.component.category {
-                plan.categories.insert(Key { org: key.org, id });
-            }
-            if let Some(id) = &v.component.manufacturer {
-                plan.manufacturers.insert(Key { org: key.org, id });
-            }
-        }
-        plan.components.insert(key, change);
+    plan.catalogs = weigh(catalogs, &stored.catalogs, name_change);
+    plan.users = weigh(users, &stored.users, name_change);
+    plan.components = weigh(components, &stored.components, component_change);
+    for (key, &ComponentVersion { component: c, .. }) in &plan.components {
+        let named = |name| Key::new(key.org, name);
+        plan.categories.extend(c.category.as_ref().map(named));
+        plan.manufacturers
+            .extend(c.manufacturer.as_ref().map(named));
     }
+    plan
 }
 
-fn name_change<'a>(
-    latest: Latest<&'a Name>,
-    stored: Option<&StoredName>,
-) -> Change<NameVersion<'a>> {
-    let Latest { ts, value: name } = latest;
-    match stored {
-        None => Change::Insert(NameVersion {
-            name,
-            ts,
-            renamed: false,
-        }),
-        Some(s) => {
-            let renamed = s.name != name.as_str();
-            if supersedes(ts, s.name_ts) && (renamed || ts != s.name_ts) {
-                Change::Update(NameVersion { name, ts, renamed })
-            } else {
-                Change::Keep
-            }
-        }
-    }
+/// The newest version of each row among the new events, weighed against
+/// the stored one by `change`.
+fn weigh<'a, V, S, W>(
+    latest: Candidates<'a, V>,
+    stored: &ByOrg<S>,
+    change: fn(Latest<V>, Option<&S>) -> Option<W>,
+) -> Writes<'a, W> {
+    let weighed = |(key, latest)| Some((key, change(latest, stored.get(key))?));
+    latest.into_iter().filter_map(weighed).collect()
+}
+
+/// `version`, set at `ts`, if it is to be written over the stored row set
+/// at `stored_ts` (`None`: not stored) that holds the `same` values: if it
+/// supersedes that row and says something new.
+fn wins<W>(version: W, ts: Timestamp, stored_ts: Option<Timestamp>, same: bool) -> Option<W> {
+    let wins = stored_ts.is_none_or(|old| supersedes(ts, old) && !(same && ts == old));
+    wins.then_some(version)
+}
+
+fn name_change<'a>(new: Latest<&'a Name>, stored: Option<&StoredName>) -> Option<NameVersion<'a>> {
+    let Latest { ts, value: name } = new;
+    let renamed = stored.is_some_and(|s| s.name != name.as_str());
+    let version = NameVersion { name, ts, renamed };
+    wins(version, ts, stored.map(|s| s.name_ts), !renamed)
 }
 
 fn component_change<'a>(
     latest: Latest<&'a Component>,
     stored: Option<&StoredComponent>,
-) -> Change<ComponentVersion<'a>> {
-    let Latest {
+) -> Option<ComponentVersion<'a>> {
+    let Latest { ts, value: c } = latest;
+    let catalog_ids = catalog_signature(c);
+    let membership_changed =
+        stored.map_or(!c.catalogs.is_empty(), |s| s.catalog_ids != catalog_ids);
+    let same = stored.is_some_and(|s| {
+        !membership_changed
+            && s.name == c.display_name.as_str()
+            && s.category.as_deref() == c.category.as_ref().map(Name::as_str)
+            && s.manufacturer.as_deref() == c.manufacturer.as_ref().map(Name::as_str)
+    });
+    let version = ComponentVersion {
+        component: c,
         ts,
-        value: component,
-    } = latest;
-    let catalog_ids = catalog_signature(component);
-    let Some(s) = stored else {
-        return Change::Insert(ComponentVersion {
-            membership_changed: !component.catalogs.is_empty(),
-            component,
-            ts,
-            catalog_ids,
-        });
+        catalog_ids,
+        membership_changed,
     };
-    let membership_changed = s.catalog_ids != catalog_ids;
-    let same = !membership_changed
-        && s.name == component.display_name.as_str()
-        && s.category.as_deref() == component.category.as_ref().map(Name::as_str)
-        && s.manufacturer.as_deref() == component.manufacturer.as_ref().map(Name::as_str);
-    if supersedes(ts, s.name_ts) && !(same && ts == s.name_ts) {
-        Change::Update(ComponentVersion {
-            component,
-            ts,
-            catalog_ids,
-            membership_changed,
-        })
-    } else {
-        Change::Keep
-    }
+    wins(version, ts, stored.map(|s| s.name_ts), same)
 }
 
 /// The component's catalog ids, sorted and deduplicated, as one string:
@@ -423,20 +342,13 @@ fn component_change<'a>(
 /// reading the membership rows.
 pub fn catalog_signature(component: &Component) -> String {
     let ids: BTreeSet<&str> = component.catalogs.iter().map(|c| c.id.as_str()).collect();
-    let mut out = String::new();
-    for (i, id) in ids.into_iter().enumerate() {
-        if i > 0 {
-            out.push(SIGNATURE_SEPARATOR);
-        }
-        out.push_str(id);
-    }
-    out
+    Vec::from_iter(ids).join(SIGNATURE_SEPARATOR)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Catalog, EventKind, User};
+    use crate::domain::{Catalog, EventKind, OpaqueId, User, UserId};
     use uuid::Uuid;
 
     fn text<T>(parse: impl Fn(String) -> Result<T, crate::domain::TextError>, s: &str) -> T {
@@ -486,16 +398,21 @@ mod tests {
         }
     }
 
+    /// [`decide`] on unhashed batches.
+    fn decided<'a, const N: usize>(batches: [&'a [Event]; N], stored: &Snapshot) -> Plan<'a> {
+        let batches = batches.map(|b| b.iter().map(Fingerprinted::of));
+        decide(batches, stored.clone())
+    }
+
     /// A store holding `events` as they were decided, names included.
     fn holding(events: &[Event]) -> Snapshot {
         let mut s = Snapshot::default();
         for e in events {
             s.events.insert(e.id, Some(Fingerprint::of(e)));
         }
-        let plan = decide([events], &Snapshot::default());
-        let org = text(OrgId::parse, "org");
-        for (k, change) in &plan.components {
-            if let Some(v) = change.version() {
+        let plan = decided([events], &Snapshot::default());
+        for (k, v) in &plan.components {
+            {
                 let stored = StoredComponent {
                     name: v.component.display_name.to_string(),
                     category: v.component.category.as_ref().map(ToString::to_string),
@@ -503,25 +420,25 @@ mod tests {
                     catalog_ids: v.catalog_ids.clone(),
                     name_ts: v.ts,
                 };
-                s.components.insert(org.clone(), k.id.to_string(), stored);
+                s.components.insert(*k, stored);
             }
         }
-        for (k, change) in &plan.catalogs {
-            if let Some(v) = change.version() {
+        for (k, v) in &plan.catalogs {
+            {
                 let stored = StoredName {
                     name: v.name.to_string(),
                     name_ts: v.ts,
                 };
-                s.catalogs.insert(org.clone(), k.id.to_string(), stored);
+                s.catalogs.insert(*k, stored);
             }
         }
-        for (k, change) in &plan.users {
-            if let Some(v) = change.version() {
+        for (k, v) in &plan.users {
+            {
                 let stored = StoredName {
                     name: v.name.to_string(),
                     name_ts: v.ts,
                 };
-                s.users.insert(org.clone(), k.id.to_string(), stored);
+                s.users.insert(*k, stored);
             }
         }
         s
@@ -532,15 +449,12 @@ mod tests {
     fn component(plan: &Plan<'_>) -> Option<(String, bool)> {
         plan.components
             .values()
-            .find_map(Change::version)
+            .next()
             .map(|v| (v.component.display_name.to_string(), v.membership_changed))
     }
 
     fn email(plan: &Plan<'_>) -> Option<String> {
-        plan.users
-            .values()
-            .find_map(Change::version)
-            .map(|v| v.name.to_string())
+        plan.users.values().next().map(|v| v.name.to_string())
     }
 
     /// One row of the classification table.
@@ -617,7 +531,10 @@ mod tests {
             outcomes,
         } in cases
         {
-            let plan = decide(batches.iter().map(Vec::as_slice), &legacy);
+            let plan = decide(
+                batches.iter().map(|b| b.iter().map(Fingerprinted::of)),
+                legacy.clone(),
+            );
             assert_eq!(plan.outcomes, outcomes, "{case}");
         }
     }
@@ -626,12 +543,12 @@ mod tests {
     fn names_come_only_from_stored_events() {
         let stored = holding(&[ev(1, 100, "A", &["k"], "a@x")]);
         let batch = [ev(1, 100, "=HIJACKED", &["evil"], "evil@x")];
-        let plan = decide([&batch[..]], &stored);
-        assert!(plan.is_empty());
+        let plan = decided([&batch[..]], &stored);
+        assert!(plan.new_events.is_empty());
         assert!(plan.components.is_empty() && plan.catalogs.is_empty() && plan.users.is_empty());
         let conflict = [ev(1, 500, "=HIJACKED", &["evil"], "evil@x")];
-        let plan = decide([&conflict[..]], &stored);
-        assert!(plan.components.is_empty() && plan.orgs.is_empty());
+        let plan = decided([&conflict[..]], &stored);
+        assert!(plan.components.is_empty() && plan.new_events.is_empty());
     }
 
     #[test]
@@ -701,7 +618,7 @@ mod tests {
             email: email_written,
         } in cases
         {
-            let plan = decide([&batch[..]], &stored);
+            let plan = decided([&batch[..]], &stored);
             let expected = written.map(|(n, m)| (n.to_owned(), m));
             assert_eq!(component(&plan), expected, "{case}");
             assert_eq!(email(&plan).as_deref(), email_written, "{case}");
@@ -713,29 +630,22 @@ mod tests {
         let stored = holding(&[ev(1, 100, "A", &["k"], "a@x")]);
         let mut renaming = ev(2, 200, "A", &["k"], "a@x");
         renaming.component.catalogs[0].display_name = text(Name::parse, "K renamed");
-        let plan = decide([std::slice::from_ref(&renaming)], &stored);
-        let catalog = plan
-            .catalogs
-            .values()
-            .next()
-            .and_then(Change::version)
-            .cloned();
+        let plan = decided([std::slice::from_ref(&renaming)], &stored);
+        let catalog = plan.catalogs.values().next().cloned();
         assert_eq!(
             catalog.map(|v| (v.name.to_string(), v.renamed)),
             Some(("K renamed".into(), true))
         );
         assert_eq!(plan.categories.len(), 1, "the written version's category");
         let late = ev(3, 50, "Old", &["k"], "a@x");
-        let plan = decide([std::slice::from_ref(&late)], &stored);
+        let plan = decided([std::slice::from_ref(&late)], &stored);
         assert!(
             plan.categories.is_empty(),
             "a losing version's category is not needed"
         );
-        assert_eq!(plan.catalogs.values().next(), Some(&Change::Keep));
-        let fresh = decide([std::slice::from_ref(&late)], &Snapshot::default());
-        assert!(
-            matches!(fresh.components.values().next(), Some(Change::Insert(v)) if v.membership_changed)
-        );
+        assert!(plan.catalogs.is_empty(), "the stored name stands");
+        let fresh = decided([std::slice::from_ref(&late)], &Snapshot::default());
+        assert!(matches!(fresh.components.values().next(), Some(v) if v.membership_changed));
     }
 
     #[test]
@@ -743,7 +653,7 @@ mod tests {
         let stored: Vec<Event> = (0..150).map(|i| ev(i, 10, "A", &[], "a@x")).collect();
         let snapshot = holding(&stored);
         let moved: Vec<Event> = (0..150).map(|i| ev(i, 11, "A", &[], "a@x")).collect();
-        let plan = decide([&moved[..]], &snapshot);
+        let plan = decided([&moved[..]], &snapshot);
         let expected: Vec<u128> = (0..100).collect();
         let mut want = outcome(0, 0, &expected);
         want.conflicts = 150;

@@ -44,9 +44,7 @@ impl Fingerprint {
         ctx.update(&e.timestamp.millis().to_le_bytes());
         ctx.update(&e.kind.code().to_le_bytes());
         let digest = ctx.finish();
-        let mut out = [0; LEN];
-        out.copy_from_slice(&digest.as_ref()[..LEN]);
-        Self(out)
+        Self(std::array::from_fn(|i| digest.as_ref()[i]))
     }
 
     /// The stored form.

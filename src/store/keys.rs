@@ -7,79 +7,103 @@
 //! each backend builds its own statements from the same table, key column
 //! and name column, so the two schemas cannot drift apart in one of them.
 
-use super::decide::{ByOrg, ComponentVersion, Key};
+use super::decide::{ByOrg, ComponentVersion, Key, Writes};
 use super::StoreError;
-use crate::domain::{Event, OpaqueId, OrgId};
+use crate::domain::{Catalog, Event, OrgId};
 use std::collections::HashMap;
 use uuid::Uuid;
 
-/// A dimension that is nothing but a name (or an external id) per
-/// organization: get-or-create by value, never renamed.
+/// A store result.
+type StoreResult<T> = Result<T, StoreError>;
+
+/// A dimension table: its surrogate key column and the column of its
+/// value. For a name-only dimension that is the natural value, unique per
+/// organization and never renamed (categories, manufacturers, applications,
+/// projects); for a renamable one, the changing name of a row keyed by
+/// `external_id` and versioned by `name_ts` (catalogs, users).
 #[derive(Debug, Clone, Copy)]
-pub struct NameDimension {
+pub struct Dimension {
     /// Table name.
     pub table: &'static str,
     /// Surrogate key column.
     pub key: &'static str,
-    /// The natural value column, unique per organization.
-    pub value: &'static str,
+    /// The value (name-only) or name (renamable) column.
+    pub column: &'static str,
+}
+
+impl Dimension {
+    const fn new(table: &'static str, key: &'static str, column: &'static str) -> Self {
+        Self { table, key, column }
+    }
 }
 
 /// Component categories.
-pub const CATEGORIES: NameDimension = NameDimension {
-    table: "categories",
-    key: "category_key",
-    value: "name",
-};
+pub const CATEGORIES: Dimension = Dimension::new("categories", "category_key", "name");
 /// Component manufacturers.
-pub const MANUFACTURERS: NameDimension = NameDimension {
-    table: "manufacturers",
-    key: "manufacturer_key",
-    value: "name",
-};
+pub const MANUFACTURERS: Dimension = Dimension::new("manufacturers", "manufacturer_key", "name");
 /// Applications events come from.
-pub const APPLICATIONS: NameDimension = NameDimension {
-    table: "applications",
-    key: "application_key",
-    value: "name",
-};
+pub const APPLICATIONS: Dimension = Dimension::new("applications", "application_key", "name");
 /// Projects, by external id.
-pub const PROJECTS: NameDimension = NameDimension {
-    table: "projects",
-    key: "project_key",
-    value: "external_id",
-};
+pub const PROJECTS: Dimension = Dimension::new("projects", "project_key", "external_id");
+/// Catalogs, renamed by display name.
+pub const CATALOGS: Dimension = Dimension::new("catalogs", "catalog_key", "display_name");
+/// Users, renamed by email.
+pub const USERS: Dimension = Dimension::new("users", "user_key", "email");
 
-/// A dimension whose name changes (catalogs: display name; users: email):
-/// keyed by external id, its name versioned by `name_ts`.
-#[derive(Debug, Clone, Copy)]
-pub struct NamedDimension {
-    /// Table name.
-    pub table: &'static str,
-    /// Surrogate key column.
-    pub key: &'static str,
-    /// The changing name column.
-    pub name: &'static str,
+/// Organization keys, both ways.
+#[derive(Debug, Default)]
+pub struct Orgs {
+    keys: HashMap<OrgId, i64>,
+    ids: HashMap<i64, OrgId>,
 }
 
-/// Catalogs, renamed by display name.
-pub const CATALOGS: NamedDimension = NamedDimension {
-    table: "catalogs",
-    key: "catalog_key",
-    name: "display_name",
-};
-/// Users, renamed by email.
-pub const USERS: NamedDimension = NamedDimension {
-    table: "users",
-    key: "user_key",
-    name: "email",
-};
+impl Orgs {
+    /// Records an organization's key.
+    pub fn add(&mut self, id: OrgId, key: i64) {
+        self.ids.insert(key, id.clone());
+        self.keys.insert(id, key);
+    }
+
+    /// The key of an organization, if known.
+    pub fn find(&self, id: &OrgId) -> Option<i64> {
+        self.keys.get(id).copied()
+    }
+
+    /// The key of an organization the transaction has read or created.
+    pub fn key(&self, id: &OrgId) -> Result<i64, StoreError> {
+        self.find(id).ok_or_else(|| missing(id, "the organization"))
+    }
+
+    /// The organization of a key the transaction has read.
+    pub fn id(&self, key: i64) -> Result<&OrgId, StoreError> {
+        let id = self.ids.get(&key);
+        id.ok_or_else(|| StoreError::Corrupt(format!("organization key {key} was not read")))
+    }
+}
+
+fn missing(org: &OrgId, what: &str) -> StoreError {
+    let org = org.as_str();
+    StoreError::Corrupt(format!("{what} of {org:?} unresolved in ingestion"))
+}
+
+impl ByOrg<i64> {
+    /// The surrogate key of `key`, read or created by the transaction.
+    pub fn key(&self, key: Key<'_>) -> Result<i64, StoreError> {
+        let found = self.get(key).copied();
+        found.ok_or_else(|| missing(key.org, &format!("the key of {:?}", key.id)))
+    }
+
+    /// [`ByOrg::key`] of an optional value.
+    fn optional(&self, org: &OrgId, id: Option<&impl AsRef<str>>) -> StoreResult<Option<i64>> {
+        id.map(|id| self.key(Key::new(org, id))).transpose()
+    }
+}
 
 /// Every key one ingestion transaction knows.
 #[derive(Debug, Default)]
 pub struct Keys {
-    orgs: HashMap<OrgId, i64>,
-    org_ids: HashMap<i64, OrgId>,
+    /// Organizations.
+    pub orgs: Orgs,
     /// Components.
     pub components: ByOrg<i64>,
     /// Catalogs.
@@ -117,11 +141,15 @@ pub struct EventRow {
     pub project: Option<i64>,
 }
 
-/// A component version's row, resolved to keys.
-#[derive(Debug, Clone, Copy)]
+/// A component version to write, resolved to keys.
+#[derive(Debug, Clone)]
 pub struct ComponentRow<'a> {
+    /// Its natural key.
+    pub natural: Key<'a>,
     /// Organization key.
     pub org: i64,
+    /// Surrogate key of the row to update; `None`: a new row.
+    pub stored: Option<i64>,
     /// Display name.
     pub name: &'a str,
     /// Category key.
@@ -132,129 +160,52 @@ pub struct ComponentRow<'a> {
     pub catalog_ids: &'a str,
     /// Milliseconds of the event that set it.
     pub ts: i64,
-}
-
-/// The key of `key` in `map`.
-pub fn key_of<T: AsRef<str>>(
-    map: &ByOrg<i64>,
-    key: Key<'_, T>,
-    what: &str,
-) -> Result<i64, StoreError> {
-    map.get(key.org, key.id.as_ref())
-        .copied()
-        .ok_or_else(|| missing(what))
-}
-
-fn missing(what: &str) -> StoreError {
-    StoreError::Corrupt(format!("{what} key was not resolved during ingestion"))
+    /// Its catalogs' keys when its membership is (re)written.
+    pub membership: Option<Vec<i64>>,
 }
 
 impl Keys {
-    /// Records an organization's key.
-    pub fn add_org(&mut self, id: OrgId, key: i64) {
-        self.org_ids.insert(key, id.clone());
-        self.orgs.insert(id, key);
-    }
-
-    /// The key of an organization, if known.
-    pub fn find_org(&self, id: &OrgId) -> Option<i64> {
-        self.orgs.get(id).copied()
-    }
-
-    /// The key of an organization the transaction has read or created.
-    pub fn org(&self, id: &OrgId) -> Result<i64, StoreError> {
-        self.find_org(id).ok_or_else(|| missing("organization"))
-    }
-
-    /// The organization of a key the transaction has read.
-    pub fn org_id(&self, key: i64) -> Result<&OrgId, StoreError> {
-        self.org_ids
-            .get(&key)
-            .ok_or_else(|| missing("organization"))
-    }
-
     /// `e`'s row.
     pub fn event(&self, e: &Event) -> Result<EventRow, StoreError> {
         let org = &e.organization;
         Ok(EventRow {
-            org: self.org(org)?,
+            org: self.orgs.key(org)?,
             ts: e.timestamp.millis(),
             id: *e.id.as_uuid(),
             kind: e.kind.code(),
-            component: key_of(
-                &self.components,
-                Key {
-                    org,
-                    id: &e.component.id,
-                },
-                "component",
-            )?,
-            user: key_of(
-                &self.users,
-                Key {
-                    org,
-                    id: &e.user.id,
-                },
-                "user",
-            )?,
-            application: e
-                .application
-                .as_ref()
-                .map(|id| key_of(&self.applications, Key { org, id }, "application"))
-                .transpose()?,
-            project: e
-                .project_id
-                .as_ref()
-                .map(|id| key_of(&self.projects, Key { org, id }, "project"))
-                .transpose()?,
+            component: self.components.key(Key::new(org, &e.component.id))?,
+            user: self.users.key(Key::new(org, &e.user.id))?,
+            application: self.applications.optional(org, e.application.as_ref())?,
+            project: self.projects.optional(org, e.project_id.as_ref())?,
         })
     }
 
-    /// The row of component `key`'s version `v`.
-    pub fn component<'a>(
+    /// The rows of the component versions in `changes`, once their
+    /// categories, manufacturers and catalogs have keys.
+    pub fn components<'a>(
         &self,
-        key: Key<'_, OpaqueId>,
-        v: &'a ComponentVersion<'_>,
-    ) -> Result<ComponentRow<'a>, StoreError> {
-        let org = key.org;
-        let c = v.component;
-        Ok(ComponentRow {
-            org: self.org(org)?,
-            name: c.display_name.as_str(),
-            category: c
-                .category
-                .as_ref()
-                .map(|id| key_of(&self.categories, Key { org, id }, "category"))
-                .transpose()?,
-            manufacturer: c
-                .manufacturer
-                .as_ref()
-                .map(|id| key_of(&self.manufacturers, Key { org, id }, "manufacturer"))
-                .transpose()?,
-            catalog_ids: &v.catalog_ids,
-            ts: v.ts.millis(),
-        })
-    }
-
-    /// The catalog keys of component `key`'s version `v`: its membership.
-    pub fn membership(
-        &self,
-        key: Key<'_, OpaqueId>,
-        v: &ComponentVersion<'_>,
-    ) -> Result<Vec<i64>, StoreError> {
-        v.component
-            .catalogs
-            .iter()
-            .map(|c| {
-                key_of(
-                    &self.catalogs,
-                    Key {
-                        org: key.org,
-                        id: &c.id,
-                    },
-                    "catalog",
-                )
-            })
-            .collect()
+        changes: &'a Writes<'a, ComponentVersion<'a>>,
+    ) -> Result<Vec<ComponentRow<'a>>, StoreError> {
+        let mut rows = Vec::with_capacity(changes.len());
+        for (&natural, v) in changes {
+            let org = natural.org;
+            let c = v.component;
+            let catalog = |k: &'a Catalog| self.catalogs.key(Key::new(org, &k.id));
+            let membership = v
+                .membership_changed
+                .then(|| c.catalogs.iter().map(catalog).collect());
+            rows.push(ComponentRow {
+                natural,
+                org: self.orgs.key(org)?,
+                stored: self.components.get(natural).copied(),
+                name: c.display_name.as_str(),
+                category: self.categories.optional(org, c.category.as_ref())?,
+                manufacturer: self.manufacturers.optional(org, c.manufacturer.as_ref())?,
+                catalog_ids: &v.catalog_ids,
+                ts: v.ts.millis(),
+                membership: membership.transpose()?,
+            });
+        }
+        Ok(rows)
     }
 }

@@ -5,8 +5,7 @@
 //! - *read*: organizations (created: an organization row alone shows
 //!   nothing), then the batch's catalogs, components and users read and
 //!   locked, and its event ids claimed with their facts;
-//! - *decide*: [`decide_fingerprinted`], on the facts hashed once for the
-//!   claim;
+//! - *decide*: [`decide`], on the facts hashed once for the claim;
 //! - *write*: name-only dimensions, catalogs and users; components; catalog
 //!   membership, labels and the new events.
 //!
@@ -17,16 +16,16 @@
 //! from its read.
 
 use super::error::is_retryable;
-use super::sql::{NameStatements, Prepared};
+use super::sql::{NameStatements, NamedStatements, Prepared};
 use crate::domain::{Event, EventId, OrgId, Timestamp};
-use crate::store::decide::Plan;
-use crate::store::decide::{decide_fingerprinted, ByOrg, Change, Key, NameVersion, Occurrences};
-use crate::store::decide::{Snapshot, StoredComponent, StoredName, Verdict};
+use crate::store::decide::{decide, ByOrg, Fingerprinted, Key, NameVersion, Occurrences, Plan};
+use crate::store::decide::{Snapshot, Writes};
+use crate::store::decide::{StoredComponent, StoredEvents, StoredName, Verdict};
 use crate::store::facts::Fingerprint;
-use crate::store::keys::{key_of, Keys};
+use crate::store::keys::{Keys, Orgs};
 use crate::store::{IngestOutcome, StoreError};
 use deadpool_postgres::{Pool, Transaction};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
@@ -39,30 +38,12 @@ const MAX_ATTEMPTS: u32 = 8;
 
 /// Why one attempt failed: database errors stay whole so the retry loop
 /// can read their SQLSTATE.
+#[derive(Debug, thiserror::Error)]
 enum Failure {
-    Db(tokio_postgres::Error),
-    Store(StoreError),
-}
-
-impl From<tokio_postgres::Error> for Failure {
-    fn from(e: tokio_postgres::Error) -> Self {
-        Failure::Db(e)
-    }
-}
-
-impl From<StoreError> for Failure {
-    fn from(e: StoreError) -> Self {
-        Failure::Store(e)
-    }
-}
-
-impl From<Failure> for StoreError {
-    fn from(f: Failure) -> Self {
-        match f {
-            Failure::Db(e) => e.into(),
-            Failure::Store(e) => e,
-        }
-    }
+    #[error(transparent)]
+    Db(#[from] tokio_postgres::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Whether an attempt lost a race with a concurrent transaction: a
@@ -99,7 +80,8 @@ pub async fn ingest(pool: &Pool, events: &[Event]) -> Result<IngestOutcome, Stor
                     super::error::describe(&e)
                 )))
             }
-            Err(failure) => return Err(failure.into()),
+            Err(Failure::Db(e)) => return Err(e.into()),
+            Err(Failure::Store(e)) => return Err(e),
         }
     }
 }
@@ -107,22 +89,20 @@ pub async fn ingest(pool: &Pool, events: &[Event]) -> Result<IngestOutcome, Stor
 /// One statement parameter.
 type Param<'a> = &'a (dyn ToSql + Sync);
 
-/// Runs a statement, owning its parameter list so that several can be
-/// pipelined with `try_join!`; it is sent when first polled.
-async fn exec<const N: usize>(
-    tx: &Transaction<'_>,
-    stmt: &Statement,
-    params: [Param<'_>; N],
-) -> Result<u64, tokio_postgres::Error> {
-    tx.execute(stmt, &params).await
-}
+/// A driver result.
+type PgResult<T> = Result<T, tokio_postgres::Error>;
 
-/// [`exec`] for statements that return rows.
-async fn rows<const N: usize>(
+/// A store result.
+type StoreResult<T> = Result<T, StoreError>;
+
+/// Sends a statement and collects the rows it returns (none for most),
+/// owning its parameter list so that several can be pipelined with
+/// `try_join!`; it is sent when first polled.
+async fn send<const N: usize>(
     tx: &Transaction<'_>,
     stmt: &Statement,
     params: [Param<'_>; N],
-) -> Result<Vec<Row>, tokio_postgres::Error> {
+) -> PgResult<Vec<Row>> {
     tx.query(stmt, &params).await
 }
 
@@ -131,155 +111,142 @@ async fn run(tx: &Transaction<'_>, events: &[Event]) -> Result<IngestOutcome, Fa
     // Erased users first, under the lock that keeps erasures out until commit.
     let events = &*super::privacy::pseudonymize(tx, events).await?;
     let s = Prepared::new(tx).await?;
-    let facts: Vec<Fingerprint> = events.iter().map(Fingerprint::of).collect();
-    let (snapshot, mut keys) = read(tx, &s, events, &facts).await?;
-    let fingerprinted = events.iter().zip(facts.iter().copied());
-    let plan = decide_fingerprinted(std::iter::once(fingerprinted), &snapshot);
+    let events: Vec<Fingerprinted<'_>> = events.iter().map(Fingerprinted::of).collect();
+    let mut keys = Keys::default();
+    let snapshot = read(tx, &s, &events, &mut keys).await?;
+    let plan = decide([events], snapshot);
     write(tx, &s, &plan, &mut keys).await?;
     Ok(plan.outcomes.into_iter().next().unwrap_or_default())
 }
 
-/// `(org_key, natural key)` pairs as two array parameters, in locking order.
-#[derive(Default)]
+/// The array parameters of a set-based statement: `columns!(rows => a, b.c)`
+/// is `[&[r.a for r in rows], &[r.b.c for r in rows]]`, one array per field.
+/// `rows` (a reference or an iterator expression) is evaluated once per
+/// field. Bind the result with `let`, which keeps the arrays alive.
+macro_rules! columns {
+    ($rows:expr => $($($field:ident).+),+) => {
+        [$(&IntoIterator::into_iter($rows).map(|r| r.$($field).+).collect::<Vec<_>>() as Param<'_>),+]
+    };
+}
+
+/// A dimension row's `(org_key, natural key)`.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
 struct Natural<'a> {
-    orgs: Vec<i64>,
-    ids: Vec<&'a str>,
+    org: i64,
+    id: &'a str,
 }
 
-impl<'a> FromIterator<(i64, &'a str)> for Natural<'a> {
-    fn from_iter<I: IntoIterator<Item = (i64, &'a str)>>(pairs: I) -> Self {
-        let sorted: BTreeSet<(i64, &'a str)> = pairs.into_iter().collect();
-        let (orgs, ids) = sorted.into_iter().unzip();
-        Self { orgs, ids }
-    }
+/// The natural key of an `(org_key, natural key, surrogate key, …)` row.
+fn natural<'r>(orgs: &'r Orgs, row: &'r Row) -> Result<Key<'r>, StoreError> {
+    let org = orgs.id(row.try_get(0)?)?;
+    let id = row.try_get(1)?;
+    Ok(Key { org, id })
 }
 
-/// Records `(org_key, natural key, surrogate key, …)` rows in the map
-/// `pick` chooses.
-fn collect(
-    keys: &mut Keys,
-    rows: &[Row],
-    pick: fn(&mut Keys) -> &mut ByOrg<i64>,
-) -> Result<(), StoreError> {
+/// Records the keys of `(org_key, natural key, surrogate key, …)` rows.
+fn collect(orgs: &Orgs, rows: &[Row], keys: &mut ByOrg<i64>) -> Result<(), StoreError> {
     for row in rows {
-        let org = keys.org_id(row.try_get(0)?)?.clone();
-        pick(keys).insert(org, row.try_get(1)?, row.try_get(2)?);
+        keys.insert(natural(orgs, row)?, row.try_get(2)?);
     }
     Ok(())
 }
 
+/// The stored versions of such rows, as `version` reads them.
+fn stored<V>(orgs: &Orgs, rows: &[Row], version: fn(&Row) -> PgResult<V>) -> StoreResult<ByOrg<V>> {
+    let mut out = ByOrg::default();
+    for row in rows {
+        out.insert(natural(orgs, row)?, version(row)?);
+    }
+    Ok(out)
+}
+
+fn stored_component(row: &Row) -> PgResult<StoredComponent> {
+    Ok(StoredComponent {
+        name: row.try_get(3)?,
+        category: row.try_get(4)?,
+        manufacturer: row.try_get(5)?,
+        catalog_ids: row.try_get(6)?,
+        name_ts: Timestamp::from_millis(row.try_get(7)?),
+    })
+}
+
+fn stored_name(row: &Row) -> PgResult<StoredName> {
+    Ok(StoredName {
+        name: row.try_get(3)?,
+        name_ts: Timestamp::from_millis(row.try_get(4)?),
+    })
+}
+
 // ---- read -------------------------------------------------------------------
 
-/// What the database holds for `events` (whose facts are `facts`), with
-/// their ids claimed.
+/// The first occurrence of one of the batch's ids, claimed with its facts.
+struct Claim<'a> {
+    id: Uuid,
+    org: i64,
+    facts: &'a [u8],
+}
+
+/// What the database holds for `events`, with their ids claimed; the
+/// rows' keys go to `keys`.
 async fn read(
     tx: &Transaction<'_>,
     s: &Prepared,
-    events: &[Event],
-    facts: &[Fingerprint],
-) -> Result<(Snapshot, Keys), Failure> {
-    let org_ids: BTreeSet<&str> = events.iter().map(|e| e.organization.as_str()).collect();
-    let org_ids: Vec<&str> = org_ids.into_iter().collect();
+    events: &[Fingerprinted<'_>],
+    keys: &mut Keys,
+) -> Result<Snapshot, Failure> {
+    let org_ids = BTreeSet::from_iter(events.iter().map(|n| n.event.organization.as_str()));
+    let org_ids = Vec::from_iter(org_ids);
     let (_, org_rows) = tokio::try_join!(
-        exec(tx, &s.org_insert, [&org_ids]),
-        rows(tx, &s.org_select, [&org_ids]),
+        send(tx, &s.org_insert, [&org_ids]),
+        send(tx, &s.org_select, [&org_ids]),
     )?;
-    let mut keys = Keys::default();
     for row in &org_rows {
         let id = OrgId::parse(row.try_get::<_, String>(0)?)
             .map_err(|e| StoreError::Corrupt(format!("stored organization id: {e}")))?;
-        keys.add_org(id, row.try_get(1)?);
+        keys.orgs.add(id, row.try_get(1)?);
     }
-    let mut components = Vec::new();
-    let mut catalogs = Vec::new();
-    let mut users = Vec::new();
-    for e in events {
-        let org = keys.org(&e.organization)?;
-        components.push((org, e.component.id.as_str()));
-        catalogs.extend(e.component.catalogs.iter().map(|c| (org, c.id.as_str())));
-        users.push((org, e.user.id.as_str()));
+    let mut components = BTreeSet::new();
+    let mut catalogs = BTreeSet::new();
+    let mut users = BTreeSet::new();
+    let mut first = Occurrences::default();
+    let mut claims = Vec::with_capacity(events.len());
+    for new in events {
+        let e = new.event;
+        let org = keys.orgs.key(&e.organization)?;
+        let natural = |id| Natural { org, id };
+        components.insert(natural(e.component.id.as_str()));
+        catalogs.extend(e.component.catalogs.iter().map(|c| natural(c.id.as_str())));
+        users.insert(natural(e.user.id.as_str()));
+        if first.classify(e.id, new.facts) == Verdict::New {
+            let id = *e.id.as_uuid();
+            let facts = new.facts.as_bytes();
+            claims.push(Claim { id, org, facts });
+        }
     }
-    let components: Natural<'_> = components.into_iter().collect();
-    let catalogs: Natural<'_> = catalogs.into_iter().collect();
-    let users: Natural<'_> = users.into_iter().collect();
-    let claims = Claims::of(events, facts, &keys)?;
-    let (catalog_rows, component_rows, user_rows, savepoint, claimed) = tokio::join!(
-        rows(tx, &s.catalogs.lock, [&catalogs.orgs, &catalogs.ids]),
-        rows(tx, &s.component_lock, [&components.orgs, &components.ids]),
-        rows(tx, &s.users.lock, [&users.orgs, &users.ids]),
-        exec(tx, &s.savepoint, []),
-        exec(
-            tx,
-            &s.event_ids_claim,
-            [&claims.ids, &claims.orgs, &claims.facts]
-        ),
+    // Sorted by id, so concurrent batches claim in one order.
+    claims.sort_unstable_by_key(|c| c.id);
+    let claim = columns!(&claims => id, org, facts);
+    let catalogs = columns!(&catalogs => org, id);
+    let components = columns!(&components => org, id);
+    let users = columns!(&users => org, id);
+    let (catalogs, components, users, savepoint, claimed) = tokio::join!(
+        send(tx, &s.catalogs.lock, catalogs),
+        send(tx, &s.component_lock, components),
+        send(tx, &s.users.lock, users),
+        send(tx, &s.savepoint, []),
+        send(tx, &s.event_ids_claim, claim),
     );
-    let (catalog_rows, component_rows, user_rows, _) =
-        (catalog_rows?, component_rows?, user_rows?, savepoint?);
-
-    let mut snapshot = Snapshot {
-        events: stored_events(tx, s, &claims, claimed).await?,
-        ..Snapshot::default()
-    };
-    collect(&mut keys, &component_rows, |k| &mut k.components)?;
-    collect(&mut keys, &catalog_rows, |k| &mut k.catalogs)?;
-    collect(&mut keys, &user_rows, |k| &mut k.users)?;
-    for row in &component_rows {
-        let stored = StoredComponent {
-            name: row.try_get(3)?,
-            category: row.try_get(4)?,
-            manufacturer: row.try_get(5)?,
-            catalog_ids: row.try_get(6)?,
-            name_ts: Timestamp::from_millis(row.try_get(7)?),
-        };
-        let org = keys.org_id(row.try_get(0)?)?.clone();
-        snapshot.components.insert(org, row.try_get(1)?, stored);
-    }
-    for (rows, stored) in [
-        (&catalog_rows, &mut snapshot.catalogs),
-        (&user_rows, &mut snapshot.users),
-    ] {
-        for row in rows {
-            let name = StoredName {
-                name: row.try_get(3)?,
-                name_ts: Timestamp::from_millis(row.try_get(4)?),
-            };
-            stored.insert(keys.org_id(row.try_get(0)?)?.clone(), row.try_get(1)?, name);
-        }
-    }
-    Ok((snapshot, keys))
-}
-
-/// The first occurrence of each of the batch's ids, as claim parameters
-/// sorted by id (so concurrent batches claim in one order).
-struct Claims {
-    ids: Vec<Uuid>,
-    orgs: Vec<i64>,
-    facts: Vec<Vec<u8>>,
-}
-
-impl Claims {
-    fn of(events: &[Event], facts: &[Fingerprint], keys: &Keys) -> Result<Self, StoreError> {
-        let nothing_stored = HashMap::new();
-        let mut first = Occurrences::after(&nothing_stored);
-        let mut rows = BTreeMap::new();
-        for (e, &facts) in events.iter().zip(facts) {
-            if first.classify(e.id, facts) == Verdict::New {
-                rows.insert(*e.id.as_uuid(), (keys.org(&e.organization)?, facts));
-            }
-        }
-        let mut out = Self {
-            ids: Vec::with_capacity(rows.len()),
-            orgs: Vec::with_capacity(rows.len()),
-            facts: Vec::with_capacity(rows.len()),
-        };
-        for (id, (org, facts)) in rows {
-            out.ids.push(id);
-            out.orgs.push(org);
-            out.facts.push(facts.as_bytes().to_vec());
-        }
-        Ok(out)
-    }
+    let (catalogs, components, users, _) = (catalogs?, components?, users?, savepoint?);
+    let orgs = &keys.orgs;
+    collect(orgs, &components, &mut keys.components)?;
+    collect(orgs, &catalogs, &mut keys.catalogs)?;
+    collect(orgs, &users, &mut keys.users)?;
+    Ok(Snapshot {
+        events: stored_events(tx, s, &claims, claim, claimed).await?,
+        components: stored(orgs, &components, stored_component)?,
+        catalogs: stored(orgs, &catalogs, stored_name)?,
+        users: stored(orgs, &users, stored_name)?,
+    })
 }
 
 /// The facts of the batch's ids that were stored before this transaction
@@ -288,145 +255,119 @@ impl Claims {
 async fn stored_events(
     tx: &Transaction<'_>,
     s: &Prepared,
-    claims: &Claims,
-    claimed: Result<u64, tokio_postgres::Error>,
-) -> Result<HashMap<EventId, Option<Fingerprint>>, Failure> {
+    claims: &[Claim<'_>],
+    claim: [Param<'_>; 3],
+    claimed: PgResult<Vec<Row>>,
+) -> Result<StoredEvents, Failure> {
     match claimed {
-        Ok(_) => Ok(HashMap::new()),
-        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-            let (_, fresh) = tokio::try_join!(
-                exec(tx, &s.rollback_to_savepoint, []),
-                rows(
-                    tx,
-                    &s.event_ids_insert,
-                    [&claims.ids, &claims.orgs, &claims.facts]
-                ),
-            )?;
-            let mut fresh_ids = HashSet::with_capacity(fresh.len());
-            for row in &fresh {
-                fresh_ids.insert(row.try_get::<_, Uuid>(0)?);
-            }
-            let taken: Vec<Uuid> = claims
-                .ids
-                .iter()
-                .filter(|id| !fresh_ids.contains(id))
-                .copied()
-                .collect();
-            let mut stored = HashMap::with_capacity(taken.len());
-            for row in tx.query(&s.event_ids_select, &[&taken]).await? {
-                let facts: Option<Vec<u8>> = row.try_get(1)?;
-                stored.insert(
-                    EventId::from_uuid(row.try_get(0)?),
-                    facts.as_deref().and_then(Fingerprint::from_bytes),
-                );
-            }
-            if stored.len() != taken.len() {
-                return Err(StoreError::Corrupt("a claimed event id vanished".into()).into());
-            }
-            Ok(stored)
-        }
-        Err(e) => Err(e.into()),
+        Ok(_) => return Ok(StoredEvents::new()),
+        Err(e) if e.code() != Some(&SqlState::UNIQUE_VIOLATION) => return Err(e.into()),
+        Err(_) => {}
     }
+    let (_, fresh) = tokio::try_join!(
+        send(tx, &s.rollback_to_savepoint, []),
+        send(tx, &s.event_ids_insert, claim),
+    )?;
+    let fresh: HashSet<Uuid> = fresh
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<PgResult<_>>()?;
+    let taken = Vec::from_iter(claims.iter().map(|c| c.id).filter(|id| !fresh.contains(id)));
+    let mut stored = StoredEvents::with_capacity(taken.len());
+    for row in tx.query(&s.event_ids_select, &[&taken]).await? {
+        let facts: Option<Vec<u8>> = row.try_get(1)?;
+        let facts = facts.as_deref().and_then(Fingerprint::from_bytes);
+        stored.insert(EventId::from_uuid(row.try_get(0)?), facts);
+    }
+    if stored.len() != taken.len() {
+        return Err(StoreError::Corrupt("a claimed event id vanished".into()).into());
+    }
+    Ok(stored)
 }
 
 // ---- write ------------------------------------------------------------------
 
-/// Catalog or user rows as array parameters: external ids for inserts,
-/// surrogate keys for updates.
-#[derive(Default)]
-struct NameColumns<'a> {
-    orgs: Vec<i64>,
-    ids: Vec<&'a str>,
-    keys: Vec<i64>,
-    names: Vec<&'a str>,
-    ts: Vec<i64>,
-}
-
-/// Splits a plan's catalog or user changes into inserts and updates; the
-/// keys of renamed rows go to `renamed`.
-fn name_changes<'a, T: AsRef<str>>(
-    changes: &'a BTreeMap<Key<'a, T>, Change<NameVersion<'a>>>,
-    keys: &Keys,
-    known: &ByOrg<i64>,
-    renamed: &mut KeyColumns,
-) -> Result<[NameColumns<'a>; 2], StoreError> {
-    let [mut new, mut updates] = [NameColumns::default(), NameColumns::default()];
-    for (k, change) in changes {
-        let org = keys.org(k.org)?;
-        let (columns, v) = match change {
-            Change::Insert(v) => {
-                new.ids.push(k.id.as_ref());
-                (&mut new, v)
-            }
-            Change::Update(v) => {
-                let key = key_of(known, *k, "dimension")?;
-                updates.keys.push(key);
-                if v.renamed {
-                    renamed.orgs.push(org);
-                    renamed.keys.push(key);
-                }
-                (&mut updates, v)
-            }
-            Change::Keep => continue,
-        };
-        columns.orgs.push(org);
-        columns.names.push(v.name.as_str());
-        columns.ts.push(v.ts.millis());
-    }
-    Ok([new, updates])
-}
-
-/// `(org_key, surrogate key)` pairs as two array parameters.
-#[derive(Default)]
-struct KeyColumns {
-    orgs: Vec<i64>,
-    keys: Vec<i64>,
-}
-
 /// Get-or-create of one name-only dimension's wanted values.
-async fn resolve_names<T: AsRef<str>>(
+async fn resolve_names(
     tx: &Transaction<'_>,
     s: &NameStatements,
-    keys: &Keys,
-    wanted: &BTreeSet<Key<'_, T>>,
+    orgs: &Orgs,
+    wanted: &BTreeSet<Key<'_>>,
 ) -> Result<Vec<Row>, Failure> {
-    let mut orgs = Vec::with_capacity(wanted.len());
+    let mut org_keys = Vec::with_capacity(wanted.len());
     for k in wanted {
-        orgs.push(keys.org(k.org)?);
+        org_keys.push(orgs.key(k.org)?);
     }
-    let values: Vec<&str> = wanted.iter().map(|k| k.id.as_ref()).collect();
+    let values = Vec::from_iter(wanted.iter().map(|k| k.id));
     let (_, found) = tokio::try_join!(
-        exec(tx, &s.insert, [&orgs, &values]),
-        rows(tx, &s.select, [&orgs, &values]),
+        send(tx, &s.insert, [&org_keys, &values]),
+        send(tx, &s.select, [&org_keys, &values]),
     )?;
     Ok(found)
 }
 
-/// Component versions as array parameters: external ids for inserts,
-/// surrogate keys for updates.
-#[derive(Default)]
-struct ComponentColumns<'a> {
-    orgs: Vec<i64>,
-    ids: Vec<&'a str>,
-    keys: Vec<i64>,
-    names: Vec<&'a str>,
-    categories: Vec<Option<i64>>,
-    manufacturers: Vec<Option<i64>>,
-    signatures: Vec<&'a str>,
-    ts: Vec<i64>,
+/// Inserts and updates one renamable dimension's rows, returning the keys
+/// of those created. Rows to update are named by their `stored` key.
+async fn write_names(
+    tx: &Transaction<'_>,
+    s: &NamedStatements,
+    names: &[NameRow<'_>],
+) -> Result<Vec<Row>, Failure> {
+    let new = columns!(names.iter().filter(|r| r.stored.is_none()) => org, natural.id, name, ts);
+    let stored = columns!(names.iter().filter(|r| r.stored.is_some()) => org, stored, name, ts);
+    let (created, _) = tokio::try_join!(send(tx, &s.insert, new), send(tx, &s.update, stored))?;
+    Ok(created)
 }
 
-/// Event rows as array parameters.
-#[derive(Default)]
-struct EventColumns {
-    orgs: Vec<i64>,
-    ts: Vec<i64>,
-    ids: Vec<Uuid>,
-    kinds: Vec<i16>,
-    components: Vec<i64>,
-    users: Vec<i64>,
-    applications: Vec<Option<i64>>,
-    projects: Vec<Option<i64>>,
+/// A catalog or user version to write, resolved to keys.
+#[derive(Debug, Clone, Copy)]
+struct NameRow<'a> {
+    /// Its natural key.
+    natural: Key<'a>,
+    /// Organization key.
+    org: i64,
+    /// Surrogate key of the row to update; `None`: a new row.
+    stored: Option<i64>,
+    /// The name.
+    name: &'a str,
+    /// Milliseconds of the event that set it.
+    ts: i64,
+    /// Whether the visible name changed.
+    renamed: bool,
+}
+
+/// The rows of the catalog or user versions in `changes`; `known`
+/// holds the keys of the stored rows.
+fn name_rows<'a>(
+    orgs: &Orgs,
+    changes: &'a Writes<'a, NameVersion<'a>>,
+    known: &ByOrg<i64>,
+) -> Result<Vec<NameRow<'a>>, StoreError> {
+    let mut rows = Vec::with_capacity(changes.len());
+    for (&natural, v) in changes {
+        rows.push(NameRow {
+            natural,
+            org: orgs.key(natural.org)?,
+            stored: known.get(natural).copied(),
+            name: v.name.as_str(),
+            ts: v.ts.millis(),
+            renamed: v.renamed,
+        });
+    }
+    Ok(rows)
+}
+
+/// A component by organization key and key.
+#[derive(Clone, Copy)]
+struct Owner {
+    org: i64,
+    component: i64,
+}
+
+/// A catalog membership row.
+struct Member {
+    owner: Owner,
+    catalog: i64,
 }
 
 /// Carries out `plan` in three pipelined waves: name-only dimensions,
@@ -437,134 +378,64 @@ async fn write(
     plan: &Plan<'_>,
     keys: &mut Keys,
 ) -> Result<(), Failure> {
-    if plan.is_empty() {
+    if plan.new_events.is_empty() {
         return Ok(());
     }
-    let mut renamed = KeyColumns::default();
-    let [new_catalogs, catalog_updates] =
-        name_changes(&plan.catalogs, keys, &keys.catalogs, &mut renamed)?;
-    let [new_users, user_updates] =
-        name_changes(&plan.users, keys, &keys.users, &mut KeyColumns::default())?;
-    let (c, m, a, p, catalog_rows, _, user_rows, _) = tokio::try_join!(
-        resolve_names(tx, &s.categories, keys, &plan.categories),
-        resolve_names(tx, &s.manufacturers, keys, &plan.manufacturers),
-        resolve_names(tx, &s.applications, keys, &plan.applications),
-        resolve_names(tx, &s.projects, keys, &plan.projects),
-        async { Ok(rows(tx, &s.catalogs.insert, new_catalogs.inserts()).await?) },
-        async { Ok(exec(tx, &s.catalogs.update, catalog_updates.updates()).await?) },
-        async { Ok(rows(tx, &s.users.insert, new_users.inserts()).await?) },
-        async { Ok(exec(tx, &s.users.update, user_updates.updates()).await?) },
+    let catalogs = name_rows(&keys.orgs, &plan.catalogs, &keys.catalogs)?;
+    let users = name_rows(&keys.orgs, &plan.users, &keys.users)?;
+    let orgs = &keys.orgs;
+    let (c, m, a, p, new_catalogs, new_users) = tokio::try_join!(
+        resolve_names(tx, &s.categories, orgs, &plan.categories),
+        resolve_names(tx, &s.manufacturers, orgs, &plan.manufacturers),
+        resolve_names(tx, &s.applications, orgs, &plan.applications),
+        resolve_names(tx, &s.projects, orgs, &plan.projects),
+        write_names(tx, &s.catalogs, &catalogs),
+        write_names(tx, &s.users, &users),
     )?;
-    collect(keys, &c, |k| &mut k.categories)?;
-    collect(keys, &m, |k| &mut k.manufacturers)?;
-    collect(keys, &a, |k| &mut k.applications)?;
-    collect(keys, &p, |k| &mut k.projects)?;
-    collect(keys, &catalog_rows, |k| &mut k.catalogs)?;
-    collect(keys, &user_rows, |k| &mut k.users)?;
+    collect(orgs, &c, &mut keys.categories)?;
+    collect(orgs, &m, &mut keys.manufacturers)?;
+    collect(orgs, &a, &mut keys.applications)?;
+    collect(orgs, &p, &mut keys.projects)?;
+    collect(orgs, &new_catalogs, &mut keys.catalogs)?;
+    collect(orgs, &new_users, &mut keys.users)?;
 
-    let [mut new, mut updates] = [ComponentColumns::default(), ComponentColumns::default()];
-    for (k, change) in &plan.components {
-        let Some(v) = change.version() else { continue };
-        let r = keys.component(*k, v)?;
-        let columns = if let Change::Insert(_) = change {
-            new.ids.push(k.id.as_str());
-            &mut new
-        } else {
-            updates
-                .keys
-                .push(key_of(&keys.components, *k, "component")?);
-            &mut updates
-        };
-        columns.orgs.push(r.org);
-        columns.names.push(r.name);
-        columns.categories.push(r.category);
-        columns.manufacturers.push(r.manufacturer);
-        columns.signatures.push(r.catalog_ids);
-        columns.ts.push(r.ts);
-    }
-    let (component_rows, _) = tokio::try_join!(
-        rows(tx, &s.component_insert, new.row_params(&new.ids)),
-        exec(tx, &s.component_update, updates.row_params(&updates.keys)),
+    let components = keys.components(&plan.components)?;
+    let new = columns!(components.iter().filter(|r| r.stored.is_none()) =>
+        org, natural.id, name, category, manufacturer, catalog_ids, ts);
+    let stored = columns!(components.iter().filter(|r| r.stored.is_some()) =>
+        org, stored, name, category, manufacturer, catalog_ids, ts);
+    let (created, _) = tokio::try_join!(
+        send(tx, &s.component_insert, new),
+        send(tx, &s.component_update, stored),
     )?;
-    collect(keys, &component_rows, |k| &mut k.components)?;
+    collect(&keys.orgs, &created, &mut keys.components)?;
 
-    let mut changed = KeyColumns::default();
-    let (mut mem_orgs, mut mem_components, mut mem_catalogs) = (vec![], vec![], vec![]);
-    for (k, change) in &plan.components {
-        let Some(v) = change.version().filter(|v| v.membership_changed) else {
-            continue;
-        };
-        let org = keys.org(k.org)?;
-        let key = key_of(&keys.components, *k, "component")?;
-        changed.orgs.push(org);
-        changed.keys.push(key);
-        for catalog in keys.membership(*k, v)? {
-            mem_orgs.push(org);
-            mem_components.push(key);
-            mem_catalogs.push(catalog);
-        }
+    let mut changed = Vec::new();
+    let mut members = Vec::new();
+    for r in &components {
+        let Some(ids) = &r.membership else { continue };
+        let org = r.org;
+        let component = keys.components.key(r.natural)?;
+        let owner = Owner { org, component };
+        members.extend(ids.iter().map(|&catalog| Member { owner, catalog }));
+        changed.push(owner);
     }
-    let mut ev = EventColumns::default();
+    let members = columns!(&members => owner.org, owner.component, catalog);
+    let [changed_orgs, changed_keys] = columns!(&changed => org, component);
+    let [renamed_orgs, renamed_keys] =
+        columns!(catalogs.iter().filter(|r| r.renamed) => org, stored);
+    let relabel = [changed_orgs, changed_keys, renamed_orgs, renamed_keys];
+    let mut events = Vec::with_capacity(plan.new_events.len());
     for new in &plan.new_events {
-        let r = keys.event(new.event)?;
-        ev.orgs.push(r.org);
-        ev.ts.push(r.ts);
-        ev.ids.push(r.id);
-        ev.kinds.push(r.kind);
-        ev.components.push(r.component);
-        ev.users.push(r.user);
-        ev.applications.push(r.application);
-        ev.projects.push(r.project);
+        events.push(keys.event(new.event)?);
     }
-    let relabel: [Param<'_>; 4] = [&changed.orgs, &changed.keys, &renamed.orgs, &renamed.keys];
-    let events: [Param<'_>; 8] = [
-        &ev.orgs,
-        &ev.ts,
-        &ev.ids,
-        &ev.kinds,
-        &ev.components,
-        &ev.users,
-        &ev.applications,
-        &ev.projects,
-    ];
+    let events = columns!(&events => org, ts, id, kind, component, user, application, project);
     tokio::try_join!(
-        exec(tx, &s.membership_delete, [&changed.orgs, &changed.keys]),
-        exec(
-            tx,
-            &s.membership_insert,
-            [&mem_orgs, &mem_components, &mem_catalogs]
-        ),
-        exec(tx, &s.relabel_lock, relabel),
-        exec(tx, &s.relabel, relabel),
-        exec(tx, &s.events_insert, events),
+        send(tx, &s.membership_delete, [changed_orgs, changed_keys]),
+        send(tx, &s.membership_insert, members),
+        send(tx, &s.relabel_lock, relabel),
+        send(tx, &s.relabel, relabel),
+        send(tx, &s.events_insert, events),
     )?;
     Ok(())
-}
-
-impl NameColumns<'_> {
-    /// Parameters of a renamable dimension's insert.
-    fn inserts(&self) -> [Param<'_>; 4] {
-        [&self.orgs, &self.ids, &self.names, &self.ts]
-    }
-
-    /// Parameters of a renamable dimension's update.
-    fn updates(&self) -> [Param<'_>; 4] {
-        [&self.orgs, &self.keys, &self.names, &self.ts]
-    }
-}
-
-impl ComponentColumns<'_> {
-    /// Parameters of `COMPONENT_INSERT` (`which` = ids) or
-    /// `COMPONENT_UPDATE` (`which` = keys).
-    fn row_params<'p>(&'p self, which: Param<'p>) -> [Param<'p>; 7] {
-        [
-            &self.orgs,
-            which,
-            &self.names,
-            &self.categories,
-            &self.manufacturers,
-            &self.signatures,
-            &self.ts,
-        ]
-    }
 }

@@ -12,7 +12,7 @@
 //! that created one first makes this one fail with a unique violation and
 //! start again from its read, never write over a decision it did not see.
 
-use crate::store::keys::{NameDimension, NamedDimension};
+use crate::store::keys::Dimension;
 use crate::store::keys::{APPLICATIONS, CATALOGS, CATEGORIES, MANUFACTURERS, PROJECTS, USERS};
 use deadpool_postgres::Transaction;
 use tokio_postgres::{Error, Statement};
@@ -26,40 +26,32 @@ const ORG_SELECT: &str = "
 SELECT org_id, org_key FROM organizations WHERE org_id = ANY($1::text[])";
 
 // Set-based statements for the dimension tables named in `keys`.
-impl NameDimension {
-    fn insert(&self) -> String {
-        let Self { table, value, .. } = self;
-        format!(
-            "INSERT INTO {table} (org_key, {value})
+impl Dimension {
+    /// A name-only dimension's statements.
+    async fn name_only(&self, tx: &Transaction<'_>) -> Result<NameStatements, Error> {
+        let Self { table, key, column } = self;
+        let insert = format!(
+            "INSERT INTO {table} (org_key, {column})
              SELECT o, v FROM UNNEST($1::bigint[], $2::text[]) AS u(o, v) ORDER BY o, v COLLATE \"C\"
              ON CONFLICT DO NOTHING"
-        )
-    }
-
-    async fn prepare(&self, tx: &Transaction<'_>) -> Result<NameStatements, Error> {
+        );
+        let select = format!(
+            "SELECT t.org_key, t.{column}, t.{key}
+             FROM {table} t JOIN UNNEST($1::bigint[], $2::text[]) AS u(o, v)
+               ON t.org_key = u.o AND t.{column} = u.v"
+        );
         Ok(NameStatements {
-            insert: tx.prepare_cached(&self.insert()).await?,
-            select: tx.prepare_cached(&self.select()).await?,
+            insert: tx.prepare_cached(&insert).await?,
+            select: tx.prepare_cached(&select).await?,
         })
     }
 
-    fn select(&self) -> String {
-        let Self { table, key, value } = self;
-        format!(
-            "SELECT t.org_key, t.{value}, t.{key}
-             FROM {table} t JOIN UNNEST($1::bigint[], $2::text[]) AS u(o, v)
-               ON t.org_key = u.o AND t.{value} = u.v"
-        )
-    }
-}
-
-// Named dimensions are read and locked before the decision, inserted or
-// renamed after it.
-impl NamedDimension {
-    async fn prepare(&self, tx: &Transaction<'_>) -> Result<NamedStatements, Error> {
-        let Self { table, key, name } = self;
+    /// A renamable dimension's statements: its rows are read and locked
+    /// before the decision, inserted or renamed after it.
+    async fn renamable(&self, tx: &Transaction<'_>) -> Result<NamedStatements, Error> {
+        let Self { table, key, column } = self;
         let insert = format!(
-            "INSERT INTO {table} (org_key, external_id, {name}, name_ts)
+            "INSERT INTO {table} (org_key, external_id, {column}, name_ts)
              SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[]) AS u(o, x, n, ts)
              ORDER BY o, x COLLATE \"C\"
              RETURNING org_key, external_id, {key}"
@@ -67,14 +59,14 @@ impl NamedDimension {
         // Locked so that, for catalogs, a rename and a membership change
         // touching one catalog never interleave.
         let lock = format!(
-            "SELECT t.org_key, t.external_id, t.{key}, t.{name}, t.name_ts
+            "SELECT t.org_key, t.external_id, t.{key}, t.{column}, t.name_ts
              FROM {table} t JOIN UNNEST($1::bigint[], $2::text[]) AS u(o, x)
                ON t.org_key = u.o AND t.external_id = u.x
              ORDER BY t.org_key, t.external_id COLLATE \"C\"
              FOR UPDATE OF t"
         );
         let update = format!(
-            "UPDATE {table} t SET {name} = u.n, name_ts = u.ts
+            "UPDATE {table} t SET {column} = u.n, name_ts = u.ts
              FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[]) AS u(o, k, n, ts)
              WHERE t.org_key = u.o AND t.{key} = u.k"
         );
@@ -95,8 +87,7 @@ ORDER BY o, x COLLATE \"C\"
 RETURNING org_key, external_id, component_key";
 
 const COMPONENT_LOCK: &str = "
-SELECT t.org_key, t.external_id, t.component_key, t.display_name, cat.name,
-       man.name, t.catalog_ids, t.name_ts
+SELECT t.org_key, t.external_id, t.component_key, t.display_name, cat.name, man.name, t.catalog_ids, t.name_ts
 FROM components t JOIN UNNEST($1::bigint[], $2::text[]) AS u(o, x)
   ON t.org_key = u.o AND t.external_id = u.x
 LEFT JOIN categories cat ON cat.org_key = t.org_key AND cat.category_key = t.category_key
@@ -164,7 +155,7 @@ fn relabel() -> String {
 /// concurrent batch from storing one of them too. A plain insert costs
 /// about half of `ON CONFLICT DO NOTHING`, and batches are nearly always
 /// all new; if one id is not, this fails with a unique violation, the
-/// transaction rolls back to `SAVEPOINT` and uses `EVENT_IDS_INSERT`.
+/// transaction rolls back to `SAVEPOINT` and uses `event_ids_insert`.
 const EVENT_IDS_CLAIM: &str = "
 INSERT INTO event_ids (id, org_key, facts)
 SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::bytea[]) AS u(id, o, f)
@@ -175,18 +166,15 @@ const ROLLBACK_TO_SAVEPOINT: &str = "ROLLBACK TO SAVEPOINT event_ids";
 
 /// Claims the batch's new event ids, returning them; waits for a
 /// concurrent transaction that claimed one first, then skips it.
-const EVENT_IDS_INSERT: &str = "
-INSERT INTO event_ids (id, org_key, facts)
-SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::bytea[]) AS u(id, o, f)
-ORDER BY id
-ON CONFLICT DO NOTHING
-RETURNING id";
+fn event_ids_insert() -> String {
+    format!("{EVENT_IDS_CLAIM} ON CONFLICT DO NOTHING RETURNING id")
+}
 
 /// The facts of stored events.
 const EVENT_IDS_SELECT: &str = "
 SELECT id, facts FROM event_ids WHERE id = ANY($1::uuid[])";
 
-/// Stores the new events (only those whose id `EVENT_IDS_INSERT` returned).
+/// Stores the new events (only those whose id was claimed).
 const EVENTS_INSERT: &str = "
 INSERT INTO events (org_key, ts, id, kind, component_key, user_key, application_key, project_key)
 SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::uuid[], $4::smallint[], $5::bigint[],
@@ -210,79 +198,67 @@ pub struct NamedStatements {
     pub update: Statement,
 }
 
-/// Every statement of the transaction, prepared (from the connection's
-/// cache) before any is sent, so that pipelined statements go out in a
-/// fixed order.
-pub struct Prepared {
-    /// Creates missing organizations.
-    pub org_insert: Statement,
-    /// Resolves organization ids to keys.
-    pub org_select: Statement,
-    /// Categories.
-    pub categories: NameStatements,
-    /// Manufacturers.
-    pub manufacturers: NameStatements,
-    /// Applications.
-    pub applications: NameStatements,
-    /// Projects.
-    pub projects: NameStatements,
-    /// Catalogs.
-    pub catalogs: NamedStatements,
-    /// Users.
-    pub users: NamedStatements,
-    /// Creates components, returning their keys.
-    pub component_insert: Statement,
-    /// Reads and locks the current version of existing components.
-    pub component_lock: Statement,
-    /// Writes winning component versions.
-    pub component_update: Statement,
-    /// Clears the catalog membership of components whose membership changed.
-    pub membership_delete: Statement,
-    /// Writes their new membership.
-    pub membership_insert: Statement,
-    /// Locks the components whose catalogs label is rebuilt.
-    pub relabel_lock: Statement,
-    /// Rebuilds catalogs labels.
-    pub relabel: Statement,
-    /// Marks where to return if claiming event ids fails.
-    pub savepoint: Statement,
-    /// Records event ids, failing if any was already stored.
-    pub event_ids_claim: Statement,
-    /// Returns to the savepoint after a failed claim.
-    pub rollback_to_savepoint: Statement,
-    /// Records event ids, returning the new ones.
-    pub event_ids_insert: Statement,
-    /// Reads the facts of stored event ids.
-    pub event_ids_select: Statement,
-    /// Stores the new events.
-    pub events_insert: Statement,
+/// Declares [`Prepared`]: each field with the expression that prepares it
+/// on the transaction `$tx`.
+macro_rules! prepared {
+    ($tx:ident; $($(#[doc = $doc:literal])+ $field:ident: $ty:ty = $prepare:expr,)+) => {
+        /// Every statement of the transaction, prepared (from the
+        /// connection's cache) before any is sent, so that pipelined
+        /// statements go out in a fixed order.
+        pub struct Prepared {
+            $($(#[doc = $doc])+ pub $field: $ty,)+
+        }
+
+        impl Prepared {
+            /// Prepares (or takes from the cache) every statement.
+            pub async fn new($tx: &Transaction<'_>) -> Result<Self, Error> {
+                Ok(Self { $($field: $prepare.await?,)+ })
+            }
+        }
+    };
 }
 
-impl Prepared {
-    /// Prepares (or takes from the cache) every statement.
-    pub async fn new(tx: &Transaction<'_>) -> Result<Self, Error> {
-        Ok(Self {
-            org_insert: tx.prepare_cached(ORG_INSERT).await?,
-            org_select: tx.prepare_cached(ORG_SELECT).await?,
-            categories: CATEGORIES.prepare(tx).await?,
-            manufacturers: MANUFACTURERS.prepare(tx).await?,
-            applications: APPLICATIONS.prepare(tx).await?,
-            projects: PROJECTS.prepare(tx).await?,
-            catalogs: CATALOGS.prepare(tx).await?,
-            users: USERS.prepare(tx).await?,
-            component_insert: tx.prepare_cached(COMPONENT_INSERT).await?,
-            component_lock: tx.prepare_cached(COMPONENT_LOCK).await?,
-            component_update: tx.prepare_cached(COMPONENT_UPDATE).await?,
-            membership_delete: tx.prepare_cached(MEMBERSHIP_DELETE).await?,
-            membership_insert: tx.prepare_cached(MEMBERSHIP_INSERT).await?,
-            relabel_lock: tx.prepare_cached(&relabel_lock()).await?,
-            relabel: tx.prepare_cached(&relabel()).await?,
-            savepoint: tx.prepare_cached(SAVEPOINT).await?,
-            event_ids_claim: tx.prepare_cached(EVENT_IDS_CLAIM).await?,
-            rollback_to_savepoint: tx.prepare_cached(ROLLBACK_TO_SAVEPOINT).await?,
-            event_ids_insert: tx.prepare_cached(EVENT_IDS_INSERT).await?,
-            event_ids_select: tx.prepare_cached(EVENT_IDS_SELECT).await?,
-            events_insert: tx.prepare_cached(EVENTS_INSERT).await?,
-        })
-    }
+prepared! { tx;
+    /// Creates missing organizations.
+    org_insert: Statement = tx.prepare_cached(ORG_INSERT),
+    /// Resolves organization ids to keys.
+    org_select: Statement = tx.prepare_cached(ORG_SELECT),
+    /// Categories.
+    categories: NameStatements = CATEGORIES.name_only(tx),
+    /// Manufacturers.
+    manufacturers: NameStatements = MANUFACTURERS.name_only(tx),
+    /// Applications.
+    applications: NameStatements = APPLICATIONS.name_only(tx),
+    /// Projects.
+    projects: NameStatements = PROJECTS.name_only(tx),
+    /// Catalogs.
+    catalogs: NamedStatements = CATALOGS.renamable(tx),
+    /// Users.
+    users: NamedStatements = USERS.renamable(tx),
+    /// Creates components, returning their keys.
+    component_insert: Statement = tx.prepare_cached(COMPONENT_INSERT),
+    /// Reads and locks the current version of existing components.
+    component_lock: Statement = tx.prepare_cached(COMPONENT_LOCK),
+    /// Writes winning component versions.
+    component_update: Statement = tx.prepare_cached(COMPONENT_UPDATE),
+    /// Clears the catalog membership of components whose membership changed.
+    membership_delete: Statement = tx.prepare_cached(MEMBERSHIP_DELETE),
+    /// Writes their new membership.
+    membership_insert: Statement = tx.prepare_cached(MEMBERSHIP_INSERT),
+    /// Locks the components whose catalogs label is rebuilt.
+    relabel_lock: Statement = tx.prepare_cached(&relabel_lock()),
+    /// Rebuilds catalogs labels.
+    relabel: Statement = tx.prepare_cached(&relabel()),
+    /// Marks where to return if claiming event ids fails.
+    savepoint: Statement = tx.prepare_cached(SAVEPOINT),
+    /// Records event ids, failing if any was already stored.
+    event_ids_claim: Statement = tx.prepare_cached(EVENT_IDS_CLAIM),
+    /// Returns to the savepoint after a failed claim.
+    rollback_to_savepoint: Statement = tx.prepare_cached(ROLLBACK_TO_SAVEPOINT),
+    /// Records event ids, returning the new ones.
+    event_ids_insert: Statement = tx.prepare_cached(&event_ids_insert()),
+    /// Reads the facts of stored event ids.
+    event_ids_select: Statement = tx.prepare_cached(EVENT_IDS_SELECT),
+    /// Stores the new events.
+    events_insert: Statement = tx.prepare_cached(EVENTS_INSERT),
 }

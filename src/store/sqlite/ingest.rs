@@ -3,15 +3,15 @@
 //! changes between the read and the write.
 
 use crate::domain::{Event, EventId, Timestamp};
-use crate::store::decide::{decide, ByOrg, Change, Key, NameVersion, Plan, Snapshot};
-use crate::store::decide::{StoredComponent, StoredName};
+use crate::store::decide::{decide, ByOrg, Fingerprinted, Key, NameVersion, Plan, Writes};
+use crate::store::decide::{Snapshot, StoredComponent, StoredEvents, StoredName};
 use crate::store::facts::Fingerprint;
-use crate::store::keys::{key_of, Keys, NameDimension, NamedDimension};
+use crate::store::keys::{Dimension, Keys, Orgs};
 use crate::store::keys::{APPLICATIONS, CATALOGS, CATEGORIES, MANUFACTURERS, PROJECTS, USERS};
 use crate::store::{IngestOutcome, StoreError};
-use rusqlite::types::Value;
-use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use rusqlite::types::{ToSql, Value};
+use rusqlite::{params, CachedStatement, OptionalExtension, Row, Transaction, TransactionBehavior};
+use std::collections::BTreeSet;
 
 /// Stores `batches` in one immediate transaction and commits it (durably,
 /// given `synchronous=FULL`) before returning each batch's outcome. Batches
@@ -24,8 +24,10 @@ pub fn ingest(
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // Erased users first, inside the write lock (see `privacy`).
     let batches = &*super::privacy::pseudonymize(&tx, batches)?;
-    let (snapshot, mut keys) = read(&tx, batches.iter().flatten())?;
-    let plan = decide(batches.iter().map(Vec::as_slice), &snapshot);
+    let mut keys = Keys::default();
+    let snapshot = read(&tx, batches.iter().flatten(), &mut keys)?;
+    let fingerprinted = batches.iter().map(|b| b.iter().map(Fingerprinted::of));
+    let plan = decide(fingerprinted, snapshot);
     write(&tx, &plan, &mut keys)?;
     tx.commit()?;
     Ok(plan.outcomes)
@@ -40,79 +42,50 @@ const READ_COMPONENT: &str =
      LEFT JOIN manufacturers man ON man.manufacturer_key = c.manufacturer_key
      WHERE c.org_key = ?1 AND c.external_id = ?2";
 
-/// What the file holds for `events`' ids, components, catalogs and users.
+/// What the file holds for `events`' ids, components, catalogs and users;
+/// the rows' keys go to `keys`. Organizations are created as on PostgreSQL
+/// (an organization row alone shows nothing).
 fn read<'a>(
     tx: &Transaction<'_>,
     events: impl Iterator<Item = &'a Event> + Clone,
-) -> Result<(Snapshot, Keys), StoreError> {
-    let mut snapshot = Snapshot {
-        events: stored_facts(tx, events.clone())?,
-        ..Snapshot::default()
-    };
-    let mut keys = Keys::default();
-    let mut org_stmt = tx.prepare_cached("SELECT org_key FROM organizations WHERE org_id = ?1")?;
-    let mut component_stmt = tx.prepare_cached(READ_COMPONENT)?;
-    let mut named = [CATALOGS.read_statement(tx)?, USERS.read_statement(tx)?];
+    keys: &mut Keys,
+) -> Result<Snapshot, StoreError> {
+    let stored_events = stored_facts(tx, events.clone())?;
+    let mut org_select =
+        tx.prepare_cached("SELECT org_key FROM organizations WHERE org_id = ?1")?;
+    let mut org_insert =
+        tx.prepare_cached("INSERT INTO organizations (org_id) VALUES (?1) RETURNING org_key")?;
+    let mut components = Reader::new(tx, READ_COMPONENT, |r| {
+        Ok(StoredComponent {
+            name: r.get(1)?,
+            category: r.get(2)?,
+            manufacturer: r.get(3)?,
+            catalog_ids: r.get(4)?,
+            name_ts: Timestamp::from_millis(r.get(5)?),
+        })
+    })?;
+    let mut catalogs = CATALOGS.reader(tx)?;
+    let mut users = USERS.reader(tx)?;
     for e in events {
         let org = &e.organization;
-        if keys.find_org(org).is_none() {
-            let Some(key) = org_stmt
-                .query_row(params![org.as_str()], |r| r.get(0))
-                .optional()?
-            else {
-                continue; // a new organization holds nothing yet
-            };
-            keys.add_org(org.clone(), key);
+        if keys.orgs.find(org).is_none() {
+            let key = get_or_create(&mut org_select, &mut org_insert, params![org.as_str()])?;
+            keys.orgs.add(org.clone(), key);
         }
-        let org_key = keys.org(org)?;
-        let c = &e.component;
-        if keys.components.get(org, c.id.as_str()).is_none() {
-            let row = component_stmt
-                .query_row(params![org_key, c.id.as_str()], |r| {
-                    let stored = StoredComponent {
-                        name: r.get(1)?,
-                        category: r.get(2)?,
-                        manufacturer: r.get(3)?,
-                        catalog_ids: r.get(4)?,
-                        name_ts: Timestamp::from_millis(r.get(5)?),
-                    };
-                    Ok((r.get::<_, i64>(0)?, stored))
-                })
-                .optional()?;
-            if let Some((key, stored)) = row {
-                keys.components.insert(org.clone(), c.id.to_string(), key);
-                snapshot
-                    .components
-                    .insert(org.clone(), c.id.to_string(), stored);
-            }
+        let org_key = keys.orgs.key(org)?;
+        let key = |id| Key { org, id };
+        components.read(org_key, key(e.component.id.as_str()))?;
+        for c in &e.component.catalogs {
+            catalogs.read(org_key, key(c.id.as_str()))?;
         }
-        let [catalogs, users] = &mut named;
-        for catalog in &c.catalogs {
-            let (map, stored) = (&mut keys.catalogs, &mut snapshot.catalogs);
-            read_named(
-                catalogs,
-                org_key,
-                Key {
-                    org,
-                    id: &catalog.id,
-                },
-                map,
-                stored,
-            )?;
-        }
-        let (map, stored) = (&mut keys.users, &mut snapshot.users);
-        read_named(
-            users,
-            org_key,
-            Key {
-                org,
-                id: &e.user.id,
-            },
-            map,
-            stored,
-        )?;
+        users.read(org_key, key(e.user.id.as_str()))?;
     }
-    Ok((snapshot, keys))
+    Ok(Snapshot {
+        events: stored_events,
+        components: components.into(&mut keys.components),
+        catalogs: catalogs.into(&mut keys.catalogs),
+        users: users.into(&mut keys.users),
+    })
 }
 
 /// Ids looked up per statement (one variable each).
@@ -122,10 +95,9 @@ const IDS_PER_LOOKUP: usize = 500;
 fn stored_facts<'a>(
     tx: &Transaction<'_>,
     events: impl Iterator<Item = &'a Event>,
-) -> Result<HashMap<EventId, Option<Fingerprint>>, StoreError> {
-    let ids: BTreeSet<EventId> = events.map(|e| e.id).collect();
-    let ids: Vec<EventId> = ids.into_iter().collect();
-    let mut stored = HashMap::new();
+) -> Result<StoredEvents, StoreError> {
+    let ids = Vec::from_iter(events.map(|e| e.id).collect::<BTreeSet<EventId>>());
+    let mut stored = StoredEvents::new();
     for chunk in ids.chunks(IDS_PER_LOOKUP) {
         let marks = vec!["?"; chunk.len()].join(",");
         let mut stmt = tx.prepare_cached(&format!(
@@ -134,79 +106,78 @@ fn stored_facts<'a>(
         let args = chunk.iter().map(|id| id.as_uuid().as_bytes().to_vec());
         let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
         while let Some(row) = rows.next()? {
-            let id: Vec<u8> = row.get(0)?;
-            let id = uuid::Uuid::from_slice(&id)
+            let id = uuid::Uuid::from_slice(&row.get::<_, Vec<u8>>(0)?)
                 .map_err(|_| StoreError::Corrupt("stored event id is not 16 bytes".into()))?;
             let facts: Option<Vec<u8>> = row.get(1)?;
-            stored.insert(
-                EventId::from_uuid(id),
-                facts.as_deref().and_then(Fingerprint::from_bytes),
-            );
+            let facts = facts.as_deref().and_then(Fingerprint::from_bytes);
+            stored.insert(EventId::from_uuid(id), facts);
         }
     }
     Ok(stored)
 }
 
-/// Reads one catalog or user, unless it was read before.
-fn read_named<T: AsRef<str>>(
-    stmt: &mut rusqlite::CachedStatement<'_>,
-    org_key: i64,
-    key: Key<'_, T>,
-    keys: &mut ByOrg<i64>,
-    snapshot: &mut ByOrg<StoredName>,
-) -> Result<(), StoreError> {
-    let id = key.id.as_ref();
-    if keys.get(key.org, id).is_some() {
-        return Ok(());
-    }
-    let row = stmt
-        .query_row(params![org_key, id], |r| {
-            let stored = StoredName {
-                name: r.get(1)?,
-                name_ts: Timestamp::from_millis(r.get(2)?),
-            };
-            Ok((r.get::<_, i64>(0)?, stored))
+/// Reads a stored version from a row.
+type Version<V> = fn(&Row<'_>) -> rusqlite::Result<V>;
+
+/// Reads dimension rows by organization key and external id: the key
+/// first, then the stored version.
+struct Reader<'c, V> {
+    stmt: CachedStatement<'c>,
+    version: Version<V>,
+    keys: ByOrg<i64>,
+    stored: ByOrg<V>,
+}
+
+impl<'c, V> Reader<'c, V> {
+    fn new(tx: &'c Transaction<'_>, sql: &str, version: Version<V>) -> Result<Self, StoreError> {
+        Ok(Self {
+            stmt: tx.prepare_cached(sql)?,
+            version,
+            keys: ByOrg::default(),
+            stored: ByOrg::default(),
         })
-        .optional()?;
-    if let Some((surrogate, stored)) = row {
-        keys.insert(key.org.clone(), id.to_owned(), surrogate);
-        snapshot.insert(key.org.clone(), id.to_owned(), stored);
     }
-    Ok(())
+
+    /// Reads `natural`, unless it was read before.
+    fn read(&mut self, org_key: i64, natural: Key<'_>) -> Result<(), StoreError> {
+        if self.keys.get(natural).is_some() {
+            return Ok(());
+        }
+        let mut rows = self.stmt.query(params![org_key, natural.id])?;
+        if let Some(row) = rows.next()? {
+            self.keys.insert(natural, row.get(0)?);
+            self.stored.insert(natural, (self.version)(row)?);
+        }
+        Ok(())
+    }
+
+    /// The stored versions read; their keys go to `keys`.
+    fn into(self, keys: &mut ByOrg<i64>) -> ByOrg<V> {
+        *keys = self.keys;
+        self.stored
+    }
 }
 
 // ---- write ------------------------------------------------------------------
 
 /// Carries out `plan`, creating keys as it goes.
 fn write(tx: &Transaction<'_>, plan: &Plan<'_>, keys: &mut Keys) -> Result<(), StoreError> {
-    if plan.is_empty() {
+    if plan.new_events.is_empty() {
         return Ok(());
     }
-    for org in &plan.orgs {
-        if keys.find_org(org).is_none() {
-            let key = tx
-                .prepare_cached("INSERT INTO organizations (org_id) VALUES (?1) RETURNING org_key")?
-                .query_row(params![org.as_str()], |r| r.get(0))?;
-            keys.add_org((*org).clone(), key);
-        }
-    }
-    keys.categories = CATEGORIES.resolve(tx, keys, &plan.categories)?;
-    keys.manufacturers = MANUFACTURERS.resolve(tx, keys, &plan.manufacturers)?;
-    keys.applications = APPLICATIONS.resolve(tx, keys, &plan.applications)?;
-    keys.projects = PROJECTS.resolve(tx, keys, &plan.projects)?;
+    keys.categories = CATEGORIES.resolve(tx, &keys.orgs, &plan.categories)?;
+    keys.manufacturers = MANUFACTURERS.resolve(tx, &keys.orgs, &plan.manufacturers)?;
+    keys.applications = APPLICATIONS.resolve(tx, &keys.orgs, &plan.applications)?;
+    keys.projects = PROJECTS.resolve(tx, &keys.orgs, &plan.projects)?;
     let mut relabel = BTreeSet::new();
     let mut members =
         tx.prepare_cached("SELECT component_key FROM component_catalogs WHERE catalog_key = ?1")?;
-    let mut catalogs = std::mem::take(&mut keys.catalogs);
-    for catalog in CATALOGS.write(tx, &plan.catalogs, keys, &mut catalogs)? {
+    for catalog in CATALOGS.write(tx, &plan.catalogs, &keys.orgs, &mut keys.catalogs)? {
         for member in members.query_map(params![catalog], |r| r.get::<_, i64>(0))? {
             relabel.insert(member?);
         }
     }
-    keys.catalogs = catalogs;
-    let mut users = std::mem::take(&mut keys.users);
-    USERS.write(tx, &plan.users, keys, &mut users)?;
-    keys.users = users;
+    USERS.write(tx, &plan.users, &keys.orgs, &mut keys.users)?;
     write_components(tx, plan, keys, &mut relabel)?;
     let mut label = tx.prepare_cached(
         "UPDATE components SET catalogs_label = (
@@ -221,91 +192,91 @@ fn write(tx: &Transaction<'_>, plan: &Plan<'_>, keys: &mut Keys) -> Result<(), S
     write_events(tx, plan, keys)
 }
 
-// Row-at-a-time statements for the dimension tables named in `keys`.
-impl NameDimension {
-    /// The keys of `wanted`, created where missing.
-    fn resolve<T: AsRef<str>>(
-        &self,
-        tx: &Transaction<'_>,
-        keys: &Keys,
-        wanted: &BTreeSet<Key<'_, T>>,
-    ) -> Result<ByOrg<i64>, StoreError> {
-        let Self { table, key, value } = self;
-        let mut select = tx.prepare_cached(&format!(
-            "SELECT {key} FROM {table} WHERE org_key = ?1 AND {value} = ?2"
-        ))?;
-        let mut insert = tx.prepare_cached(&format!(
-            "INSERT INTO {table} (org_key, {value}) VALUES (?1, ?2) RETURNING {key}"
-        ))?;
-        let mut out = ByOrg::default();
-        for k in wanted {
-            let args = params![keys.org(k.org)?, k.id.as_ref()];
-            let found = select.query_row(args, |r| r.get(0)).optional()?;
-            let surrogate = match found {
-                Some(found) => found,
-                None => insert.query_row(args, |r| r.get(0))?,
-            };
-            out.insert(k.org.clone(), k.id.as_ref().to_owned(), surrogate);
-        }
-        Ok(out)
+/// The key `select` finds for `args`, or else the one `insert` creates.
+fn get_or_create(
+    select: &mut CachedStatement<'_>,
+    insert: &mut CachedStatement<'_>,
+    args: &[&dyn ToSql],
+) -> rusqlite::Result<i64> {
+    match select.query_row(args, |r| r.get(0)).optional()? {
+        Some(key) => Ok(key),
+        None => insert.query_row(args, |r| r.get(0)),
     }
 }
 
-impl NamedDimension {
-    /// Reads `(key, name, name_ts)` by organization key and external id.
-    fn read_statement<'c>(
-        &self,
-        tx: &'c Transaction<'_>,
-    ) -> Result<rusqlite::CachedStatement<'c>, StoreError> {
-        let Self { table, key, name } = self;
-        Ok(tx.prepare_cached(&format!(
-            "SELECT {key}, {name}, name_ts FROM {table} WHERE org_key = ?1 AND external_id = ?2"
-        ))?)
-    }
-
-    /// Inserts and updates the rows `changes` asks for; `known` holds the
-    /// keys read and gains those created. Returns the keys of renamed rows.
-    fn write<T: AsRef<str>>(
+// Row-at-a-time statements for the dimension tables named in `keys`.
+impl Dimension {
+    /// The keys of `wanted`, created where missing.
+    fn resolve(
         &self,
         tx: &Transaction<'_>,
-        changes: &BTreeMap<Key<'_, T>, Change<NameVersion<'_>>>,
-        keys: &Keys,
+        orgs: &Orgs,
+        wanted: &BTreeSet<Key<'_>>,
+    ) -> Result<ByOrg<i64>, StoreError> {
+        let Self { table, key, column } = self;
+        let mut select = tx.prepare_cached(&format!(
+            "SELECT {key} FROM {table} WHERE org_key = ?1 AND {column} = ?2"
+        ))?;
+        let mut insert = tx.prepare_cached(&format!(
+            "INSERT INTO {table} (org_key, {column}) VALUES (?1, ?2) RETURNING {key}"
+        ))?;
+        let mut out = ByOrg::default();
+        for &k in wanted {
+            let args = params![orgs.key(k.org)?, k.id];
+            out.insert(k, get_or_create(&mut select, &mut insert, args)?);
+        }
+        Ok(out)
+    }
+
+    /// Reads `(key, name, name_ts)` by organization key and external id.
+    fn reader<'c>(&self, tx: &'c Transaction<'_>) -> Result<Reader<'c, StoredName>, StoreError> {
+        let Self { table, key, column } = self;
+        let sql = format!(
+            "SELECT {key}, {column}, name_ts FROM {table} WHERE org_key = ?1 AND external_id = ?2"
+        );
+        Reader::new(tx, &sql, |r| {
+            Ok(StoredName {
+                name: r.get(1)?,
+                name_ts: Timestamp::from_millis(r.get(2)?),
+            })
+        })
+    }
+
+    /// Writes the rows `writes` lists: updated by key where `known` holds
+    /// one (the rows read), else inserted, adding their keys to `known`.
+    /// Returns the keys of renamed rows.
+    fn write(
+        &self,
+        tx: &Transaction<'_>,
+        writes: &Writes<'_, NameVersion<'_>>,
+        orgs: &Orgs,
         known: &mut ByOrg<i64>,
     ) -> Result<Vec<i64>, StoreError> {
-        let Self { table, key, name } = self;
+        let Self { table, key, column } = self;
         let mut insert = tx.prepare_cached(&format!(
-            "INSERT INTO {table} (org_key, external_id, {name}, name_ts) VALUES (?1, ?2, ?3, ?4) RETURNING {key}"
+            "INSERT INTO {table} (org_key, external_id, {column}, name_ts) VALUES (?1, ?2, ?3, ?4)
+             RETURNING {key}"
         ))?;
         let mut update = tx.prepare_cached(&format!(
-            "UPDATE {table} SET {name} = ?2, name_ts = ?3 WHERE {key} = ?1"
+            "UPDATE {table} SET {column} = ?2, name_ts = ?3 WHERE {key} = ?1"
         ))?;
         let mut renamed = Vec::new();
-        for (k, change) in changes {
-            match change {
-                Change::Insert(v) => {
-                    let args = params![
-                        keys.org(k.org)?,
-                        k.id.as_ref(),
-                        v.name.as_str(),
-                        v.ts.millis()
-                    ];
-                    let new_key = insert.query_row(args, |r| r.get(0))?;
-                    known.insert(k.org.clone(), k.id.as_ref().to_owned(), new_key);
-                }
-                Change::Update(v) => {
-                    let stored = key_of(known, *k, table)?;
-                    update.execute(params![stored, v.name.as_str(), v.ts.millis()])?;
-                    if v.renamed {
-                        renamed.push(stored);
-                    }
-                }
-                Change::Keep => {}
+        for (&natural, v) in writes {
+            let name = v.name.as_str();
+            if let Some(&stored) = known.get(natural) {
+                update.execute(params![stored, name, v.ts.millis()])?;
+                renamed.extend(v.renamed.then_some(stored));
+            } else {
+                let args = params![orgs.key(natural.org)?, natural.id, name, v.ts.millis()];
+                known.insert(natural, insert.query_row(args, |row| row.get(0))?);
             }
         }
         Ok(renamed)
     }
 }
 
+/// Writes the plan's component versions (inserted, or updated over the
+/// stored ones by key) and, where it changed, their membership.
 fn write_components(
     tx: &Transaction<'_>,
     plan: &Plan<'_>,
@@ -317,44 +288,37 @@ fn write_components(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING component_key",
     )?;
     let mut update = tx.prepare_cached(
-        "UPDATE components SET display_name = ?2, category_key = ?3, manufacturer_key = ?4, catalog_ids = ?5, name_ts = ?6
+        "UPDATE components SET display_name = ?3, category_key = ?4, manufacturer_key = ?5, catalog_ids = ?6, name_ts = ?7
          WHERE component_key = ?1",
     )?;
     let mut clear = tx.prepare_cached("DELETE FROM component_catalogs WHERE component_key = ?1")?;
     let mut join = tx.prepare_cached(
         "INSERT INTO component_catalogs (component_key, catalog_key) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
     )?;
-    for (k, change) in &plan.components {
-        let Some(v) = change.version() else { continue };
-        let r = keys.component(*k, v)?;
-        let key = if let Change::Insert(_) = change {
-            let args = params![
-                r.org,
-                k.id.as_str(),
-                r.name,
-                r.category,
-                r.manufacturer,
-                r.catalog_ids,
-                r.ts
-            ];
-            let key = insert.query_row(args, |row| row.get(0))?;
-            keys.components.insert(k.org.clone(), k.id.to_string(), key);
-            key
-        } else {
-            let key = key_of(&keys.components, *k, "component")?;
-            update.execute(params![
-                key,
-                r.name,
-                r.category,
-                r.manufacturer,
-                r.catalog_ids,
-                r.ts
-            ])?;
-            key
+    for r in keys.components(&plan.components)? {
+        // One parameter list for both: an update names the row by its key
+        // in place of the organization key and leaves the external id unused.
+        let first = r.stored.unwrap_or(r.org);
+        let args = params![
+            first,
+            r.natural.id,
+            r.name,
+            r.category,
+            r.manufacturer,
+            r.catalog_ids,
+            r.ts
+        ];
+        let key = match r.stored {
+            Some(key) => update.execute(args).map(|_| key)?,
+            None => {
+                let key = insert.query_row(args, |row| row.get(0))?;
+                keys.components.insert(r.natural, key);
+                key
+            }
         };
-        if v.membership_changed {
+        if let Some(catalogs) = &r.membership {
             clear.execute(params![key])?;
-            for catalog in keys.membership(*k, v)? {
+            for catalog in catalogs {
                 join.execute(params![key, catalog])?;
             }
             relabel.insert(key);
@@ -380,29 +344,16 @@ fn write_events(tx: &Transaction<'_>, plan: &Plan<'_>, keys: &Keys) -> Result<()
         let mut ids: Vec<Value> = Vec::with_capacity(chunk.len() * 3);
         for new in chunk {
             let r = keys.event(new.event)?;
-            let id = r.id.as_bytes().to_vec();
-            ids.extend([
-                id.clone().into(),
-                r.org.into(),
-                new.facts.as_bytes().to_vec().into(),
-            ]);
-            events.extend([
-                r.org.into(),
-                r.ts.into(),
-                id.into(),
-                i64::from(r.kind).into(),
-                r.component.into(),
-                r.user.into(),
-                r.application.into(),
-                r.project.into(),
-            ]);
+            let id = Value::from(r.id.as_bytes().to_vec());
+            let facts = new.facts.as_bytes().to_vec();
+            ids.extend([id.clone(), r.org.into(), facts.into()]);
+            events.extend([r.org.into(), r.ts.into(), id, i64::from(r.kind).into()]);
+            events.extend([r.component, r.user].map(Value::from));
+            events.extend([r.application, r.project].map(Value::from));
         }
-        tx.prepare_cached(&multi_row_insert(
-            "event_ids (id, org_key, facts)",
-            3,
-            chunk.len(),
-        ))?
-        .execute(rusqlite::params_from_iter(ids))?;
+        let into = "event_ids (id, org_key, facts)";
+        tx.prepare_cached(&multi_row_insert(into, 3, chunk.len()))?
+            .execute(rusqlite::params_from_iter(ids))?;
         let into =
             "events (org_key, ts, id, kind, component_key, user_key, application_key, project_key)";
         tx.prepare_cached(&multi_row_insert(into, 8, chunk.len()))?
