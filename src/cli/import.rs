@@ -27,7 +27,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 
 /// Events per import transaction.
-pub const IMPORT_BATCH: usize = 10_000;
+pub const IMPORT_BATCH: usize = 50_000;
 /// Rejected lines printed in full; the rest are only counted.
 const MAX_REPORTED: usize = 100;
 
@@ -57,7 +57,8 @@ pub async fn run(settings: &Settings, args: &ImportArgs) -> anyhow::Result<()> {
         (Box::new(f), size)
     };
     let progress = progress_bar(size);
-    let (tx, mut rx) = mpsc::channel::<Chunk>(2);
+    // One chunk parsed ahead while the store commits the previous one.
+    let (tx, mut rx) = mpsc::channel::<Chunk>(1);
     let reader = std::thread::spawn(move || read_lines(input, &tx));
 
     let started = Instant::now();

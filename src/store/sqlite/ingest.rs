@@ -3,29 +3,43 @@
 //! changes between the read and the write.
 
 use crate::domain::{Event, EventId, Timestamp};
-use crate::store::decide::{decide, ByOrg, Change, Key, NameVersion, Plan, Snapshot};
+use crate::store::decide::{
+    decide, decide_fingerprinted, ByOrg, Change, Key, NameVersion, Plan, Snapshot,
+};
 use crate::store::decide::{StoredComponent, StoredName};
 use crate::store::facts::Fingerprint;
 use crate::store::keys::{key_of, Keys, NameDimension, NamedDimension};
 use crate::store::keys::{APPLICATIONS, CATALOGS, CATEGORIES, MANUFACTURERS, PROJECTS, USERS};
 use crate::store::{IngestOutcome, StoreError};
-use rusqlite::types::Value;
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Stores `batches` in one immediate transaction and commits it (durably,
 /// given `synchronous=FULL`) before returning each batch's outcome. Batches
 /// are decided in order, so an id repeated in a later batch is its
-/// duplicate or conflict.
+/// duplicate or conflict. `facts` holds each event's [`Fingerprint`],
+/// computed by the caller off the writer thread.
 pub fn ingest(
     conn: &mut rusqlite::Connection,
     batches: &[Vec<Event>],
+    facts: &[Vec<Fingerprint>],
 ) -> Result<Vec<IngestOutcome>, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // Erased users first, inside the write lock (see `privacy`).
-    let batches = &*super::privacy::pseudonymize(&tx, batches)?;
-    let (snapshot, mut keys) = read(&tx, batches.iter().flatten())?;
-    let plan = decide(batches.iter().map(Vec::as_slice), &snapshot);
+    let pseudonymized = super::privacy::pseudonymize(&tx, batches)?;
+    let (snapshot, mut keys) = read(&tx, pseudonymized.iter().flatten())?;
+    let plan = match &pseudonymized {
+        // Pseudonyms change user ids, a fact: those batches are hashed anew.
+        Cow::Owned(batches) => decide(batches.iter().map(Vec::as_slice), &snapshot),
+        Cow::Borrowed(batches) => decide_fingerprinted(
+            batches
+                .iter()
+                .zip(facts)
+                .map(|(batch, facts)| batch.iter().zip(facts.iter().copied())),
+            &snapshot,
+        ),
+    };
     write(&tx, &plan, &mut keys)?;
     tx.commit()?;
     Ok(plan.outcomes)
@@ -218,7 +232,7 @@ fn write(tx: &Transaction<'_>, plan: &Plan<'_>, keys: &mut Keys) -> Result<(), S
     for key in relabel {
         label.execute(params![key])?;
     }
-    write_events(tx, plan, keys)
+    super::append::append(tx, &plan.new_events, keys)
 }
 
 // Row-at-a-time statements for the dimension tables named in `keys`.
@@ -359,54 +373,6 @@ fn write_components(
             }
             relabel.insert(key);
         }
-    }
-    Ok(())
-}
-
-/// Rows inserted per statement: multi-row inserts spend far less time in
-/// statement overhead than one row at a time (8 values a row, well under
-/// SQLite's limit of 32,766 variables).
-const ROWS_PER_INSERT: usize = 128;
-
-/// `INSERT INTO {into} VALUES (…), (…)` for `rows` rows of `width` values.
-fn multi_row_insert(into: &str, width: usize, rows: usize) -> String {
-    let row = format!("({})", vec!["?"; width].join(","));
-    format!("INSERT INTO {into} VALUES {}", vec![row; rows].join(","))
-}
-
-fn write_events(tx: &Transaction<'_>, plan: &Plan<'_>, keys: &Keys) -> Result<(), StoreError> {
-    for chunk in plan.new_events.chunks(ROWS_PER_INSERT) {
-        let mut events: Vec<Value> = Vec::with_capacity(chunk.len() * 8);
-        let mut ids: Vec<Value> = Vec::with_capacity(chunk.len() * 3);
-        for new in chunk {
-            let r = keys.event(new.event)?;
-            let id = r.id.as_bytes().to_vec();
-            ids.extend([
-                id.clone().into(),
-                r.org.into(),
-                new.facts.as_bytes().to_vec().into(),
-            ]);
-            events.extend([
-                r.org.into(),
-                r.ts.into(),
-                id.into(),
-                i64::from(r.kind).into(),
-                r.component.into(),
-                r.user.into(),
-                r.application.into(),
-                r.project.into(),
-            ]);
-        }
-        tx.prepare_cached(&multi_row_insert(
-            "event_ids (id, org_key, facts)",
-            3,
-            chunk.len(),
-        ))?
-        .execute(rusqlite::params_from_iter(ids))?;
-        let into =
-            "events (org_key, ts, id, kind, component_key, user_key, application_key, project_key)";
-        tx.prepare_cached(&multi_row_insert(into, 8, chunk.len()))?
-            .execute(rusqlite::params_from_iter(events))?;
     }
     Ok(())
 }
