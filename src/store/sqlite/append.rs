@@ -50,7 +50,7 @@ pub fn append(
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-    rows.sort_unstable_by(|a, b| a.row.id.cmp(&b.row.id));
+    rows.sort_unstable_by_key(|a| a.row.id);
     insert(tx, IDS, &rows, |stmt, at, new| {
         stmt.raw_bind_parameter(at, &new.row.id.as_bytes()[..])?;
         stmt.raw_bind_parameter(at + 1, new.row.org)?;
