@@ -129,33 +129,28 @@ fn read<'a>(
     Ok((snapshot, keys))
 }
 
-/// Ids looked up per statement (one variable each).
-const IDS_PER_LOOKUP: usize = 500;
-
-/// The stored facts of those of `events`' ids that are stored.
+/// The stored facts of those of `events`' ids that are stored: one indexed
+/// probe per distinct id, in id order so that consecutive probes descend
+/// through pages just visited.
 fn stored_facts<'a>(
     tx: &Transaction<'_>,
     events: impl Iterator<Item = &'a Event>,
 ) -> Result<HashMap<EventId, Option<Fingerprint>>, StoreError> {
-    let ids: BTreeSet<EventId> = events.map(|e| e.id).collect();
-    let ids: Vec<EventId> = ids.into_iter().collect();
+    let mut ids: Vec<EventId> = events.map(|e| e.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut stmt = tx.prepare_cached("SELECT facts FROM event_ids WHERE id = ?1")?;
     let mut stored = HashMap::new();
-    for chunk in ids.chunks(IDS_PER_LOOKUP) {
-        let marks = vec!["?"; chunk.len()].join(",");
-        let mut stmt = tx.prepare_cached(&format!(
-            "SELECT id, facts FROM event_ids WHERE id IN ({marks})"
-        ))?;
-        let args = chunk.iter().map(|id| id.as_uuid().as_bytes().to_vec());
-        let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
-        while let Some(row) = rows.next()? {
-            let id: Vec<u8> = row.get(0)?;
-            let id = uuid::Uuid::from_slice(&id)
-                .map_err(|_| StoreError::Corrupt("stored event id is not 16 bytes".into()))?;
-            let facts: Option<Vec<u8>> = row.get(1)?;
-            stored.insert(
-                EventId::from_uuid(id),
-                facts.as_deref().and_then(Fingerprint::from_bytes),
-            );
+    for id in ids {
+        let facts = stmt
+            .query_row([&id.as_uuid().as_bytes()[..]], |r| {
+                Ok(r.get_ref(0)?
+                    .as_blob_or_null()?
+                    .and_then(Fingerprint::from_bytes))
+            })
+            .optional()?;
+        if let Some(facts) = facts {
+            stored.insert(id, facts);
         }
     }
     Ok(stored)
