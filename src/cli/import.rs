@@ -29,7 +29,8 @@ use tokio::sync::mpsc;
 /// Events per import transaction: large, because each transaction reads and
 /// updates the dimension rows its events name (thousands of components and
 /// users), and a random id dirties fewer index pages per event in a larger
-/// transaction. Two chunks in memory at once (~230 MiB at 1M-event scale).
+/// transaction. Two chunks are in memory at once (about 230 MiB for the
+/// bench's events).
 pub const IMPORT_BATCH: usize = 50_000;
 /// Rejected lines printed in full; the rest are only counted.
 const MAX_REPORTED: usize = 100;
