@@ -51,26 +51,32 @@ pub fn append(
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
     rows.sort_unstable_by_key(|a| a.row.id);
-    insert(tx, IDS, &rows, |stmt, at, new| {
-        stmt.raw_bind_parameter(at, &new.row.id.as_bytes()[..])?;
-        stmt.raw_bind_parameter(at + 1, new.row.org)?;
-        stmt.raw_bind_parameter(at + 2, new.facts.as_bytes())
-    })?;
+    insert(tx, IDS, &rows, bind_id)?;
     rows.sort_unstable_by(|a, b| {
         let (a, b) = (&a.row, &b.row);
         (a.org, a.ts, a.id).cmp(&(b.org, b.ts, b.id))
     });
-    insert(tx, EVENTS, &rows, |stmt, at, new| {
-        let r = &new.row;
-        stmt.raw_bind_parameter(at, r.org)?;
-        stmt.raw_bind_parameter(at + 1, r.ts)?;
-        stmt.raw_bind_parameter(at + 2, &r.id.as_bytes()[..])?;
-        stmt.raw_bind_parameter(at + 3, r.kind)?;
-        stmt.raw_bind_parameter(at + 4, r.component)?;
-        stmt.raw_bind_parameter(at + 5, r.user)?;
-        stmt.raw_bind_parameter(at + 6, r.application)?;
-        stmt.raw_bind_parameter(at + 7, r.project)
-    })
+    insert(tx, EVENTS, &rows, bind_event)
+}
+
+/// Binds one idempotency row (id, organization, facts) from index `at` on.
+fn bind_id(stmt: &mut CachedStatement<'_>, at: usize, new: &NewRow) -> rusqlite::Result<()> {
+    stmt.raw_bind_parameter(at, &new.row.id.as_bytes()[..])?;
+    stmt.raw_bind_parameter(at + 1, new.row.org)?;
+    stmt.raw_bind_parameter(at + 2, new.facts.as_bytes())
+}
+
+/// Binds one event row from index `at` on.
+fn bind_event(stmt: &mut CachedStatement<'_>, at: usize, new: &NewRow) -> rusqlite::Result<()> {
+    let r = &new.row;
+    stmt.raw_bind_parameter(at, r.org)?;
+    stmt.raw_bind_parameter(at + 1, r.ts)?;
+    stmt.raw_bind_parameter(at + 2, &r.id.as_bytes()[..])?;
+    stmt.raw_bind_parameter(at + 3, r.kind)?;
+    stmt.raw_bind_parameter(at + 4, r.component)?;
+    stmt.raw_bind_parameter(at + 5, r.user)?;
+    stmt.raw_bind_parameter(at + 6, r.application)?;
+    stmt.raw_bind_parameter(at + 7, r.project)
 }
 
 /// A table the new events go into.
@@ -135,6 +141,58 @@ fn multi_row_insert(target: &Target, rows: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rusqlite::Connection;
+
+    fn row(id: u128) -> NewRow {
+        NewRow {
+            row: EventRow {
+                org: 1,
+                ts: 1_700_000_000_000,
+                id: uuid::Uuid::from_u128(id),
+                kind: 1,
+                component: 1,
+                user: 1,
+                application: None,
+                project: None,
+            },
+            facts: Fingerprint::from_bytes(&[7; 16]).unwrap_or_else(|| unreachable!()),
+        }
+    }
+
+    fn store() -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap_or_else(|e| panic!("{e}"));
+        super::super::migrations::apply(&mut conn).unwrap_or_else(|e| panic!("{e}"));
+        conn
+    }
+
+    #[test]
+    fn every_row_goes_in_across_statements() {
+        let mut conn = store();
+        let tx = conn.transaction().unwrap_or_else(|e| panic!("{e}"));
+        let rows: Vec<NewRow> = (0..300).map(|i| row(1000 - i)).collect();
+        insert(&tx, IDS, &rows, bind_id).unwrap_or_else(|e| panic!("{e}"));
+        let count: i64 = tx
+            .query_row("SELECT count(*) FROM event_ids", [], |r| r.get(0))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(count, 300);
+    }
+
+    #[test]
+    fn an_id_already_stored_fails_the_insert_instead_of_being_ignored() {
+        let mut conn = store();
+        let tx = conn.transaction().unwrap_or_else(|e| panic!("{e}"));
+        tx.execute(
+            "INSERT INTO event_ids (id, org_key, facts) VALUES (?1, 1, NULL)",
+            [&uuid::Uuid::from_u128(5).as_bytes()[..]],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let rows = [row(4), row(5), row(6)];
+        let result = insert(&tx, IDS, &rows, bind_id);
+        assert!(
+            matches!(&result, Err(StoreError::Corrupt(why)) if why.contains("1 of 3 new rows")),
+            "{result:?}"
+        );
+    }
 
     #[test]
     fn statements_have_one_placeholder_per_value() {
