@@ -5,9 +5,11 @@
 use catalytics::demo::DemoLibrary;
 use catalytics::domain::Timestamp;
 use catalytics::export::{ComponentNames, CsvWriter, Dictionary, DictionaryBuilder};
-use catalytics::ingest::{parse_json, to_wire};
-use catalytics::store::EventRow;
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use catalytics::ingest::{parse_json, parse_ndjson, to_wire};
+use catalytics::store::facts::Fingerprint;
+use catalytics::store::sqlite::SqliteStore;
+use catalytics::store::{EventRow, Store};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use std::hint::black_box;
 use std::sync::Arc;
 
@@ -111,8 +113,55 @@ fn ingestion(c: &mut Criterion) {
     group.bench_function("parse_json_1000_events", |b| {
         b.iter(|| parse_json(black_box(&body)).map(|v| v.len()))
     });
+    let mut ndjson = Vec::new();
+    for event in &events {
+        let _ = serde_json::to_writer(&mut ndjson, event);
+        ndjson.push(b'\n');
+    }
+    group.bench_function("parse_ndjson_1000_events", |b| {
+        b.iter(|| parse_ndjson(black_box(&ndjson)).map(|v| v.len()))
+    });
+    let parsed = parse_ndjson(&ndjson).unwrap_or_default();
+    group.bench_function("fingerprint_1000_events", |b| {
+        b.iter(|| black_box(&parsed).iter().map(Fingerprint::of).count())
+    });
     group.finish();
 }
 
-criterion_group!(benches, export, timestamps, ingestion);
+/// Durable SQLite ingestion of 10,000 new events (random ids) per
+/// iteration into a store that grows from 100,000 events: the writer's
+/// whole transaction (lookups, decision, sorted inserts, commit with fsync).
+fn sqlite_ingestion(c: &mut Criterion) {
+    let (Ok(rt), Ok(dir)) = (tokio::runtime::Runtime::new(), tempfile::tempdir()) else {
+        return;
+    };
+    let Ok(store) = rt.block_on(SqliteStore::open(&dir.path().join("bench.sqlite3"))) else {
+        return;
+    };
+    let library = DemoLibrary::generate(3, 3000, 800);
+    let mut seed = 0u64;
+    let mut batch = |count: usize| {
+        seed += 1;
+        library
+            .events(seed, count, 90, Timestamp::now())
+            .flatten()
+            .collect::<Vec<_>>()
+    };
+    for _ in 0..10 {
+        let _ = rt.block_on(store.ingest(batch(10_000)));
+    }
+    let mut group = c.benchmark_group("sqlite_ingest");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(10_000));
+    group.bench_function("10000_new_events", |b| {
+        b.iter_batched(
+            || batch(10_000),
+            |events| rt.block_on(store.ingest(events)).map(|o| o.accepted),
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, export, timestamps, ingestion, sqlite_ingestion);
 criterion_main!(benches);

@@ -1,5 +1,5 @@
-//! HTTP ingestion load: posts unique demo events in JSON batches over
-//! several connections and reports events/s.
+//! HTTP ingestion load: posts unique demo events (random v4 ids) in NDJSON
+//! batches over several connections and reports events/s.
 //! `cargo run --release --example ingest_load -- ADDR TOKEN TOTAL [BATCH] [CONCURRENCY]`
 
 use catalytics::demo::DemoLibrary;
@@ -25,8 +25,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             events
                 .chunks(batch)
                 .map(|c| {
-                    let events: Vec<_> = c.iter().map(to_wire).collect();
-                    serde_json::to_vec(&serde_json::json!({ "events": events })).unwrap_or_default()
+                    let mut body = Vec::new();
+                    for event in c {
+                        // Serializing a plain struct cannot fail.
+                        let _ = serde_json::to_writer(&mut body, &to_wire(event));
+                        body.push(b'\n');
+                    }
+                    body
                 })
                 .collect::<Vec<_>>()
         })
@@ -48,7 +53,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let response = client
                     .post(&url)
                     .bearer_auth(&token)
-                    .header("content-type", "application/json")
+                    .header("content-type", "application/x-ndjson")
                     .body(body)
                     .send()
                     .await?;

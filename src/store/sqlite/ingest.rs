@@ -9,25 +9,43 @@ use crate::store::facts::Fingerprint;
 use crate::store::keys::{Dimension, Keys, Orgs};
 use crate::store::keys::{APPLICATIONS, CATALOGS, CATEGORIES, MANUFACTURERS, PROJECTS, USERS};
 use crate::store::{IngestOutcome, StoreError};
-use rusqlite::types::{ToSql, Value};
+use rusqlite::types::ToSql;
 use rusqlite::{params, CachedStatement, OptionalExtension, Row, Transaction, TransactionBehavior};
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 /// Stores `batches` in one immediate transaction and commits it (durably,
 /// given `synchronous=FULL`) before returning each batch's outcome. Batches
 /// are decided in order, so an id repeated in a later batch is its
-/// duplicate or conflict.
+/// duplicate or conflict. `facts` holds each event's [`Fingerprint`],
+/// computed by the caller off the writer thread.
 pub fn ingest(
     conn: &mut rusqlite::Connection,
     batches: &[Vec<Event>],
+    facts: &[Vec<Fingerprint>],
 ) -> Result<Vec<IngestOutcome>, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // Erased users first, inside the write lock (see `privacy`).
-    let batches = &*super::privacy::pseudonymize(&tx, batches)?;
+    let pseudonymized = super::privacy::pseudonymize(&tx, batches)?;
     let mut keys = Keys::default();
-    let snapshot = read(&tx, batches.iter().flatten(), &mut keys)?;
-    let fingerprinted = batches.iter().map(|b| b.iter().map(Fingerprinted::of));
-    let plan = decide(fingerprinted, snapshot);
+    let snapshot = read(&tx, pseudonymized.iter().flatten(), &mut keys)?;
+    let plan = match &pseudonymized {
+        // Pseudonyms change user ids, a fact: those batches are hashed anew.
+        Cow::Owned(batches) => decide(
+            batches.iter().map(|b| b.iter().map(Fingerprinted::of)),
+            snapshot,
+        ),
+        Cow::Borrowed(batches) => decide(
+            batches.iter().zip(facts).map(|(batch, facts)| {
+                let facts = facts.iter().copied();
+                batch
+                    .iter()
+                    .zip(facts)
+                    .map(|(event, facts)| Fingerprinted { event, facts })
+            }),
+            snapshot,
+        ),
+    };
     write(&tx, &plan, &mut keys)?;
     tx.commit()?;
     Ok(plan.outcomes)
@@ -88,29 +106,28 @@ fn read<'a>(
     })
 }
 
-/// Ids looked up per statement (one variable each).
-const IDS_PER_LOOKUP: usize = 500;
-
-/// The stored facts of those of `events`' ids that are stored.
+/// The stored facts of those of `events`' ids that are stored: one indexed
+/// probe per distinct id, in id order so that consecutive probes descend
+/// through pages just visited.
 fn stored_facts<'a>(
     tx: &Transaction<'_>,
     events: impl Iterator<Item = &'a Event>,
 ) -> Result<StoredEvents, StoreError> {
-    let ids = Vec::from_iter(events.map(|e| e.id).collect::<BTreeSet<EventId>>());
+    let mut ids: Vec<EventId> = events.map(|e| e.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut stmt = tx.prepare_cached("SELECT facts FROM event_ids WHERE id = ?1")?;
     let mut stored = StoredEvents::new();
-    for chunk in ids.chunks(IDS_PER_LOOKUP) {
-        let marks = vec!["?"; chunk.len()].join(",");
-        let mut stmt = tx.prepare_cached(&format!(
-            "SELECT id, facts FROM event_ids WHERE id IN ({marks})"
-        ))?;
-        let args = chunk.iter().map(|id| id.as_uuid().as_bytes().to_vec());
-        let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
-        while let Some(row) = rows.next()? {
-            let id = uuid::Uuid::from_slice(&row.get::<_, Vec<u8>>(0)?)
-                .map_err(|_| StoreError::Corrupt("stored event id is not 16 bytes".into()))?;
-            let facts: Option<Vec<u8>> = row.get(1)?;
-            let facts = facts.as_deref().and_then(Fingerprint::from_bytes);
-            stored.insert(EventId::from_uuid(id), facts);
+    for id in ids {
+        let facts = stmt
+            .query_row([&id.as_uuid().as_bytes()[..]], |r| {
+                Ok(r.get_ref(0)?
+                    .as_blob_or_null()?
+                    .and_then(Fingerprint::from_bytes))
+            })
+            .optional()?;
+        if let Some(facts) = facts {
+            stored.insert(id, facts);
         }
     }
     Ok(stored)
@@ -189,7 +206,7 @@ fn write(tx: &Transaction<'_>, plan: &Plan<'_>, keys: &mut Keys) -> Result<(), S
     for key in relabel {
         label.execute(params![key])?;
     }
-    write_events(tx, plan, keys)
+    super::append::append(tx, &plan.new_events, keys)
 }
 
 /// The key `select` finds for `args`, or else the one `insert` creates.
@@ -323,41 +340,6 @@ fn write_components(
             }
             relabel.insert(key);
         }
-    }
-    Ok(())
-}
-
-/// Rows inserted per statement: multi-row inserts spend far less time in
-/// statement overhead than one row at a time (8 values a row, well under
-/// SQLite's limit of 32,766 variables).
-const ROWS_PER_INSERT: usize = 128;
-
-/// `INSERT INTO {into} VALUES (…), (…)` for `rows` rows of `width` values.
-fn multi_row_insert(into: &str, width: usize, rows: usize) -> String {
-    let row = format!("({})", vec!["?"; width].join(","));
-    format!("INSERT INTO {into} VALUES {}", vec![row; rows].join(","))
-}
-
-fn write_events(tx: &Transaction<'_>, plan: &Plan<'_>, keys: &Keys) -> Result<(), StoreError> {
-    for chunk in plan.new_events.chunks(ROWS_PER_INSERT) {
-        let mut events: Vec<Value> = Vec::with_capacity(chunk.len() * 8);
-        let mut ids: Vec<Value> = Vec::with_capacity(chunk.len() * 3);
-        for new in chunk {
-            let r = keys.event(new.event)?;
-            let id = Value::from(r.id.as_bytes().to_vec());
-            let facts = new.facts.as_bytes().to_vec();
-            ids.extend([id.clone(), r.org.into(), facts.into()]);
-            events.extend([r.org.into(), r.ts.into(), id, i64::from(r.kind).into()]);
-            events.extend([r.component, r.user].map(Value::from));
-            events.extend([r.application, r.project].map(Value::from));
-        }
-        let into = "event_ids (id, org_key, facts)";
-        tx.prepare_cached(&multi_row_insert(into, 3, chunk.len()))?
-            .execute(rusqlite::params_from_iter(ids))?;
-        let into =
-            "events (org_key, ts, id, kind, component_key, user_key, application_key, project_key)";
-        tx.prepare_cached(&multi_row_insert(into, 8, chunk.len()))?
-            .execute(rusqlite::params_from_iter(events))?;
     }
     Ok(())
 }

@@ -7,6 +7,7 @@
 //! which WAL lets run alongside the writer. All SQLite calls happen on
 //! blocking threads, never on the async runtime.
 
+mod append;
 mod checkpoint;
 mod export;
 mod ingest;
@@ -33,10 +34,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Page size of new databases. Event ids are random, so every new event
-/// dirties one page of the idempotency index and a commit writes that page
-/// to the WAL whole: small pages cut that write volume.
-const PAGE_SIZE: i64 = 1024;
+/// Page size of new databases (existing ones keep theirs). Event ids are
+/// random, so new events dirty pages all over the idempotency index and a
+/// commit writes each whole to the WAL: smaller pages write fewer bytes, but
+/// 1 KiB pages make B-trees two levels deeper and cost a system call per
+/// page, and measured ingestion (BENCHMARKS.md) spends less CPU and time
+/// with SQLite's default of 4 KiB.
+const PAGE_SIZE: i64 = 4096;
 
 /// The SQLite backend.
 #[derive(Clone)]

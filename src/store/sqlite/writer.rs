@@ -9,6 +9,11 @@
 //! the transaction fails, every batch in it fails and none is stored, so
 //! each batch stays atomic.
 //!
+//! The writer thread is the one place that cannot be parallelized, so work
+//! that needs no connection stays off it: callers hash their events' facts
+//! before queueing a batch, and the batch goes back to its caller with the
+//! outcome, so its memory is freed there too.
+//!
 //! Healing: when a write fails because the store is unavailable (disk full,
 //! file or directory read-only, file unopenable), the connection is closed
 //! and the store marked unhealthy; the next job opens a fresh connection
@@ -19,6 +24,7 @@
 
 use super::ingest;
 use crate::domain::Event;
+use crate::store::facts::Fingerprint;
 use crate::store::{IngestOutcome, StoreError};
 use rusqlite::Connection;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,7 +34,15 @@ use tokio::sync::oneshot;
 /// Most events committed in one group transaction.
 const GROUP_EVENTS: usize = 50_000;
 
-type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+/// An ingestion batch: its events and their facts' fingerprints.
+struct Batch {
+    events: Vec<Event>,
+    facts: Vec<Fingerprint>,
+}
+
+/// The outcome of a batch, and the batch itself, handed back so that its
+/// memory is freed by the caller rather than on the writer thread.
+type IngestReply = oneshot::Sender<(Result<IngestOutcome, StoreError>, Batch)>;
 
 /// Opens a writer connection ready for use (settings, migrations applied,
 /// not read-only), or says why it cannot.
@@ -41,7 +55,7 @@ type WriteJob =
 /// Work for the writer thread.
 enum Job {
     /// An ingestion batch; grouped with others.
-    Ingest(Vec<Event>, Reply<IngestOutcome>),
+    Ingest(Batch, IngestReply),
     /// Any other write (grants, the health probe), run alone; answers its
     /// caller and returns its outcome for the health record.
     Run(WriteJob),
@@ -79,9 +93,12 @@ impl Writer {
 
     /// Stores a batch; resolves after its transaction committed.
     pub async fn ingest(&self, events: Vec<Event>) -> Result<IngestOutcome, StoreError> {
+        let facts = events.iter().map(Fingerprint::of).collect();
         let (tx, rx) = oneshot::channel();
-        self.send(Job::Ingest(events, tx))?;
-        rx.await.map_err(|_| gone())?
+        self.send(Job::Ingest(Batch { events, facts }, tx))?;
+        let (outcome, batch) = rx.await.map_err(|_| gone())?;
+        drop(batch);
+        outcome
     }
 
     /// Runs `f` on the writer connection.
@@ -177,14 +194,14 @@ fn run(mut state: WriterState, jobs: &mpsc::Receiver<Job>) {
                 let outcome = f(state.connection());
                 state.record(&outcome);
             }
-            Job::Ingest(events, reply) => {
-                let mut group = vec![(events, reply)];
-                let mut size = group[0].0.len();
+            Job::Ingest(batch, reply) => {
+                let mut size = batch.events.len();
+                let mut group = vec![(batch, reply)];
                 while size < GROUP_EVENTS {
                     match jobs.try_recv() {
-                        Ok(Job::Ingest(events, reply)) => {
-                            size += events.len();
-                            group.push((events, reply));
+                        Ok(Job::Ingest(batch, reply)) => {
+                            size += batch.events.len();
+                            group.push((batch, reply));
                         }
                         Ok(other) => {
                             pending = Some(other);
@@ -199,25 +216,29 @@ fn run(mut state: WriterState, jobs: &mpsc::Receiver<Job>) {
     }
 }
 
-fn commit_group(state: &mut WriterState, group: Vec<(Vec<Event>, Reply<IngestOutcome>)>) {
-    let (batches, replies): (Vec<Vec<Event>>, Vec<Reply<IngestOutcome>>) =
-        group.into_iter().unzip();
+fn commit_group(state: &mut WriterState, group: Vec<(Batch, IngestReply)>) {
+    let mut events = Vec::with_capacity(group.len());
+    let mut facts = Vec::with_capacity(group.len());
+    let mut replies = Vec::with_capacity(group.len());
+    for (batch, reply) in group {
+        events.push(batch.events);
+        facts.push(batch.facts);
+        replies.push(reply);
+    }
     let result = state
         .connection()
-        .and_then(|conn| ingest::ingest(conn, &batches));
+        .and_then(|conn| ingest::ingest(conn, &events, &facts));
     state.record(&result);
-    match result {
-        Ok(outcomes) => {
-            for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                let _ = reply.send(Ok(outcome));
-            }
-        }
-        Err(e) => {
-            for reply in replies {
-                let _ = reply.send(Err(e.clone()));
-            }
-        }
+    let outcomes: Vec<Result<IngestOutcome, StoreError>> = match result {
+        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+        Err(e) => replies.iter().map(|_| Err(e.clone())).collect(),
+    };
+    let batches = events
+        .into_iter()
+        .zip(facts)
+        .map(|(events, facts)| Batch { events, facts });
+    for ((reply, outcome), batch) in replies.into_iter().zip(outcomes).zip(batches) {
+        // A caller that went away leaves its batch to be freed here.
+        let _ = reply.send((outcome, batch));
     }
-    // Dropping the events happens here, after every caller was answered.
-    drop(batches);
 }
