@@ -3,8 +3,8 @@
 //!
 //! A pool of `tokio-postgres` connections (deadpool) with short connect
 //! and wait timeouts, so an outage answers 503 at once instead of hanging,
-//! and connections verified on checkout, so the pool heals by itself when
-//! the server comes back. Behaviour matches the SQLite store exactly; the
+//! and connections that sat idle verified on checkout, so the pool heals
+//! by itself when the server comes back. Behaviour matches the SQLite store exactly; the
 //! shared contract suite (`tests/store_contract.rs`) proves it.
 
 mod copy;
@@ -23,8 +23,9 @@ use super::{ErasureOutcome, Export, IngestOutcome, Purged, Store, StoreError, Su
 use crate::domain::{
     AccessGrant, AuditRecord, Buckets, DateRange, Event, Grant, OrgId, Timestamp, UserId,
 };
+use crate::export::DictionaryCache;
 use async_trait::async_trait;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_postgres::config::Host;
@@ -42,6 +43,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a request waits for a free pooled connection before the store
 /// reports itself unavailable.
 const WAIT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A pooled connection last checked out at most this long ago is handed
+/// out again without a round trip (a closed one is still replaced): under
+/// load connections cycle within milliseconds, and checking each would add
+/// a round trip to every request. One that sat idle longer — across a
+/// server restart or a failover, say — is verified with an empty query.
+const VERIFY_AFTER_IDLE: Duration = Duration::from_secs(1);
 /// How long `open` keeps retrying a database that is not reachable yet
 /// (it may be starting alongside the service) before giving up.
 pub const STARTUP_WAIT: Duration = Duration::from_secs(60);
@@ -54,6 +61,8 @@ const MAX_RETRY: Duration = Duration::from_secs(5);
 pub struct PgStore {
     pool: Pool,
     pool_size: usize,
+    /// Rendered names of recently downloaded organizations (see `export`).
+    dictionaries: Arc<DictionaryCache>,
 }
 
 impl PgStore {
@@ -84,6 +93,7 @@ impl PgStore {
         let store = Self {
             pool: build_pool(config, pool_size)?,
             pool_size,
+            dictionaries: Arc::default(),
         };
         let started = Instant::now();
         let mut delay = FIRST_RETRY;
@@ -157,12 +167,24 @@ fn build_pool(mut config: tokio_postgres::Config, size: usize) -> Result<Pool, S
         config,
         NoTls,
         ManagerConfig {
-            // One empty query per checkout: a connection the server closed
-            // is replaced before a request sees it.
-            recycling_method: RecyclingMethod::Verified,
+            // Closed connections are replaced; idle ones are verified by
+            // the hook below.
+            recycling_method: RecyclingMethod::Fast,
         },
     );
     Ok(Pool::builder(manager)
+        .pre_recycle(Hook::async_fn(|client, metrics| {
+            Box::pin(async move {
+                if metrics.last_used() < VERIFY_AFTER_IDLE {
+                    return Ok(());
+                }
+                match tokio::time::timeout(CONNECT_TIMEOUT, client.simple_query("")).await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(e)) => Err(HookError::Backend(e)),
+                    Err(_) => Err(HookError::message("connection check timed out")),
+                }
+            })
+        }))
         .max_size(size)
         .wait_timeout(Some(WAIT_TIMEOUT))
         .create_timeout(Some(CONNECT_TIMEOUT))
@@ -181,7 +203,13 @@ impl Store for PgStore {
     }
 
     async fn export(&self, org: &OrgId, range: DateRange) -> Result<Export, StoreError> {
-        export::export(self.pool.clone(), org.clone(), range).await
+        export::export(
+            self.pool.clone(),
+            Arc::clone(&self.dictionaries),
+            org.clone(),
+            range,
+        )
+        .await
     }
 
     async fn summary(&self, org: &OrgId, buckets: &Buckets) -> Result<Summary, StoreError> {
