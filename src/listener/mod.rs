@@ -10,8 +10,11 @@
 //! also runs while a keep-alive connection waits for its next request, so
 //! it cannot give a 10 s head limit and a 60 s idle limit at once.
 
+mod files;
 mod io;
 mod watchdog;
+
+pub use files::{raise_open_file_limit, OpenFiles};
 
 use crate::config::Limits;
 use axum::body::Body;
@@ -69,6 +72,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
+    // Each connection is a descriptor: the soft limit is raised first (the
+    // failure, logged there, leaves the limit as it was).
+    let _ = raise_open_file_limit();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
