@@ -7,6 +7,7 @@
 //! by itself when the server comes back. Behaviour matches the SQLite store exactly; the
 //! shared contract suite (`tests/store_contract.rs`) proves it.
 
+mod audit;
 mod copy;
 mod error;
 mod export;
@@ -63,6 +64,8 @@ pub struct PgStore {
     pool_size: usize,
     /// Rendered names of recently downloaded organizations (see `export`).
     dictionaries: Arc<DictionaryCache>,
+    /// Where read audit records go (batched, see `audit`).
+    audit: audit::AuditAppender,
 }
 
 impl PgStore {
@@ -90,8 +93,10 @@ impl PgStore {
             StoreError::Config(format!("invalid PostgreSQL URL: {}", error::describe(&e)))
         })?;
         let target = describe(&config);
+        let pool = build_pool(config, pool_size)?;
         let store = Self {
-            pool: build_pool(config, pool_size)?,
+            audit: audit::AuditAppender::start(pool.clone()),
+            pool,
             pool_size,
             dictionaries: Arc::default(),
         };
@@ -314,7 +319,7 @@ impl Store for PgStore {
     }
 
     async fn record_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
-        privacy::insert_audit(&self.pool.get().await?, record).await
+        self.audit.append(record).await
     }
 
     async fn list_audit(
