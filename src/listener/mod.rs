@@ -2,8 +2,10 @@
 //! contract (DESIGN.md §10): at most `limits.max_connections` served at once
 //! (more wait in the listen backlog), a request head must arrive within
 //! `limits.header_read_timeout`, an idle keep-alive connection is closed
-//! after `limits.idle_timeout`, and the HTTP library's own bare answers to
-//! unparseable requests are replaced by the service's JSON errors.
+//! after `limits.idle_timeout`, one whose client takes none of its answer
+//! for `limits.send_stall_timeout` is closed (freeing a download's slot),
+//! and the HTTP library's own bare answers to unparseable requests are
+//! replaced by the service's JSON errors.
 //!
 //! Written on hyper's connection API rather than `axum::serve` because the
 //! head and idle timers must be separate: hyper's `header_read_timeout`
@@ -49,6 +51,8 @@ pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
     /// Time an idle keep-alive connection stays open.
     pub idle_timeout: Duration,
+    /// Time an answer may wait for the client to take more bytes.
+    pub send_stall_timeout: Duration,
 }
 
 impl From<&Limits> for ConnectionLimits {
@@ -57,6 +61,7 @@ impl From<&Limits> for ConnectionLimits {
             max_connections: limits.max_connections.max(1),
             header_read_timeout: limits.header_read_timeout,
             idle_timeout: limits.idle_timeout,
+            send_stall_timeout: limits.send_stall_timeout,
         }
     }
 }
@@ -124,8 +129,9 @@ pub async fn serve(
     Ok(())
 }
 
-/// Serves one connection until it ends, its watchdog fires (slow head or
-/// idle too long: the socket is simply closed), or shutdown has let its
+/// Serves one connection until it ends, its watchdog fires (slow head,
+/// idle too long or a client that stopped reading: the socket is simply
+/// closed, and an answer being sent is dropped with it), or shutdown has let its
 /// last request finish.
 async fn serve_connection(
     stream: TcpStream,
