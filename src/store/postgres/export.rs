@@ -3,7 +3,8 @@
 //! A small window (at most [`SMALL_WINDOW_ROWS`] rows) is one prepared
 //! statement outside any explicit transaction: the organization's key, its
 //! dictionary version (the number of its `dictionary_changes` rows, see
-//! migration 6) and the window's narrow rows, all from one snapshot. When
+//! migration 6) and the window's narrow rows packed into one value, all
+//! from one snapshot. When
 //! the process-wide [`DictionaryCache`] holds that organization's names at
 //! that version and they cover every key of the rows, that is the whole
 //! download: one round trip, no names read.
@@ -43,21 +44,76 @@ const INDEX_ORDER: &str =
 /// before anything is sent.
 const SMALL_WINDOW_ROWS: i64 = 4096;
 
-/// The organization's dictionary version and its window's first `$4`
-/// rows in order, with the organization's key on each (no rows: an empty
-/// window or an unknown organization, both a header-only download). The
+/// The organization's key and dictionary version, and its window's first
+/// `$4` rows packed into one value ([`unpack`]): one result row, however
+/// many events, so neither side pays per-tuple protocol costs. The
 /// organization and the version are read once (init plans); the rows come
-/// in key order from the primary key, unsorted.
-const SMALL_WINDOW_SQL: &str = "
-SELECT ev.org_key,
+/// from the primary key in key order. An unknown organization has a NULL
+/// key.
+const SMALL_WINDOW_SQL: &str = r"
+SELECT (SELECT org_key FROM organizations WHERE org_id = $1),
        (SELECT count(*) FROM dictionary_changes d
         WHERE d.org_key = (SELECT org_key FROM organizations WHERE org_id = $1)),
-       ev.ts, ev.kind, ev.component_key, ev.user_key, ev.application_key, ev.project_key
-FROM events ev
-WHERE ev.org_key = (SELECT org_key FROM organizations WHERE org_id = $1)
-  AND ev.ts >= $2 AND ev.ts < $3
-ORDER BY ev.ts, ev.id
-LIMIT $4";
+       count(*),
+       string_agg(
+           int8send(w.ts) || int2send(w.kind) || int8send(w.component_key) || int8send(w.user_key)
+           || CASE WHEN w.application_key IS NULL THEN '\x00'::bytea
+                   ELSE '\x01'::bytea || int8send(w.application_key) END
+           || CASE WHEN w.project_key IS NULL THEN '\x00'::bytea
+                   ELSE '\x01'::bytea || int8send(w.project_key) END,
+           ''::bytea ORDER BY w.ts, w.id)
+FROM (
+    SELECT ev.ts, ev.id, ev.kind, ev.component_key, ev.user_key,
+           ev.application_key, ev.project_key
+    FROM events ev
+    WHERE ev.org_key = (SELECT org_key FROM organizations WHERE org_id = $1)
+      AND ev.ts >= $2 AND ev.ts < $3
+    ORDER BY ev.ts, ev.id
+    LIMIT $4
+) w";
+
+/// Reads the rows [`SMALL_WINDOW_SQL`] packed: per row the timestamp, kind,
+/// component and user (big-endian), then the application and the project,
+/// each a presence byte followed, when present, by the key.
+fn unpack(mut packed: &[u8], count: usize) -> Result<Vec<EventRow>, StoreError> {
+    fn take<const N: usize>(bytes: &mut &[u8]) -> Result<[u8; N], StoreError> {
+        let (head, rest) = bytes
+            .split_first_chunk::<N>()
+            .ok_or_else(|| StoreError::Corrupt("packed export rows end early".into()))?;
+        *bytes = rest;
+        Ok(*head)
+    }
+    fn optional(bytes: &mut &[u8]) -> Result<Option<i64>, StoreError> {
+        match take::<1>(bytes)? {
+            [0] => Ok(None),
+            [1] => Ok(Some(i64::from_be_bytes(take(bytes)?))),
+            [other] => Err(StoreError::Corrupt(format!(
+                "packed export rows: presence byte {other}"
+            ))),
+        }
+    }
+    let mut rows = Vec::with_capacity(count);
+    while !packed.is_empty() {
+        let timestamp = Timestamp::from_millis(i64::from_be_bytes(take(&mut packed)?));
+        let code = i16::from_be_bytes(take(&mut packed)?);
+        rows.push(EventRow {
+            timestamp,
+            kind: EventKind::from_code(code.into())
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown event kind code {code}")))?,
+            component: i64::from_be_bytes(take(&mut packed)?),
+            user: i64::from_be_bytes(take(&mut packed)?),
+            application: optional(&mut packed)?,
+            project: optional(&mut packed)?,
+        });
+    }
+    if rows.len() != count {
+        return Err(StoreError::Corrupt(format!(
+            "packed export rows: {} rows, {count} counted",
+            rows.len()
+        )));
+    }
+    Ok(rows)
+}
 
 /// The organization's key, its dictionary version and its window's row
 /// count, counted only up to `$4` (so the count costs little however large
@@ -134,7 +190,7 @@ pub async fn export(
 }
 
 /// One statement, one snapshot: up to [`SMALL_WINDOW_ROWS`] + 1 rows and
-/// the organization's dictionary version.
+/// the organization's dictionary version, in one result row.
 async fn small_window(
     pool: &Pool,
     cache: &DictionaryCache,
@@ -150,32 +206,23 @@ async fn small_window(
             SMALL_WINDOW_ROWS + 1,
         );
         client
-            .query(&stmt, &[&org.as_str(), &start, &end, &limit])
+            .query_one(&stmt, &[&org.as_str(), &start, &end, &limit])
             .await?
     };
-    let Some(first) = found.first() else {
-        return Ok(SmallWindow::Empty);
+    let Some(org_key) = found.try_get::<_, Option<i64>>(0)? else {
+        return Ok(SmallWindow::Empty); // never stored an event
     };
-    if found.len() > SMALL_WINDOW_ROWS as usize {
+    let (version, count): (i64, i64) = (found.try_get(1)?, found.try_get(2)?);
+    if count == 0 {
+        return Ok(SmallWindow::Empty);
+    }
+    if count > SMALL_WINDOW_ROWS {
         return Ok(SmallWindow::NotCached);
     }
-    let (org_key, version): (i64, i64) = (first.try_get(0)?, first.try_get(1)?);
     let Some(dictionary) = cache.get(org_key, version) else {
         return Ok(SmallWindow::NotCached);
     };
-    let mut rows = Vec::with_capacity(found.len());
-    for r in &found {
-        let code: i16 = r.try_get(3)?;
-        rows.push(EventRow {
-            timestamp: Timestamp::from_millis(r.try_get(2)?),
-            kind: EventKind::from_code(code.into())
-                .ok_or_else(|| StoreError::Corrupt(format!("unknown event kind code {code}")))?,
-            component: r.try_get(4)?,
-            user: r.try_get(5)?,
-            application: r.try_get(6)?,
-            project: r.try_get(7)?,
-        });
-    }
+    let rows = unpack(found.try_get(3)?, usize::try_from(count).unwrap_or(0))?;
     if !dictionary.covers(&rows) {
         return Ok(SmallWindow::NotCached);
     }
@@ -360,4 +407,59 @@ async fn dictionary(txn: &Transaction<'_>, org_key: i64) -> Result<Dictionary, S
         b.project(r.try_get(0)?, r.try_get(1)?);
     }
     Ok(b.build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pack(rows: &[EventRow]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for r in rows {
+            out.extend_from_slice(&r.timestamp.millis().to_be_bytes());
+            out.extend_from_slice(&r.kind.code().to_be_bytes());
+            out.extend_from_slice(&r.component.to_be_bytes());
+            out.extend_from_slice(&r.user.to_be_bytes());
+            for key in [r.application, r.project] {
+                match key {
+                    None => out.push(0),
+                    Some(k) => {
+                        out.push(1);
+                        out.extend_from_slice(&k.to_be_bytes());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn unpacks_what_the_statement_packs_and_refuses_the_rest() {
+        let rows: Vec<EventRow> = (0..5i64)
+            .map(|i| EventRow {
+                timestamp: Timestamp::from_millis(1_700_000_000_000 + i),
+                kind: EventKind::ALL[i as usize % 3],
+                component: i + 1,
+                user: -i,
+                application: (i % 2 == 0).then_some(i * 10),
+                project: (i % 3 == 0).then_some(i64::MAX - i),
+            })
+            .collect();
+        let packed = pack(&rows);
+        assert_eq!(unpack(&packed, rows.len()).unwrap(), rows);
+        assert_eq!(unpack(&[], 0).unwrap(), Vec::new());
+        for bad in [
+            unpack(&packed[..packed.len() - 1], rows.len()),
+            unpack(&packed, rows.len() + 1),
+        ] {
+            assert!(matches!(bad, Err(StoreError::Corrupt(_))), "{bad:?}");
+        }
+        let mut wrong_flag = pack(&rows[..1]);
+        let flag_at = 8 + 2 + 8 + 8;
+        wrong_flag[flag_at] = 7;
+        assert!(matches!(
+            unpack(&wrong_flag, 1),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
 }
