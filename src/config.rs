@@ -37,7 +37,8 @@ pub const RETENTION_INTERVAL: RangeInclusive<Duration> =
 pub const RETENTION_BATCH_SIZE: RangeInclusive<u64> = 1..=1_000_000;
 /// Valid `[retention] pause` (0 runs the steps back to back).
 pub const RETENTION_PAUSE: RangeInclusive<Duration> = Duration::ZERO..=Duration::from_secs(60);
-/// Valid `header_read_timeout`, `idle_timeout` and `body_stall_timeout`.
+/// Valid `header_read_timeout`, `idle_timeout`, `body_stall_timeout` and
+/// `send_stall_timeout`.
 pub const CONNECTION_TIMEOUT: RangeInclusive<Duration> =
     Duration::from_millis(100)..=Duration::from_secs(3_600);
 
@@ -111,6 +112,11 @@ pub struct Limits {
     /// Longest pause allowed while a request body arrives; after it, 408.
     #[serde(with = "duration_text")]
     pub body_stall_timeout: Duration,
+    /// Longest a response may wait for the client to take more of it (a
+    /// client that reads nothing); after it the connection is closed, which
+    /// frees a download's slot and buffers.
+    #[serde(with = "duration_text")]
+    pub send_stall_timeout: Duration,
     /// Seconds in-flight requests get to finish after SIGINT/SIGTERM.
     pub shutdown_grace_secs: u64,
     /// Downloads one organization may start per minute (with a burst of the
@@ -127,6 +133,7 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             body_stall_timeout: Duration::from_secs(30),
+            send_stall_timeout: Duration::from_secs(60),
             shutdown_grace_secs: 30,
             downloads_per_minute_per_org: None,
         }
@@ -279,6 +286,7 @@ impl Limits {
             ("header_read_timeout", self.header_read_timeout),
             ("idle_timeout", self.idle_timeout),
             ("body_stall_timeout", self.body_stall_timeout),
+            ("send_stall_timeout", self.send_stall_timeout),
         ] {
             check_duration(name, value, &CONNECTION_TIMEOUT)?;
         }

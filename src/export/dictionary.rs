@@ -207,6 +207,18 @@ impl Dictionary {
         single_cell(&self.cells, &self.projects, key, "project")
     }
 
+    /// Whether every key `rows` refer to has its names here: a cached
+    /// dictionary lacks the dimensions stored after it was read.
+    pub fn covers(&self, rows: &[EventRow]) -> bool {
+        rows.iter().all(|r| {
+            self.components.contains_key(&r.component)
+                && self.users.contains_key(&r.user)
+                && r.application
+                    .is_none_or(|k| self.applications.contains_key(&k))
+                && r.project.is_none_or(|k| self.projects.contains_key(&k))
+        })
+    }
+
     /// Bytes held, for cache accounting.
     pub fn size_bytes(&self) -> usize {
         let entries = self.components.capacity() * std::mem::size_of::<(i64, Component)>()

@@ -1,5 +1,7 @@
 //! The connection's socket as the HTTP library sees it: reads are reported
-//! to the connection's [`Activity`] (they start head timers), and the
+//! to the connection's [`Activity`] (they start head timers), so are
+//! writes that must wait for the client (they start the send-stall timer),
+//! and the
 //! library's own answers to requests it cannot parse are replaced by the
 //! service's JSON errors.
 //!
@@ -54,6 +56,17 @@ impl GuardedIo {
             *written += n;
         }
         Poll::Ready(Ok(()))
+    }
+
+    /// Tells the watchdog whether the client takes what is written: a
+    /// write that must wait for room starts its send-stall timer, one that
+    /// went through stops it.
+    fn report_send(&self, written: &Poll<std::io::Result<usize>>) {
+        match written {
+            Poll::Pending => self.activity.send_waiting(),
+            Poll::Ready(Ok(n)) if *n > 0 => self.activity.sent(),
+            Poll::Ready(_) => {}
+        }
     }
 
     /// Takes over `head` when it is one of the library's bare answers:
@@ -114,7 +127,9 @@ impl AsyncWrite for GuardedIo {
         if let Some(n) = self.intercept(cx, buf, buf.len()) {
             return Poll::Ready(Ok(n));
         }
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let written = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.report_send(&written);
+        written
     }
 
     fn poll_write_vectored(
@@ -129,7 +144,9 @@ impl AsyncWrite for GuardedIo {
                 return Poll::Ready(Ok(n));
             }
         }
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let written = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.report_send(&written);
+        written
     }
 
     fn is_write_vectored(&self) -> bool {

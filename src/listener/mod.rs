@@ -2,16 +2,21 @@
 //! contract (DESIGN.md §10): at most `limits.max_connections` served at once
 //! (more wait in the listen backlog), a request head must arrive within
 //! `limits.header_read_timeout`, an idle keep-alive connection is closed
-//! after `limits.idle_timeout`, and the HTTP library's own bare answers to
-//! unparseable requests are replaced by the service's JSON errors.
+//! after `limits.idle_timeout`, one whose client takes none of its answer
+//! for `limits.send_stall_timeout` is closed (freeing a download's slot),
+//! and the HTTP library's own bare answers to unparseable requests are
+//! replaced by the service's JSON errors.
 //!
 //! Written on hyper's connection API rather than `axum::serve` because the
 //! head and idle timers must be separate: hyper's `header_read_timeout`
 //! also runs while a keep-alive connection waits for its next request, so
 //! it cannot give a 10 s head limit and a 60 s idle limit at once.
 
+mod files;
 mod io;
 mod watchdog;
+
+pub use files::{raise_open_file_limit, OpenFiles};
 
 use crate::config::Limits;
 use axum::body::Body;
@@ -46,6 +51,8 @@ pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
     /// Time an idle keep-alive connection stays open.
     pub idle_timeout: Duration,
+    /// Time an answer may wait for the client to take more bytes.
+    pub send_stall_timeout: Duration,
 }
 
 impl From<&Limits> for ConnectionLimits {
@@ -54,6 +61,7 @@ impl From<&Limits> for ConnectionLimits {
             max_connections: limits.max_connections.max(1),
             header_read_timeout: limits.header_read_timeout,
             idle_timeout: limits.idle_timeout,
+            send_stall_timeout: limits.send_stall_timeout,
         }
     }
 }
@@ -69,6 +77,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
+    // Each connection is a descriptor: the soft limit is raised first (the
+    // failure, logged there, leaves the limit as it was).
+    let _ = raise_open_file_limit();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
@@ -118,8 +129,9 @@ pub async fn serve(
     Ok(())
 }
 
-/// Serves one connection until it ends, its watchdog fires (slow head or
-/// idle too long: the socket is simply closed), or shutdown has let its
+/// Serves one connection until it ends, its watchdog fires (slow head,
+/// idle too long or a client that stopped reading: the socket is simply
+/// closed, and an answer being sent is dropped with it), or shutdown has let its
 /// last request finish.
 async fn serve_connection(
     stream: TcpStream,

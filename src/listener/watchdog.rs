@@ -7,8 +7,10 @@
 //! - waiting for the first head of a new connection, or a head whose first
 //!   byte has arrived: `header_read_timeout` from the accept or that byte;
 //! - idle after a finished request: `idle_timeout` from its end;
-//! - a request in flight: no deadline here (the body has its own stall
-//!   timer, see `http::limits`).
+//! - a request in flight: no deadline while its answer flows (the request
+//!   body has its own stall timer, see `http::limits`), but once a write
+//!   to the socket could not proceed (the client reads nothing),
+//!   `send_stall_timeout` from that moment unless a write proceeds again.
 
 use super::ConnectionLimits;
 use axum::body::{Body, Bytes};
@@ -26,6 +28,8 @@ pub enum Expired {
     SlowHead,
     /// The connection stayed idle too long.
     Idle,
+    /// The client took none of the answer for too long.
+    StalledSend,
 }
 
 impl Expired {
@@ -34,6 +38,7 @@ impl Expired {
         match self {
             Expired::SlowHead => "request head not received in time",
             Expired::Idle => "idle keep-alive connection timed out",
+            Expired::StalledSend => "client stopped reading the answer",
         }
     }
 }
@@ -66,6 +71,9 @@ impl Phase {
 /// Shared between a connection's IO, its requests and its watchdog.
 pub struct Activity {
     phase: Mutex<Phase>,
+    /// Since when a write to the socket has been waiting for room, if one
+    /// is.
+    send_blocked: Mutex<Option<Instant>>,
     changed: Notify,
 }
 
@@ -75,6 +83,7 @@ impl Default for Activity {
             phase: Mutex::new(Phase::AwaitingHead {
                 since: Instant::now(),
             }),
+            send_blocked: Mutex::new(None),
             changed: Notify::new(),
         }
     }
@@ -87,6 +96,43 @@ impl Activity {
         self.phase
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn send_blocked(&self) -> MutexGuard<'_, Option<Instant>> {
+        self.send_blocked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A write found the socket full (the client is not reading): starts
+    /// the send-stall timer unless it runs already.
+    pub fn send_waiting(&self) {
+        let mut blocked = self.send_blocked();
+        if blocked.is_none() {
+            *blocked = Some(Instant::now());
+            drop(blocked);
+            self.changed.notify_one();
+        }
+    }
+
+    /// A write went through: the client reads again.
+    pub fn sent(&self) {
+        let mut blocked = self.send_blocked();
+        if blocked.is_some() {
+            *blocked = None;
+        }
+    }
+
+    /// When the current phase's time is up, and what that means: a write
+    /// waiting for the client counts while a request is answered.
+    fn deadline(&self, limits: &ConnectionLimits) -> Option<(Instant, Expired)> {
+        let phase = *self.phase();
+        match (phase, *self.send_blocked()) {
+            (Phase::Busy { .. }, Some(since)) => {
+                Some((since + limits.send_stall_timeout, Expired::StalledSend))
+            }
+            _ => phase.deadline(limits),
+        }
     }
 
     /// Bytes arrived from the client: on an idle connection they start the
@@ -130,7 +176,7 @@ impl Activity {
     /// Completes once the current phase's deadline has passed.
     pub async fn expired(&self, limits: &ConnectionLimits) -> Expired {
         loop {
-            let deadline = self.phase().deadline(limits);
+            let deadline = self.deadline(limits);
             match deadline {
                 Some((at, why)) if at <= Instant::now() => return why,
                 Some((at, _)) => {
@@ -200,6 +246,7 @@ mod tests {
             max_connections: 10,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            send_stall_timeout: Duration::from_secs(30),
         }
     }
 
@@ -234,5 +281,26 @@ mod tests {
         let started = Instant::now();
         assert_eq!(activity.expired(&limits()).await, Expired::SlowHead);
         assert_eq!(started.elapsed(), Duration::from_secs(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_the_client_does_not_take_expires_unless_it_moves_again() {
+        let activity = Arc::new(Activity::default());
+        let request = activity.request_started();
+        activity.send_waiting();
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        activity.sent(); // the client read a little
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        assert_eq!(activity.deadline(&limits()), None, "flowing: no deadline");
+        let started = Instant::now();
+        activity.send_waiting();
+        assert_eq!(activity.expired(&limits()).await, Expired::StalledSend);
+        assert_eq!(started.elapsed(), Duration::from_secs(30));
+        drop(request);
+        // Between requests the idle timer applies, not the send timer.
+        assert!(matches!(
+            activity.deadline(&limits()),
+            Some((_, Expired::Idle))
+        ));
     }
 }

@@ -73,6 +73,25 @@ pub struct Export {
     pub rows: RowStream,
 }
 
+impl Export {
+    /// An export whose rows were all read already (a small window): they
+    /// are handed to the writer in [`BATCH_ROWS`] batches, and an empty
+    /// window still yields one (empty) batch.
+    pub(crate) fn whole(dictionary: Arc<Dictionary>, rows: Vec<EventRow>) -> Self {
+        let batches: Vec<Result<RowBatch, StoreError>> = if rows.is_empty() {
+            vec![Ok(rows)]
+        } else {
+            rows.chunks(BATCH_ROWS)
+                .map(|part| Ok(part.to_vec()))
+                .collect()
+        };
+        Self {
+            dictionary,
+            rows: futures_util::stream::iter(batches).boxed(),
+        }
+    }
+}
+
 /// Rows per batch once streaming (≈ 32 KiB of rows, ≈ 140 KiB of CSV).
 pub(crate) const BATCH_ROWS: usize = 512;
 /// The first batch is small so the first bytes leave quickly whatever the

@@ -249,6 +249,74 @@ async fn any_accept_header_is_served() {
     }
 }
 
+/// Names are remembered between downloads (per process, per organization):
+/// a download after a rename, a new component or user, or a changed
+/// catalog, category or manufacturer shows the current names on every row,
+/// and so does the next one, served from what was remembered.
+async fn names_changed_after_a_download_show_in_the_next() {
+    let app = spawn_app().await;
+    let bearer = app.admin_bearer("org-a").await;
+    app.ingest(vec![event("org-a", "2024-01-01T00:00:00.000Z")])
+        .await;
+    let (_, before) = download_csv(&app, &bearer, &wide()).await;
+    assert_eq!(
+        before[0][3..=6],
+        ["Gate Valve DN 100", "Plant Equipment", "Valves", "Velan"]
+    );
+
+    let mut renamed = with_catalogs(
+        event("org-a", "2024-01-02T00:00:00.000Z"),
+        &[("cat-plant", "Plant Kit"), ("cat-new", "Added")],
+    );
+    renamed.component.display_name = Name::parse("Gate Valve DN 150").unwrap();
+    renamed.component.category = Some(Name::parse("Fittings").unwrap());
+    renamed.component.manufacturer = Some(Name::parse("Orbinox").unwrap());
+    renamed.user.email = Name::parse("renamed@example.com").unwrap();
+    let mut added = with_catalogs(
+        event("org-a", "2024-01-03T00:00:00.000Z"),
+        &[("cat-plant", "Plant Kit")],
+    );
+    added.component.id = OpaqueId::parse("component-2").unwrap();
+    added.component.display_name = Name::parse("Check Valve").unwrap();
+    added.user.id = UserId::parse("user-2").unwrap();
+    added.user.email = Name::parse("user-2@example.com").unwrap();
+    added.application = Some(Name::parse("New App").unwrap());
+    let current =
+        |component: &str, name: &str, catalogs: &str, category: &str, manufacturer: &str| {
+            [component, name, catalogs, category, manufacturer].map(str::to_owned)
+        };
+    let first = current(
+        "component-1",
+        "Gate Valve DN 150",
+        "Added; Plant Kit",
+        "Fittings",
+        "Orbinox",
+    );
+    // Renames only: no key is new, so only the change itself can tell.
+    app.ingest(vec![renamed]).await;
+    for _ in 0..2 {
+        let (_, rows) = download_csv(&app, &bearer, &wide()).await;
+        assert_eq!(rows.len(), 2);
+        for row in &rows {
+            assert_eq!(row[2..=6], first, "{row:?}");
+            assert_eq!(row[9..=10], ["user-1", "renamed@example.com"], "{row:?}");
+        }
+    }
+    // New keys: a component, a user, an application.
+    app.ingest(vec![added]).await;
+    for _ in 0..2 {
+        let (_, rows) = download_csv(&app, &bearer, &wide()).await;
+        assert_eq!(rows.len(), 3);
+        for row in &rows[..2] {
+            assert_eq!(row[2..=6], first, "{row:?}");
+        }
+        let second = current("component-2", "Check Valve", "Plant Kit", "Valves", "Velan");
+        assert_eq!(rows[2][2..=6], second, "{:?}", rows[2]);
+        assert_eq!(rows[2][7], "New App");
+        assert_eq!(rows[2][9..=10], ["user-2", "user-2@example.com"]);
+    }
+}
+
 crate::both_backends!(
     an_empty_window_is_the_header_alone,
     rows_carry_every_column_in_contract_order,
@@ -258,4 +326,5 @@ crate::both_backends!(
     awkward_text_round_trips_and_formulas_are_defused,
     organizations_never_see_each_other,
     any_accept_header_is_served,
+    names_changed_after_a_download_show_in_the_next,
 );

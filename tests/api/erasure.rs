@@ -239,7 +239,29 @@ async fn erasure_from_the_command_line_covers_later_imports() {
     assert!(!bad.status.success());
 }
 
+/// An erasure by another process (the command line) after a download:
+/// the next download of the running service shows the pseudonym, not
+/// names it remembered from before.
+async fn erasure_after_a_download_shows_in_the_next_download() {
+    let app = spawn_app().await;
+    seed(&app).await;
+    let bearer = app.admin_bearer(ORG).await;
+    let before = app.get_download(Some(&bearer), &wide()).await;
+    assert_eq!(before.status(), 200);
+    let text = String::from_utf8(before.bytes().await.unwrap().to_vec()).unwrap();
+    assert!(text.contains(GONE_EMAIL), "seeded: {text}");
+    let out = app.cli(&["erase", "--org", ORG, "--user", GONE]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pseudonym = assert_erased(&app, 4).await;
+    assert_eq!(assert_erased(&app, 4).await, pseudonym, "and again");
+}
+
 crate::both_backends!(
     erasure_over_http_pseudonymizes_past_and_later_events,
     erasure_from_the_command_line_covers_later_imports,
+    erasure_after_a_download_shows_in_the_next_download,
 );

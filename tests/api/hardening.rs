@@ -344,6 +344,94 @@ async fn discovery_uses_the_public_url_never_host() {
     );
 }
 
+/// A client that asks for a download and then reads nothing: once the
+/// socket's buffers are full and `send_stall_timeout` passes, the
+/// connection is closed, the download's slot freed (the next download is
+/// served instead of refused) and the body the client got is visibly cut.
+async fn a_download_nobody_reads_is_cut_and_frees_its_slot() {
+    let app = spawn_app_with(with_limits(|l| {
+        l.max_concurrent_downloads = 1;
+        l.download_queue_wait = Duration::ZERO;
+        l.send_stall_timeout = Duration::from_secs(1);
+    }))
+    .await;
+    let bearer = app.admin_bearer("org-a").await;
+    // ≈ 9 MB of CSV: more than the socket buffers of both ends hold.
+    for day in 0..6 {
+        let events = (0..5_000)
+            .map(|i| {
+                let mut e = event(
+                    "org-a",
+                    &format!(
+                        "2024-01-{:02}T{:02}:{:02}:{:02}.000Z",
+                        day + 1,
+                        i / 3600,
+                        i / 60 % 60,
+                        i % 60
+                    ),
+                );
+                e.component.display_name =
+                    catalytics::domain::Name::parse(format!("Component {i} {}", "x".repeat(150)))
+                        .unwrap();
+                e
+            })
+            .collect();
+        app.ingest(events).await;
+    }
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket.connect(app.addr).await.unwrap();
+    stalled
+        .write_all(
+            format!(
+                "GET {DOWNLOAD}?{} HTTP/1.1\r\nHost: x\r\nAuthorization: {bearer}\r\n\r\n",
+                wide()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    // The slot is taken while the answer is stuck …
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let busy = app.get_download(Some(&bearer), &wide()).await;
+    assert_eq!(
+        busy.status(),
+        429,
+        "the stalled download holds the only slot"
+    );
+    // … and freed once the client has taken nothing for a second.
+    let started = Instant::now();
+    loop {
+        let response = app
+            .get_download(
+                Some(&bearer),
+                &window("2024-01-01T00:00:00.000Z", "2024-01-01T00:00:01.000Z"),
+            )
+            .await;
+        if response.status() == 200 {
+            assert_eq!(parse_csv(&response.bytes().await.unwrap()).1.len(), 1);
+            break;
+        }
+        assert_eq!(response.status(), 429);
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the slot was never freed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let got = until_closed(&mut stalled, Duration::from_secs(15)).await;
+    assert!(
+        got.starts_with(b"HTTP/1.1 200 OK\r\n"),
+        "{:?}",
+        &got[..got.len().min(64)]
+    );
+    assert!(got.len() > 100_000, "part of the body came: {}", got.len());
+    assert!(
+        !got.ends_with(b"\r\n0\r\n\r\n"),
+        "the body must not look complete"
+    );
+}
+
 crate::both_backends!(
     oversized_targets_and_heads_get_414_and_431_json,
     two_authorization_headers_get_400_json,
@@ -352,4 +440,5 @@ crate::both_backends!(
     request_ids_are_echoed_only_when_short_and_visible,
     crit_headers_and_future_iat_are_refused,
     discovery_uses_the_public_url_never_host,
+    a_download_nobody_reads_is_cut_and_frees_its_slot,
 );

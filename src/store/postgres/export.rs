@@ -1,13 +1,22 @@
-//! The PostgreSQL export, in one repeatable-read, read-only transaction
-//! (one snapshot for names and rows): the window's narrow integer rows as a
-//! binary `COPY … TO STDOUT`, decoded in Rust ([`super::copy`]) into
-//! batches that feed a bounded channel, and the dictionary of their names
-//! (four queries, pipelined). A large window gets the organization's every
-//! name first, then streams; a small one (a bounded count says which) is
-//! read whole first and gets only the names it uses, which is what keeps
-//! small downloads cheap without a cross-process cache. When the client
-//! goes away the task cancels the COPY, its transaction rolls back and the
-//! connection returns to the pool.
+//! The PostgreSQL export.
+//!
+//! A small window (at most [`SMALL_WINDOW_ROWS`] rows) is one prepared
+//! statement outside any explicit transaction: the organization's key, its
+//! dictionary version (the number of its `dictionary_changes` rows, see
+//! migration 6) and the window's narrow rows packed into one value, all
+//! from one snapshot. When
+//! the process-wide [`DictionaryCache`] holds that organization's names at
+//! that version and they cover every key of the rows, that is the whole
+//! download: one round trip, no names read.
+//!
+//! Otherwise (a larger window, a changed or uncached dictionary) the export
+//! runs in one repeatable-read, read-only transaction (one snapshot for
+//! names and rows): the window's rows as a binary `COPY … TO STDOUT`,
+//! decoded in Rust ([`super::copy`]) into batches that feed a bounded
+//! channel, and the organization's every name (four queries, pipelined),
+//! which are then cached for the small windows that follow. When the
+//! client goes away the task cancels the COPY, its transaction rolls back
+//! and the connection returns to the pool.
 //!
 //! The rows come from an ordered scan of the `(org_key, ts, id)` primary
 //! key: the planner is told not to sort or scan the whole table, which for
@@ -16,7 +25,8 @@
 
 use super::copy::CopyDecoder;
 use crate::domain::{DateRange, OrgId};
-use crate::export::{ComponentNames, Dictionary, DictionaryBuilder};
+use crate::domain::{EventKind, Timestamp};
+use crate::export::{ComponentNames, Dictionary, DictionaryBuilder, DictionaryCache};
 use crate::store::row::{export_channel, Batches, ExportSender, BATCH_ROWS};
 use crate::store::{EventRow, Export, StoreError};
 use deadpool_postgres::{Object, Pool, Transaction};
@@ -30,90 +40,104 @@ use tokio_postgres::{CancelToken, IsolationLevel, NoTls};
 const INDEX_ORDER: &str =
     "SET LOCAL enable_sort = off; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off";
 
-/// Windows of at most this many rows are read whole before any name: their
-/// dictionary then holds only the names they use, which for a small
-/// window is far cheaper than the organization's every name.
+/// Windows of at most this many rows are read whole, in one statement,
+/// before anything is sent.
 const SMALL_WINDOW_ROWS: i64 = 4096;
 
-/// The organization's key and its window's row count, counted only up to
-/// `$4` (so the count costs little however large the window).
+/// The organization's key and dictionary version, and its window's first
+/// `$4` rows packed into one value ([`unpack`]): one result row, however
+/// many events, so neither side pays per-tuple protocol costs. The
+/// organization and the version are read once (init plans); the rows come
+/// from the primary key in key order. An unknown organization has a NULL
+/// key.
+const SMALL_WINDOW_SQL: &str = r"
+SELECT (SELECT org_key FROM organizations WHERE org_id = $1),
+       (SELECT count(*) FROM dictionary_changes d
+        WHERE d.org_key = (SELECT org_key FROM organizations WHERE org_id = $1)),
+       count(*),
+       string_agg(
+           int8send(w.ts) || int2send(w.kind) || int8send(w.component_key) || int8send(w.user_key)
+           || CASE WHEN w.application_key IS NULL THEN '\x00'::bytea
+                   ELSE '\x01'::bytea || int8send(w.application_key) END
+           || CASE WHEN w.project_key IS NULL THEN '\x00'::bytea
+                   ELSE '\x01'::bytea || int8send(w.project_key) END,
+           ''::bytea ORDER BY w.ts, w.id)
+FROM (
+    SELECT ev.ts, ev.id, ev.kind, ev.component_key, ev.user_key,
+           ev.application_key, ev.project_key
+    FROM events ev
+    WHERE ev.org_key = (SELECT org_key FROM organizations WHERE org_id = $1)
+      AND ev.ts >= $2 AND ev.ts < $3
+    ORDER BY ev.ts, ev.id
+    LIMIT $4
+) w";
+
+/// Reads the rows [`SMALL_WINDOW_SQL`] packed: per row the timestamp, kind,
+/// component and user (big-endian), then the application and the project,
+/// each a presence byte followed, when present, by the key.
+fn unpack(mut packed: &[u8], count: usize) -> Result<Vec<EventRow>, StoreError> {
+    fn take<const N: usize>(bytes: &mut &[u8]) -> Result<[u8; N], StoreError> {
+        let (head, rest) = bytes
+            .split_first_chunk::<N>()
+            .ok_or_else(|| StoreError::Corrupt("packed export rows end early".into()))?;
+        *bytes = rest;
+        Ok(*head)
+    }
+    fn optional(bytes: &mut &[u8]) -> Result<Option<i64>, StoreError> {
+        match take::<1>(bytes)? {
+            [0] => Ok(None),
+            [1] => Ok(Some(i64::from_be_bytes(take(bytes)?))),
+            [other] => Err(StoreError::Corrupt(format!(
+                "packed export rows: presence byte {other}"
+            ))),
+        }
+    }
+    let mut rows = Vec::with_capacity(count);
+    while !packed.is_empty() {
+        let timestamp = Timestamp::from_millis(i64::from_be_bytes(take(&mut packed)?));
+        let code = i16::from_be_bytes(take(&mut packed)?);
+        rows.push(EventRow {
+            timestamp,
+            kind: EventKind::from_code(code.into())
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown event kind code {code}")))?,
+            component: i64::from_be_bytes(take(&mut packed)?),
+            user: i64::from_be_bytes(take(&mut packed)?),
+            application: optional(&mut packed)?,
+            project: optional(&mut packed)?,
+        });
+    }
+    if rows.len() != count {
+        return Err(StoreError::Corrupt(format!(
+            "packed export rows: {} rows, {count} counted",
+            rows.len()
+        )));
+    }
+    Ok(rows)
+}
+
+/// The organization's key, its dictionary version and its window's row
+/// count, counted only up to `$4` (so the count costs little however large
+/// the window).
 const ORG_AND_SIZE_SQL: &str = "
 SELECT o.org_key, (
     SELECT count(*) FROM (
         SELECT 1 FROM events e WHERE e.org_key = o.org_key AND e.ts >= $2 AND e.ts < $3 LIMIT $4
     ) w
+), (
+    SELECT count(*) FROM dictionary_changes d WHERE d.org_key = o.org_key
 )
 FROM organizations o WHERE o.org_id = $1";
 
-/// The dictionary queries: the organization's every name, or (`$2`) only
-/// those of the given keys.
-struct NameQueries {
-    components: &'static str,
-    users: &'static str,
-    applications: &'static str,
-    projects: &'static str,
-}
-
-macro_rules! name_queries {
-    ($($filter:literal)?) => {
-        NameQueries {
-            components: concat!(
-                "SELECT c.component_key, c.external_id, c.display_name, c.catalogs_label, cat.name, m.name
-                 FROM components c
-                 LEFT JOIN categories cat ON cat.org_key = c.org_key AND cat.category_key = c.category_key
-                 LEFT JOIN manufacturers m ON m.org_key = c.org_key AND m.manufacturer_key = c.manufacturer_key
-                 WHERE c.org_key = $1",
-                $(" AND c.component_key", $filter)?
-            ),
-            users: concat!(
-                "SELECT user_key, external_id, email FROM users WHERE org_key = $1",
-                $(" AND user_key", $filter)?
-            ),
-            applications: concat!(
-                "SELECT application_key, name FROM applications WHERE org_key = $1",
-                $(" AND application_key", $filter)?
-            ),
-            projects: concat!(
-                "SELECT project_key, external_id FROM projects WHERE org_key = $1",
-                $(" AND project_key", $filter)?
-            ),
-        }
-    };
-}
-
-const ALL_NAMES: NameQueries = name_queries!();
-const NAMES_OF_KEYS: NameQueries = name_queries!(" = ANY($2)");
-
-/// The distinct keys a set of rows refers to, per dimension.
-#[derive(Default)]
-struct UsedKeys {
-    components: Vec<i64>,
-    users: Vec<i64>,
-    applications: Vec<i64>,
-    projects: Vec<i64>,
-}
-
-impl UsedKeys {
-    fn of(rows: &[EventRow]) -> Self {
-        let mut keys = Self::default();
-        for r in rows {
-            keys.components.push(r.component);
-            keys.users.push(r.user);
-            keys.applications.extend(r.application);
-            keys.projects.extend(r.project);
-        }
-        for list in [
-            &mut keys.components,
-            &mut keys.users,
-            &mut keys.applications,
-            &mut keys.projects,
-        ] {
-            list.sort_unstable();
-            list.dedup();
-        }
-        keys
-    }
-}
+/// The organization's every name, per dimension.
+const COMPONENTS_SQL: &str = "
+SELECT c.component_key, c.external_id, c.display_name, c.catalogs_label, cat.name, m.name
+FROM components c
+LEFT JOIN categories cat ON cat.org_key = c.org_key AND cat.category_key = c.category_key
+LEFT JOIN manufacturers m ON m.org_key = c.org_key AND m.manufacturer_key = c.manufacturer_key
+WHERE c.org_key = $1";
+const USERS_SQL: &str = "SELECT user_key, external_id, email FROM users WHERE org_key = $1";
+const APPLICATIONS_SQL: &str = "SELECT application_key, name FROM applications WHERE org_key = $1";
+const PROJECTS_SQL: &str = "SELECT project_key, external_id FROM projects WHERE org_key = $1";
 
 /// The COPY statement for one window. COPY takes no parameters; the values
 /// are integers formatted here, never text from a request.
@@ -127,16 +151,82 @@ fn copy_sql(org_key: i64, range: DateRange) -> String {
     )
 }
 
-/// Starts the export and waits for its dictionary and first batch.
-pub async fn export(pool: Pool, org: OrgId, range: DateRange) -> Result<Export, StoreError> {
+/// What the small-window statement found.
+enum SmallWindow {
+    /// Every row, with names from the cache: the whole export.
+    Done(Export),
+    /// No rows (an empty window, or an organization that never stored an
+    /// event): a header-only download.
+    Empty,
+    /// Larger than a small window, or its names are not cached: the
+    /// transaction path must run.
+    NotCached,
+}
+
+/// Runs the export: the small-window statement first, then, when that was
+/// not the whole of it, the transaction path (waiting for its dictionary
+/// and first batch).
+pub async fn export(
+    pool: Pool,
+    cache: Arc<DictionaryCache>,
+    org: OrgId,
+    range: DateRange,
+) -> Result<Export, StoreError> {
+    match small_window(&pool, &cache, &org, range).await? {
+        SmallWindow::Done(export) => return Ok(export),
+        SmallWindow::Empty => {
+            return Ok(Export::whole(Arc::default(), Vec::new()));
+        }
+        SmallWindow::NotCached => {}
+    }
     let (mut tx, rx) = export_channel();
     tokio::spawn(async move {
-        if let Err(e) = run(&pool, &org, range, &mut tx).await {
+        if let Err(e) = run(&pool, &cache, &org, range, &mut tx).await {
             // The receiver may be gone (client disconnected); nothing to do then.
             let _ = tx.rows.send(Err(e)).await;
         }
     });
     rx.start().await
+}
+
+/// One statement, one snapshot: up to [`SMALL_WINDOW_ROWS`] + 1 rows and
+/// the organization's dictionary version, in one result row.
+async fn small_window(
+    pool: &Pool,
+    cache: &DictionaryCache,
+    org: &OrgId,
+    range: DateRange,
+) -> Result<SmallWindow, StoreError> {
+    let found = {
+        let client = pool.get().await?;
+        let stmt = client.prepare_cached(SMALL_WINDOW_SQL).await?;
+        let (start, end, limit) = (
+            range.start().millis(),
+            range.end().millis(),
+            SMALL_WINDOW_ROWS + 1,
+        );
+        client
+            .query_one(&stmt, &[&org.as_str(), &start, &end, &limit])
+            .await?
+    };
+    let Some(org_key) = found.try_get::<_, Option<i64>>(0)? else {
+        return Ok(SmallWindow::Empty); // never stored an event
+    };
+    let (version, count): (i64, i64) = (found.try_get(1)?, found.try_get(2)?);
+    if count == 0 {
+        return Ok(SmallWindow::Empty);
+    }
+    if count > SMALL_WINDOW_ROWS {
+        return Ok(SmallWindow::NotCached);
+    }
+    let Some(dictionary) = cache.get(org_key, version) else {
+        return Ok(SmallWindow::NotCached);
+    };
+    let rows = unpack(found.try_get(3)?, usize::try_from(count).unwrap_or(0))?;
+    if !dictionary.covers(&rows) {
+        return Ok(SmallWindow::NotCached);
+    }
+    Ok(SmallWindow::Done(Export::whole(dictionary, rows)))
 }
 
 /// How a COPY ended.
@@ -152,6 +242,7 @@ enum Ended {
 
 async fn run(
     pool: &Pool,
+    cache: &DictionaryCache,
     org: &OrgId,
     range: DateRange,
     tx: &mut ExportSender,
@@ -164,7 +255,7 @@ async fn run(
         .read_only(true)
         .start()
         .await?;
-    let ended = stream(&txn, &cancel, org, range, tx).await?;
+    let ended = stream(&txn, cache, &cancel, org, range, tx).await?;
     drop(txn);
     if let Ended::Abandoned { reusable: false } = ended {
         drop(Object::take(client));
@@ -174,6 +265,7 @@ async fn run(
 
 async fn stream(
     txn: &Transaction<'_>,
+    cache: &DictionaryCache,
     cancel: &CancelToken,
     org: &OrgId,
     range: DateRange,
@@ -194,7 +286,8 @@ async fn stream(
         let _ = tx.rows.send(Ok(Vec::new())).await;
         return Ok(Ended::Complete);
     };
-    let (org_key, small): (i64, i64) = (found.try_get(0)?, found.try_get(1)?);
+    let (org_key, small, version): (i64, i64, i64) =
+        (found.try_get(0)?, found.try_get(1)?, found.try_get(2)?);
     let copy_statement = copy_sql(org_key, range);
     if small <= SMALL_WINDOW_ROWS {
         let mut rows = Vec::with_capacity(usize::try_from(small).unwrap_or(0));
@@ -209,8 +302,11 @@ async fn stream(
                 "COPY ended before its end marker".into(),
             ));
         }
-        let dictionary = dictionary(txn, org_key, Some(&UsedKeys::of(&rows))).await?;
-        tx.send_dictionary(Arc::new(dictionary));
+        let dictionary = match cache.get(org_key, version) {
+            Some(cached) if cached.covers(&rows) => cached,
+            _ => names(txn, cache, org_key, version).await?,
+        };
+        tx.send_dictionary(dictionary);
         if rows.is_empty() {
             // An empty batch still tells `export` that the query ran.
             let _ = tx.rows.send(Ok(Vec::new())).await;
@@ -222,7 +318,9 @@ async fn stream(
         }
         return Ok(Ended::Complete);
     }
-    let dictionary = Arc::new(dictionary(txn, org_key, None).await?);
+    // A large window's rows cannot be checked against a cached dictionary
+    // before they stream: its names are read afresh.
+    let dictionary = names(txn, cache, org_key, version).await?;
     if !tx.send_dictionary(dictionary) {
         return Ok(Ended::Complete); // nobody waits any more; nothing running
     }
@@ -260,30 +358,31 @@ async fn stream(
     Ok(Ended::Complete)
 }
 
-/// Reads and renders the organization's names — all of them, or only
-/// those of `keys` — with four queries sent together (one round trip).
-async fn dictionary<'a>(
-    txn: &'a Transaction<'_>,
+/// Reads the organization's every name in the transaction's snapshot,
+/// whose dictionary version is `version`, and caches them.
+async fn names(
+    txn: &Transaction<'_>,
+    cache: &DictionaryCache,
     org_key: i64,
-    keys: Option<&'a UsedKeys>,
-) -> Result<Dictionary, StoreError> {
-    let query = |sql: &'static str, list: Option<&'a [i64]>| async move {
+    version: i64,
+) -> Result<Arc<Dictionary>, StoreError> {
+    let dictionary = Arc::new(dictionary(txn, org_key).await?);
+    cache.insert(org_key, version, Arc::clone(&dictionary));
+    Ok(dictionary)
+}
+
+/// Reads and renders the organization's every name with four queries
+/// sent together (one round trip).
+async fn dictionary(txn: &Transaction<'_>, org_key: i64) -> Result<Dictionary, StoreError> {
+    let query = |sql: &'static str| async move {
         let stmt = txn.prepare_cached(sql).await?;
-        match list {
-            Some(list) => txn.query(&stmt, &[&org_key, &list]).await,
-            None => txn.query(&stmt, &[&org_key]).await,
-        }
-    };
-    let sql = if keys.is_some() {
-        &NAMES_OF_KEYS
-    } else {
-        &ALL_NAMES
+        txn.query(&stmt, &[&org_key]).await
     };
     let (components, users, applications, projects) = tokio::try_join!(
-        query(sql.components, keys.map(|k| k.components.as_slice())),
-        query(sql.users, keys.map(|k| k.users.as_slice())),
-        query(sql.applications, keys.map(|k| k.applications.as_slice())),
-        query(sql.projects, keys.map(|k| k.projects.as_slice())),
+        query(COMPONENTS_SQL),
+        query(USERS_SQL),
+        query(APPLICATIONS_SQL),
+        query(PROJECTS_SQL),
     )?;
     let mut b = DictionaryBuilder::new();
     for r in &components {
@@ -308,4 +407,59 @@ async fn dictionary<'a>(
         b.project(r.try_get(0)?, r.try_get(1)?);
     }
     Ok(b.build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pack(rows: &[EventRow]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for r in rows {
+            out.extend_from_slice(&r.timestamp.millis().to_be_bytes());
+            out.extend_from_slice(&r.kind.code().to_be_bytes());
+            out.extend_from_slice(&r.component.to_be_bytes());
+            out.extend_from_slice(&r.user.to_be_bytes());
+            for key in [r.application, r.project] {
+                match key {
+                    None => out.push(0),
+                    Some(k) => {
+                        out.push(1);
+                        out.extend_from_slice(&k.to_be_bytes());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn unpacks_what_the_statement_packs_and_refuses_the_rest() {
+        let rows: Vec<EventRow> = (0..5i64)
+            .map(|i| EventRow {
+                timestamp: Timestamp::from_millis(1_700_000_000_000 + i),
+                kind: EventKind::ALL[i as usize % 3],
+                component: i + 1,
+                user: -i,
+                application: (i % 2 == 0).then_some(i * 10),
+                project: (i % 3 == 0).then_some(i64::MAX - i),
+            })
+            .collect();
+        let packed = pack(&rows);
+        assert_eq!(unpack(&packed, rows.len()).unwrap(), rows);
+        assert_eq!(unpack(&[], 0).unwrap(), Vec::new());
+        for bad in [
+            unpack(&packed[..packed.len() - 1], rows.len()),
+            unpack(&packed, rows.len() + 1),
+        ] {
+            assert!(matches!(bad, Err(StoreError::Corrupt(_))), "{bad:?}");
+        }
+        let mut wrong_flag = pack(&rows[..1]);
+        let flag_at = 8 + 2 + 8 + 8;
+        wrong_flag[flag_at] = 7;
+        assert!(matches!(
+            unpack(&wrong_flag, 1),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
 }

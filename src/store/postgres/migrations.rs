@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("migrations/0002_event_facts.sql")),
     (3, include_str!("migrations/0003_download_rate.sql")),
     (5, include_str!("migrations/0005_privacy.sql")),
+    (6, include_str!("migrations/0006_dictionary_changes.sql")),
     (7, include_str!("migrations/0007_login_codes.sql")),
 ];
 

@@ -3,10 +3,11 @@
 //!
 //! A pool of `tokio-postgres` connections (deadpool) with short connect
 //! and wait timeouts, so an outage answers 503 at once instead of hanging,
-//! and connections verified on checkout, so the pool heals by itself when
-//! the server comes back. Behaviour matches the SQLite store exactly; the
+//! and connections that sat idle verified on checkout, so the pool heals
+//! by itself when the server comes back. Behaviour matches the SQLite store exactly; the
 //! shared contract suite (`tests/store_contract.rs`) proves it.
 
+mod audit;
 mod copy;
 mod error;
 mod export;
@@ -27,8 +28,9 @@ use crate::domain::{
     AccessGrant, AuditRecord, Buckets, DateRange, Event, Grant, LoginCodeId, OrgId, Timestamp,
     UserId,
 };
+use crate::export::DictionaryCache;
 use async_trait::async_trait;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_postgres::config::Host;
@@ -46,6 +48,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a request waits for a free pooled connection before the store
 /// reports itself unavailable.
 const WAIT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A pooled connection last checked out at most this long ago is handed
+/// out again without a round trip (a closed one is still replaced): under
+/// load connections cycle within milliseconds, and checking each would add
+/// a round trip to every request. One that sat idle longer — across a
+/// server restart or a failover, say — is verified with an empty query.
+const VERIFY_AFTER_IDLE: Duration = Duration::from_secs(1);
 /// How long `open` keeps retrying a database that is not reachable yet
 /// (it may be starting alongside the service) before giving up.
 pub const STARTUP_WAIT: Duration = Duration::from_secs(60);
@@ -58,6 +66,10 @@ const MAX_RETRY: Duration = Duration::from_secs(5);
 pub struct PgStore {
     pool: Pool,
     pool_size: usize,
+    /// Rendered names of recently downloaded organizations (see `export`).
+    dictionaries: Arc<DictionaryCache>,
+    /// Where read audit records go (batched, see `audit`).
+    audit: audit::AuditAppender,
 }
 
 impl PgStore {
@@ -85,9 +97,12 @@ impl PgStore {
             StoreError::Config(format!("invalid PostgreSQL URL: {}", error::describe(&e)))
         })?;
         let target = describe(&config);
+        let pool = build_pool(config, pool_size)?;
         let store = Self {
-            pool: build_pool(config, pool_size)?,
+            audit: audit::AuditAppender::start(pool.clone()),
+            pool,
             pool_size,
+            dictionaries: Arc::default(),
         };
         let started = Instant::now();
         let mut delay = FIRST_RETRY;
@@ -161,12 +176,24 @@ fn build_pool(mut config: tokio_postgres::Config, size: usize) -> Result<Pool, S
         config,
         NoTls,
         ManagerConfig {
-            // One empty query per checkout: a connection the server closed
-            // is replaced before a request sees it.
-            recycling_method: RecyclingMethod::Verified,
+            // Closed connections are replaced; idle ones are verified by
+            // the hook below.
+            recycling_method: RecyclingMethod::Fast,
         },
     );
     Ok(Pool::builder(manager)
+        .pre_recycle(Hook::async_fn(|client, metrics| {
+            Box::pin(async move {
+                if metrics.last_used() < VERIFY_AFTER_IDLE {
+                    return Ok(());
+                }
+                match tokio::time::timeout(CONNECT_TIMEOUT, client.simple_query("")).await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(e)) => Err(HookError::Backend(e)),
+                    Err(_) => Err(HookError::message("connection check timed out")),
+                }
+            })
+        }))
         .max_size(size)
         .wait_timeout(Some(WAIT_TIMEOUT))
         .create_timeout(Some(CONNECT_TIMEOUT))
@@ -185,7 +212,13 @@ impl Store for PgStore {
     }
 
     async fn export(&self, org: &OrgId, range: DateRange) -> Result<Export, StoreError> {
-        export::export(self.pool.clone(), org.clone(), range).await
+        export::export(
+            self.pool.clone(),
+            Arc::clone(&self.dictionaries),
+            org.clone(),
+            range,
+        )
+        .await
     }
 
     async fn summary(&self, org: &OrgId, buckets: &Buckets) -> Result<Summary, StoreError> {
@@ -290,7 +323,7 @@ impl Store for PgStore {
     }
 
     async fn record_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
-        privacy::insert_audit(&self.pool.get().await?, record).await
+        self.audit.append(record).await
     }
 
     async fn list_audit(

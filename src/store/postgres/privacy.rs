@@ -199,9 +199,13 @@ pub async fn insert_audit(
     client: &impl GenericClient,
     record: &AuditRecord,
 ) -> Result<(), StoreError> {
+    // Prepared once per connection: one round trip per record.
+    let insert = client
+        .prepare_cached("INSERT INTO audit_log (org_id, at, record) VALUES ($1, $2, $3)")
+        .await?;
     client
         .execute(
-            "INSERT INTO audit_log (org_id, at, record) VALUES ($1, $2, $3)",
+            &insert,
             &[
                 &record.org.as_str(),
                 &record.at.millis(),

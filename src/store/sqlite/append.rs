@@ -18,7 +18,7 @@
 //!
 //! [`decide`]: crate::store::decide::decide
 
-use crate::store::decide::NewEvent;
+use crate::store::decide::Fingerprinted;
 use crate::store::facts::Fingerprint;
 use crate::store::keys::{EventRow, Keys};
 use crate::store::StoreError;
@@ -38,7 +38,7 @@ struct NewRow {
 /// Inserts the idempotency and event rows of `new_events`.
 pub fn append(
     tx: &Transaction<'_>,
-    new_events: &[NewEvent<'_>],
+    new_events: &[Fingerprinted<'_>],
     keys: &Keys,
 ) -> Result<(), StoreError> {
     let mut rows = new_events
