@@ -320,23 +320,27 @@ async fn metrics_report_the_postgres_pool() {
             .await
             .unwrap();
         assert_eq!(ready.status(), 204);
-        let scraped = scrape(&addr).await;
+        // The probe's connection goes back to the pool when its handler's
+        // guard drops, which may be just after the answer is sent: scrape
+        // until it shows (bounded), then check the whole picture.
+        let pool = |scraped: &prometheus_parse::Scrape, state: &str| {
+            sample(
+                scraped,
+                "catalytics_store_pool_connections",
+                &[("state", state)],
+            )
+        };
+        let mut scraped = scrape(&addr).await;
+        for _ in 0..50 {
+            if pool(&scraped, "idle") >= 1.0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            scraped = scrape(&addr).await;
+        }
         stop(child);
-        let max = sample(
-            &scraped,
-            "catalytics_store_pool_connections",
-            &[("state", "max")],
-        );
-        let idle = sample(
-            &scraped,
-            "catalytics_store_pool_connections",
-            &[("state", "idle")],
-        );
-        let in_use = sample(
-            &scraped,
-            "catalytics_store_pool_connections",
-            &[("state", "in_use")],
-        );
+        let (max, idle) = (pool(&scraped, "max"), pool(&scraped, "idle"));
+        let in_use = pool(&scraped, "in_use");
         assert!(max >= 1.0, "{max}");
         assert!(idle >= 1.0, "the probe's connection went back: {idle}");
         assert!(in_use + idle <= max);
