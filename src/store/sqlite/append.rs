@@ -67,17 +67,9 @@ const EVENTS: Target<8> = Target {
     into: "events (org_key, ts, id, kind, component_key, user_key, application_key, project_key)",
     values: |new| {
         let r = &new.row;
-        let (org, ts, id, kind) = (&r.org, &r.ts, r.id.as_bytes(), &r.kind);
-        [
-            org,
-            ts,
-            id,
-            kind,
-            &r.component,
-            &r.user,
-            &r.application,
-            &r.project,
-        ]
+        let (id, component, user) = (r.id.as_bytes(), &r.component, &r.user);
+        let (app, project) = (&r.application, &r.project);
+        [&r.org, &r.ts, id, &r.kind, component, user, app, project]
     },
 };
 
