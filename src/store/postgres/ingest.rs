@@ -294,15 +294,13 @@ async fn resolve_names(
     orgs: &Orgs,
     wanted: &BTreeSet<Key<'_>>,
 ) -> Result<Vec<Row>, Failure> {
-    let mut org_keys = Vec::with_capacity(wanted.len());
+    let mut naturals = Vec::with_capacity(wanted.len());
     for k in wanted {
-        org_keys.push(orgs.key(k.org)?);
+        let org = orgs.key(k.org)?;
+        naturals.push(Natural { org, id: k.id });
     }
-    let values = Vec::from_iter(wanted.iter().map(|k| k.id));
-    let (_, found) = tokio::try_join!(
-        send(tx, &s.insert, [&org_keys, &values]),
-        send(tx, &s.select, [&org_keys, &values]),
-    )?;
+    let values = columns!(&naturals => org, id);
+    let (_, found) = tokio::try_join!(send(tx, &s.insert, values), send(tx, &s.select, values))?;
     Ok(found)
 }
 

@@ -100,7 +100,8 @@ const MEMBERSHIP_DELETE: &str = "DELETE FROM component_catalogs t
 USING UNNEST($1::bigint[], $2::bigint[]) AS u(o, k)
 WHERE t.org_key = u.o AND t.component_key = u.k";
 
-const MEMBERSHIP_INSERT: &str = "INSERT INTO component_catalogs (org_key, component_key, catalog_key)
+const MEMBERSHIP_INSERT: &str = "
+INSERT INTO component_catalogs (org_key, component_key, catalog_key)
 SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[]) AS u(o, k, c)
 ORDER BY o, k, c
 ON CONFLICT DO NOTHING";
