@@ -268,10 +268,8 @@ async fn stored_events(
         send(tx, &s.rollback_to_savepoint, []),
         send(tx, &s.event_ids_insert, claim),
     )?;
-    let fresh: HashSet<Uuid> = fresh
-        .iter()
-        .map(|r| r.try_get(0))
-        .collect::<PgResult<_>>()?;
+    let fresh = fresh.iter().map(|r| r.try_get(0));
+    let fresh: HashSet<Uuid> = fresh.collect::<PgResult<_>>()?;
     let taken = Vec::from_iter(claims.iter().map(|c| c.id).filter(|id| !fresh.contains(id)));
     let mut stored = StoredEvents::with_capacity(taken.len());
     for row in tx.query(&s.event_ids_select, &[&taken]).await? {

@@ -114,14 +114,11 @@ fn stored_facts<'a>(
     let mut stmt = tx.prepare_cached("SELECT facts FROM event_ids WHERE id = ?1")?;
     let mut stored = StoredEvents::new();
     for id in ids {
-        let facts = stmt
-            .query_row([&id.as_uuid().as_bytes()[..]], |r| {
-                Ok(r.get_ref(0)?
-                    .as_blob_or_null()?
-                    .and_then(Fingerprint::from_bytes))
-            })
-            .optional()?;
-        if let Some(facts) = facts {
+        let facts = stmt.query_row([id.as_uuid().as_bytes()], |r| {
+            let blob = r.get_ref(0)?.as_blob_or_null()?;
+            Ok(blob.and_then(Fingerprint::from_bytes))
+        });
+        if let Some(facts) = facts.optional()? {
             stored.insert(id, facts);
         }
     }
