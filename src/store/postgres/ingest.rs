@@ -218,8 +218,7 @@ async fn read(
         catalogs.extend(e.component.catalogs.iter().map(|c| natural(c.id.as_str())));
         users.insert(natural(e.user.id.as_str()));
         if first.classify(e.id, new.facts) == Verdict::New {
-            let id = *e.id.as_uuid();
-            let facts = new.facts.as_bytes();
+            let (id, facts) = (*e.id.as_uuid(), new.facts.as_bytes());
             claims.push(Claim { id, org, facts });
         }
     }
@@ -421,10 +420,8 @@ async fn write(
     let [renamed_orgs, renamed_keys] =
         columns!(catalogs.iter().filter(|r| r.renamed) => org, stored);
     let relabel = [changed_orgs, changed_keys, renamed_orgs, renamed_keys];
-    let mut events = Vec::with_capacity(plan.new_events.len());
-    for new in &plan.new_events {
-        events.push(keys.event(new.event)?);
-    }
+    let events = plan.new_events.iter().map(|new| keys.event(new.event));
+    let events = events.collect::<StoreResult<Vec<_>>>()?;
     let events = columns!(&events => org, ts, id, kind, component, user, application, project);
     tokio::try_join!(
         send(tx, &s.membership_delete, [changed_orgs, changed_keys]),
