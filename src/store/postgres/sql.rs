@@ -152,9 +152,6 @@ const EVENT_IDS_CLAIM: &str = "INSERT INTO event_ids (id, org_key, facts)
 SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::bytea[]) AS u(id, o, f)
 ORDER BY id";
 
-const SAVEPOINT: &str = "SAVEPOINT event_ids";
-const ROLLBACK_TO_SAVEPOINT: &str = "ROLLBACK TO SAVEPOINT event_ids";
-
 /// Claims the batch's new event ids, returning them; waits for a
 /// concurrent transaction that claimed one first, then skips it.
 fn event_ids_insert() -> String {
@@ -240,11 +237,11 @@ prepared! { tx;
     /// Rebuilds catalogs labels.
     relabel: Statement = tx.prepare_cached(&relabel()),
     /// Marks where to return if claiming event ids fails.
-    savepoint: Statement = tx.prepare_cached(SAVEPOINT),
+    savepoint: Statement = tx.prepare_cached("SAVEPOINT event_ids"),
     /// Records event ids, failing if any was already stored.
     event_ids_claim: Statement = tx.prepare_cached(EVENT_IDS_CLAIM),
     /// Returns to the savepoint after a failed claim.
-    rollback_to_savepoint: Statement = tx.prepare_cached(ROLLBACK_TO_SAVEPOINT),
+    rollback_to_savepoint: Statement = tx.prepare_cached("ROLLBACK TO SAVEPOINT event_ids"),
     /// Records event ids, returning the new ones.
     event_ids_insert: Statement = tx.prepare_cached(&event_ids_insert()),
     /// Reads the facts of stored event ids.
