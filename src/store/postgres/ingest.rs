@@ -129,11 +129,12 @@ macro_rules! columns {
     };
 }
 
-/// A dimension row's `(org_key, natural key)`.
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
-struct Natural<'a> {
+/// A row of one organization as set-based statements take it: its
+/// `org_key` and its natural id (`&str`) or surrogate key (`i64`).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct InOrg<Id> {
     org: i64,
-    id: &'a str,
+    id: Id,
 }
 
 /// The natural key of an `(org_key, natural key, surrogate key, …)` row.
@@ -213,7 +214,7 @@ async fn read(
     for new in events {
         let e = new.event;
         let org = keys.orgs.key(&e.organization)?;
-        let natural = |id| Natural { org, id };
+        let natural = |id| InOrg { org, id };
         components.insert(natural(e.component.id.as_str()));
         catalogs.extend(e.component.catalogs.iter().map(|c| natural(c.id.as_str())));
         users.insert(natural(e.user.id.as_str()));
@@ -294,7 +295,7 @@ async fn resolve_names(
     let mut naturals = Vec::with_capacity(wanted.len());
     for k in wanted {
         let org = orgs.key(k.org)?;
-        naturals.push(Natural { org, id: k.id });
+        naturals.push(InOrg { org, id: k.id });
     }
     let values = columns!(&naturals => org, id);
     let (_, found) = tokio::try_join!(send(tx, &s.insert, values), send(tx, &s.select, values))?;
@@ -352,16 +353,9 @@ fn name_rows<'a>(
     Ok(rows)
 }
 
-/// A component by organization key and key.
-#[derive(Clone, Copy)]
-struct Owner {
-    org: i64,
-    component: i64,
-}
-
 /// A catalog membership row.
 struct Member {
-    owner: Owner,
+    component: InOrg<i64>,
     catalog: i64,
 }
 
@@ -409,14 +403,13 @@ async fn write(
     let mut members = Vec::new();
     for r in &components {
         let Some(ids) = &r.membership else { continue };
-        let org = r.org;
-        let component = keys.components.key(r.natural)?;
-        let owner = Owner { org, component };
-        members.extend(ids.iter().map(|&catalog| Member { owner, catalog }));
-        changed.push(owner);
+        let id = keys.components.key(r.natural)?;
+        let component = InOrg { org: r.org, id };
+        members.extend(ids.iter().map(|&catalog| Member { component, catalog }));
+        changed.push(component);
     }
-    let members = columns!(&members => owner.org, owner.component, catalog);
-    let [changed_orgs, changed_keys] = columns!(&changed => org, component);
+    let members = columns!(&members => component.org, component.id, catalog);
+    let [changed_orgs, changed_keys] = columns!(&changed => org, id);
     let [renamed_orgs, renamed_keys] =
         columns!(catalogs.iter().filter(|r| r.renamed) => org, stored);
     let relabel = [changed_orgs, changed_keys, renamed_orgs, renamed_keys];
