@@ -79,8 +79,12 @@ fn insert<const W: usize>(
     target: &Target<W>,
     rows: &[NewRow],
 ) -> Result<(), StoreError> {
+    let full = multi_row_insert(target, ROWS_PER_INSERT);
     for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let mut stmt = tx.prepare_cached(&multi_row_insert(target, chunk.len()))?;
+        let mut stmt = match chunk.len() {
+            ROWS_PER_INSERT => tx.prepare_cached(&full)?,
+            rows => tx.prepare_cached(&multi_row_insert(target, rows))?,
+        };
         for (at, value) in chunk.iter().flat_map(target.values).enumerate() {
             stmt.raw_bind_parameter(1 + at, value)?;
         }
