@@ -48,7 +48,7 @@ impl Fingerprint {
     }
 
     /// The stored form.
-    pub fn as_bytes(&self) -> &[u8] {
+    pub fn as_bytes(&self) -> &[u8; LEN] {
         &self.0
     }
 

@@ -191,9 +191,8 @@ impl Keys {
             let org = natural.org;
             let c = v.component;
             let catalog = |k: &'a Catalog| self.catalogs.key(Key::new(org, &k.id));
-            let membership = v
-                .membership_changed
-                .then(|| c.catalogs.iter().map(catalog).collect());
+            let catalogs = || c.catalogs.iter().map(catalog).collect();
+            let membership = v.membership_changed.then(catalogs);
             rows.push(ComponentRow {
                 natural,
                 org: self.orgs.key(org)?,

@@ -129,11 +129,12 @@ macro_rules! columns {
     };
 }
 
-/// A dimension row's `(org_key, natural key)`.
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
-struct Natural<'a> {
+/// A row of one organization as set-based statements take it: its
+/// `org_key` and its natural id (`&str`) or surrogate key (`i64`).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct InOrg<Id> {
     org: i64,
-    id: &'a str,
+    id: Id,
 }
 
 /// The natural key of an `(org_key, natural key, surrogate key, …)` row.
@@ -213,13 +214,12 @@ async fn read(
     for new in events {
         let e = new.event;
         let org = keys.orgs.key(&e.organization)?;
-        let natural = |id| Natural { org, id };
+        let natural = |id| InOrg { org, id };
         components.insert(natural(e.component.id.as_str()));
         catalogs.extend(e.component.catalogs.iter().map(|c| natural(c.id.as_str())));
         users.insert(natural(e.user.id.as_str()));
         if first.classify(e.id, new.facts) == Verdict::New {
-            let id = *e.id.as_uuid();
-            let facts = new.facts.as_bytes();
+            let (id, facts) = (*e.id.as_uuid(), new.facts.as_bytes());
             claims.push(Claim { id, org, facts });
         }
     }
@@ -268,10 +268,8 @@ async fn stored_events(
         send(tx, &s.rollback_to_savepoint, []),
         send(tx, &s.event_ids_insert, claim),
     )?;
-    let fresh: HashSet<Uuid> = fresh
-        .iter()
-        .map(|r| r.try_get(0))
-        .collect::<PgResult<_>>()?;
+    let fresh = fresh.iter().map(|r| r.try_get(0));
+    let fresh: HashSet<Uuid> = fresh.collect::<PgResult<_>>()?;
     let taken = Vec::from_iter(claims.iter().map(|c| c.id).filter(|id| !fresh.contains(id)));
     let mut stored = StoredEvents::with_capacity(taken.len());
     for row in tx.query(&s.event_ids_select, &[&taken]).await? {
@@ -294,15 +292,13 @@ async fn resolve_names(
     orgs: &Orgs,
     wanted: &BTreeSet<Key<'_>>,
 ) -> Result<Vec<Row>, Failure> {
-    let mut org_keys = Vec::with_capacity(wanted.len());
+    let mut naturals = Vec::with_capacity(wanted.len());
     for k in wanted {
-        org_keys.push(orgs.key(k.org)?);
+        let org = orgs.key(k.org)?;
+        naturals.push(InOrg { org, id: k.id });
     }
-    let values = Vec::from_iter(wanted.iter().map(|k| k.id));
-    let (_, found) = tokio::try_join!(
-        send(tx, &s.insert, [&org_keys, &values]),
-        send(tx, &s.select, [&org_keys, &values]),
-    )?;
+    let values = columns!(&naturals => org, id);
+    let (_, found) = tokio::try_join!(send(tx, &s.insert, values), send(tx, &s.select, values))?;
     Ok(found)
 }
 
@@ -357,16 +353,9 @@ fn name_rows<'a>(
     Ok(rows)
 }
 
-/// A component by organization key and key.
-#[derive(Clone, Copy)]
-struct Owner {
-    org: i64,
-    component: i64,
-}
-
 /// A catalog membership row.
 struct Member {
-    owner: Owner,
+    component: InOrg<i64>,
     catalog: i64,
 }
 
@@ -414,21 +403,18 @@ async fn write(
     let mut members = Vec::new();
     for r in &components {
         let Some(ids) = &r.membership else { continue };
-        let org = r.org;
-        let component = keys.components.key(r.natural)?;
-        let owner = Owner { org, component };
-        members.extend(ids.iter().map(|&catalog| Member { owner, catalog }));
-        changed.push(owner);
+        let id = keys.components.key(r.natural)?;
+        let component = InOrg { org: r.org, id };
+        members.extend(ids.iter().map(|&catalog| Member { component, catalog }));
+        changed.push(component);
     }
-    let members = columns!(&members => owner.org, owner.component, catalog);
-    let [changed_orgs, changed_keys] = columns!(&changed => org, component);
+    let members = columns!(&members => component.org, component.id, catalog);
+    let [changed_orgs, changed_keys] = columns!(&changed => org, id);
     let [renamed_orgs, renamed_keys] =
         columns!(catalogs.iter().filter(|r| r.renamed) => org, stored);
     let relabel = [changed_orgs, changed_keys, renamed_orgs, renamed_keys];
-    let mut events = Vec::with_capacity(plan.new_events.len());
-    for new in &plan.new_events {
-        events.push(keys.event(new.event)?);
-    }
+    let events = plan.new_events.iter().map(|new| keys.event(new.event));
+    let events = events.collect::<StoreResult<Vec<_>>>()?;
     let events = columns!(&events => org, ts, id, kind, component, user, application, project);
     tokio::try_join!(
         send(tx, &s.membership_delete, [changed_orgs, changed_keys]),

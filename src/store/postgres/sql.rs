@@ -17,13 +17,11 @@ use crate::store::keys::{APPLICATIONS, CATALOGS, CATEGORIES, MANUFACTURERS, PROJ
 use deadpool_postgres::Transaction;
 use tokio_postgres::{Error, Statement};
 
-const ORG_INSERT: &str = "
-INSERT INTO organizations (org_id)
+const ORG_INSERT: &str = "INSERT INTO organizations (org_id)
 SELECT v FROM UNNEST($1::text[]) AS u(v) ORDER BY v COLLATE \"C\"
 ON CONFLICT DO NOTHING";
 
-const ORG_SELECT: &str = "
-SELECT org_id, org_key FROM organizations WHERE org_id = ANY($1::text[])";
+const ORG_SELECT: &str = "SELECT org_id, org_key FROM organizations WHERE org_id = ANY($1::text[])";
 
 // Set-based statements for the dimension tables named in `keys`.
 impl Dimension {
@@ -78,12 +76,10 @@ impl Dimension {
     }
 }
 
-const COMPONENT_INSERT: &str = "
-INSERT INTO components
+const COMPONENT_INSERT: &str = "INSERT INTO components
     (org_key, external_id, display_name, category_key, manufacturer_key, catalog_ids, name_ts)
-SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::bigint[])
-    AS u(o, x, n, c, m, ids, ts)
-ORDER BY o, x COLLATE \"C\"
+SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[],
+    $7::bigint[]) AS u(o, x, n, c, m, ids, ts) ORDER BY o, x COLLATE \"C\"
 RETURNING org_key, external_id, component_key";
 
 const COMPONENT_LOCK: &str = "
@@ -95,15 +91,12 @@ LEFT JOIN manufacturers man ON man.org_key = t.org_key AND man.manufacturer_key 
 ORDER BY t.org_key, t.external_id COLLATE \"C\"
 FOR UPDATE OF t";
 
-const COMPONENT_UPDATE: &str = "
-UPDATE components t
+const COMPONENT_UPDATE: &str = "UPDATE components t
 SET display_name = u.n, category_key = u.c, manufacturer_key = u.m, catalog_ids = u.ids, name_ts = u.ts
-FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::bigint[])
-    AS u(o, k, n, c, m, ids, ts)
-WHERE t.org_key = u.o AND t.component_key = u.k";
+FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::text[],
+    $7::bigint[]) AS u(o, k, n, c, m, ids, ts) WHERE t.org_key = u.o AND t.component_key = u.k";
 
-const MEMBERSHIP_DELETE: &str = "
-DELETE FROM component_catalogs t
+const MEMBERSHIP_DELETE: &str = "DELETE FROM component_catalogs t
 USING UNNEST($1::bigint[], $2::bigint[]) AS u(o, k)
 WHERE t.org_key = u.o AND t.component_key = u.k";
 
@@ -115,8 +108,7 @@ ON CONFLICT DO NOTHING";
 
 /// The components whose label must be rebuilt: those whose membership
 /// changed ($1, $2) and those in a renamed catalog ($3, $4).
-const RELABEL_TARGETS: &str = "
-SELECT * FROM UNNEST($1::bigint[], $2::bigint[]) AS m(o, k)
+const RELABEL_TARGETS: &str = "SELECT * FROM UNNEST($1::bigint[], $2::bigint[]) AS m(o, k)
 UNION
 SELECT cc.org_key, cc.component_key
 FROM component_catalogs cc JOIN UNNEST($3::bigint[], $4::bigint[]) AS r(o, c)
@@ -156,13 +148,9 @@ fn relabel() -> String {
 /// about half of `ON CONFLICT DO NOTHING`, and batches are nearly always
 /// all new; if one id is not, this fails with a unique violation, the
 /// transaction rolls back to `SAVEPOINT` and uses `event_ids_insert`.
-const EVENT_IDS_CLAIM: &str = "
-INSERT INTO event_ids (id, org_key, facts)
+const EVENT_IDS_CLAIM: &str = "INSERT INTO event_ids (id, org_key, facts)
 SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::bytea[]) AS u(id, o, f)
 ORDER BY id";
-
-const SAVEPOINT: &str = "SAVEPOINT event_ids";
-const ROLLBACK_TO_SAVEPOINT: &str = "ROLLBACK TO SAVEPOINT event_ids";
 
 /// Claims the batch's new event ids, returning them; waits for a
 /// concurrent transaction that claimed one first, then skips it.
@@ -171,8 +159,7 @@ fn event_ids_insert() -> String {
 }
 
 /// The facts of stored events.
-const EVENT_IDS_SELECT: &str = "
-SELECT id, facts FROM event_ids WHERE id = ANY($1::uuid[])";
+const EVENT_IDS_SELECT: &str = "SELECT id, facts FROM event_ids WHERE id = ANY($1::uuid[])";
 
 /// Stores the new events (only those whose id was claimed).
 const EVENTS_INSERT: &str = "
@@ -250,11 +237,11 @@ prepared! { tx;
     /// Rebuilds catalogs labels.
     relabel: Statement = tx.prepare_cached(&relabel()),
     /// Marks where to return if claiming event ids fails.
-    savepoint: Statement = tx.prepare_cached(SAVEPOINT),
+    savepoint: Statement = tx.prepare_cached("SAVEPOINT event_ids"),
     /// Records event ids, failing if any was already stored.
     event_ids_claim: Statement = tx.prepare_cached(EVENT_IDS_CLAIM),
     /// Returns to the savepoint after a failed claim.
-    rollback_to_savepoint: Statement = tx.prepare_cached(ROLLBACK_TO_SAVEPOINT),
+    rollback_to_savepoint: Statement = tx.prepare_cached("ROLLBACK TO SAVEPOINT event_ids"),
     /// Records event ids, returning the new ones.
     event_ids_insert: Statement = tx.prepare_cached(&event_ids_insert()),
     /// Reads the facts of stored event ids.

@@ -22,7 +22,7 @@ use crate::store::decide::Fingerprinted;
 use crate::store::facts::Fingerprint;
 use crate::store::keys::{EventRow, Keys};
 use crate::store::StoreError;
-use rusqlite::{CachedStatement, Transaction};
+use rusqlite::{ToSql, Transaction};
 
 /// Rows inserted per statement: multi-row inserts spend far less time in
 /// statement overhead than one row at a time (8 values a row, well under
@@ -41,101 +41,68 @@ pub fn append(
     new_events: &[Fingerprinted<'_>],
     keys: &Keys,
 ) -> Result<(), StoreError> {
-    let mut rows = new_events
-        .iter()
-        .map(|new| {
-            Ok(NewRow {
-                row: keys.event(new.event)?,
-                facts: new.facts,
-            })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
+    let mut rows = Vec::with_capacity(new_events.len());
+    for new in new_events {
+        let (row, facts) = (keys.event(new.event)?, new.facts);
+        rows.push(NewRow { row, facts });
+    }
     rows.sort_unstable_by_key(|a| a.row.id);
-    insert(tx, IDS, &rows, bind_id)?;
-    rows.sort_unstable_by(|a, b| {
-        let (a, b) = (&a.row, &b.row);
-        (a.org, a.ts, a.id).cmp(&(b.org, b.ts, b.id))
-    });
-    insert(tx, EVENTS, &rows, bind_event)
+    insert(tx, &IDS, &rows)?;
+    rows.sort_unstable_by_key(|new| (new.row.org, new.row.ts, new.row.id));
+    insert(tx, &EVENTS, &rows)
 }
 
-/// Binds one idempotency row (id, organization, facts) from index `at` on.
-fn bind_id(stmt: &mut CachedStatement<'_>, at: usize, new: &NewRow) -> rusqlite::Result<()> {
-    stmt.raw_bind_parameter(at, &new.row.id.as_bytes()[..])?;
-    stmt.raw_bind_parameter(at + 1, new.row.org)?;
-    stmt.raw_bind_parameter(at + 2, new.facts.as_bytes())
-}
-
-/// Binds one event row from index `at` on.
-fn bind_event(stmt: &mut CachedStatement<'_>, at: usize, new: &NewRow) -> rusqlite::Result<()> {
-    let r = &new.row;
-    stmt.raw_bind_parameter(at, r.org)?;
-    stmt.raw_bind_parameter(at + 1, r.ts)?;
-    stmt.raw_bind_parameter(at + 2, &r.id.as_bytes()[..])?;
-    stmt.raw_bind_parameter(at + 3, r.kind)?;
-    stmt.raw_bind_parameter(at + 4, r.component)?;
-    stmt.raw_bind_parameter(at + 5, r.user)?;
-    stmt.raw_bind_parameter(at + 6, r.application)?;
-    stmt.raw_bind_parameter(at + 7, r.project)
-}
-
-/// A table the new events go into.
-struct Target {
-    /// `table (columns)`.
+/// A table the new events go into: `table (columns)` and a row's values.
+struct Target<const W: usize> {
     into: &'static str,
-    /// Values per row.
-    width: usize,
+    values: for<'r> fn(&'r NewRow) -> [&'r dyn ToSql; W],
 }
 
-const IDS: Target = Target {
+const IDS: Target<3> = Target {
     into: "event_ids (id, org_key, facts)",
-    width: 3,
+    values: |new| [new.row.id.as_bytes(), &new.row.org, new.facts.as_bytes()],
 };
 
-const EVENTS: Target = Target {
+const EVENTS: Target<8> = Target {
     into: "events (org_key, ts, id, kind, component_key, user_key, application_key, project_key)",
-    width: 8,
+    values: |new| {
+        let r = &new.row;
+        let (id, component, user) = (r.id.as_bytes(), &r.component, &r.user);
+        let (app, project) = (&r.application, &r.project);
+        [&r.org, &r.ts, id, &r.kind, component, user, app, project]
+    },
 };
 
-/// Inserts `rows` into `target`, [`ROWS_PER_INSERT`] a statement; `bind`
-/// binds one row's values from parameter index `at` on.
-fn insert(
+/// Inserts `rows` into `target`, [`ROWS_PER_INSERT`] a statement.
+fn insert<const W: usize>(
     tx: &Transaction<'_>,
-    target: Target,
+    target: &Target<W>,
     rows: &[NewRow],
-    bind: impl Fn(&mut CachedStatement<'_>, usize, &NewRow) -> rusqlite::Result<()>,
 ) -> Result<(), StoreError> {
-    let full = multi_row_insert(&target, ROWS_PER_INSERT);
+    let full = multi_row_insert(target, ROWS_PER_INSERT);
     for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let mut stmt = if chunk.len() == ROWS_PER_INSERT {
-            tx.prepare_cached(&full)?
-        } else {
-            tx.prepare_cached(&multi_row_insert(&target, chunk.len()))?
+        let mut stmt = match chunk.len() {
+            ROWS_PER_INSERT => tx.prepare_cached(&full)?,
+            rows => tx.prepare_cached(&multi_row_insert(target, rows))?,
         };
-        for (i, new) in chunk.iter().enumerate() {
-            bind(&mut stmt, 1 + i * target.width, new)?;
+        for (at, value) in chunk.iter().flat_map(target.values).enumerate() {
+            stmt.raw_bind_parameter(1 + at, value)?;
         }
         let inserted = stmt.raw_execute()?;
         if inserted != chunk.len() {
-            return Err(StoreError::Corrupt(format!(
-                "{} of {} new rows of {} were already stored",
-                chunk.len() - inserted,
-                chunk.len(),
-                target.into
-            )));
+            let (ignored, of, into) = (chunk.len() - inserted, chunk.len(), target.into);
+            let why = format!("{ignored} of {of} new rows of {into} were already stored");
+            return Err(StoreError::Corrupt(why));
         }
     }
     Ok(())
 }
 
 /// `INSERT OR IGNORE INTO {into} VALUES (…), (…)` for `rows` rows.
-fn multi_row_insert(target: &Target, rows: usize) -> String {
-    let row = format!("({})", vec!["?"; target.width].join(","));
-    format!(
-        "INSERT OR IGNORE INTO {} VALUES {}",
-        target.into,
-        vec![row; rows].join(",")
-    )
+fn multi_row_insert<const W: usize>(target: &Target<W>, rows: usize) -> String {
+    let row = format!("({})", ["?"; W].join(","));
+    let values = vec![row; rows].join(",");
+    format!("INSERT OR IGNORE INTO {} VALUES {values}", target.into)
 }
 
 #[cfg(test)]
@@ -170,7 +137,7 @@ mod tests {
         let mut conn = store();
         let tx = conn.transaction().unwrap_or_else(|e| panic!("{e}"));
         let rows: Vec<NewRow> = (0..300).map(|i| row(1000 - i)).collect();
-        insert(&tx, IDS, &rows, bind_id).unwrap_or_else(|e| panic!("{e}"));
+        insert(&tx, &IDS, &rows).unwrap_or_else(|e| panic!("{e}"));
         let count: i64 = tx
             .query_row("SELECT count(*) FROM event_ids", [], |r| r.get(0))
             .unwrap_or_else(|e| panic!("{e}"));
@@ -187,7 +154,7 @@ mod tests {
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let rows = [row(4), row(5), row(6)];
-        let result = insert(&tx, IDS, &rows, bind_id);
+        let result = insert(&tx, &IDS, &rows);
         assert!(
             matches!(&result, Err(StoreError::Corrupt(why)) if why.contains("1 of 3 new rows")),
             "{result:?}"

@@ -29,23 +29,18 @@ pub fn ingest(
     let pseudonymized = super::privacy::pseudonymize(&tx, batches)?;
     let mut keys = Keys::default();
     let snapshot = read(&tx, pseudonymized.iter().flatten(), &mut keys)?;
-    let plan = match &pseudonymized {
-        // Pseudonyms change user ids, a fact: those batches are hashed anew.
-        Cow::Owned(batches) => decide(
-            batches.iter().map(|b| b.iter().map(Fingerprinted::of)),
-            snapshot,
-        ),
-        Cow::Borrowed(batches) => decide(
-            batches.iter().zip(facts).map(|(batch, facts)| {
-                let facts = facts.iter().copied();
-                batch
-                    .iter()
-                    .zip(facts)
-                    .map(|(event, facts)| Fingerprinted { event, facts })
-            }),
-            snapshot,
-        ),
+    // Pseudonyms change user ids, a fact: those batches are hashed anew.
+    let hash = |batch: &Vec<Event>| batch.iter().map(Fingerprint::of).collect();
+    let facts: Cow<[Vec<Fingerprint>]> = match &pseudonymized {
+        Cow::Owned(batches) => batches.iter().map(hash).collect(),
+        Cow::Borrowed(_) => Cow::Borrowed(facts),
     };
+    let batches = pseudonymized.iter().zip(&*facts);
+    let batches = batches.map(|(batch, facts)| {
+        let new = |(event, &facts)| Fingerprinted { event, facts };
+        batch.iter().zip(facts).map(new)
+    });
+    let plan = decide(batches, snapshot);
     write(&tx, &plan, &mut keys)?;
     tx.commit()?;
     Ok(plan.outcomes)
@@ -119,14 +114,11 @@ fn stored_facts<'a>(
     let mut stmt = tx.prepare_cached("SELECT facts FROM event_ids WHERE id = ?1")?;
     let mut stored = StoredEvents::new();
     for id in ids {
-        let facts = stmt
-            .query_row([&id.as_uuid().as_bytes()[..]], |r| {
-                Ok(r.get_ref(0)?
-                    .as_blob_or_null()?
-                    .and_then(Fingerprint::from_bytes))
-            })
-            .optional()?;
-        if let Some(facts) = facts {
+        let facts = stmt.query_row([id.as_uuid().as_bytes()], |r| {
+            let blob = r.get_ref(0)?.as_blob_or_null()?;
+            Ok(blob.and_then(Fingerprint::from_bytes))
+        });
+        if let Some(facts) = facts.optional()? {
             stored.insert(id, facts);
         }
     }
@@ -315,16 +307,9 @@ fn write_components(
     for r in keys.components(&plan.components)? {
         // One parameter list for both: an update names the row by its key
         // in place of the organization key and leaves the external id unused.
-        let first = r.stored.unwrap_or(r.org);
-        let args = params![
-            first,
-            r.natural.id,
-            r.name,
-            r.category,
-            r.manufacturer,
-            r.catalog_ids,
-            r.ts
-        ];
+        let (first, id, name) = (r.stored.unwrap_or(r.org), r.natural.id, r.name);
+        let (cat, man, ids, ts) = (r.category, r.manufacturer, r.catalog_ids, r.ts);
+        let args = params![first, id, name, cat, man, ids, ts];
         let key = match r.stored {
             Some(key) => update.execute(args).map(|_| key)?,
             None => {
