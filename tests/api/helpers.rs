@@ -237,25 +237,37 @@ pub async fn json_of(response: reqwest::Response) -> Value {
     response.json().await.unwrap()
 }
 
-/// Asserts a 401 InvalidToken with its WWW-Authenticate header.
-pub async fn assert_invalid_token(response: reqwest::Response, case: &str) {
+/// Asserts a whole 401 answer: its `WWW-Authenticate` challenge and its
+/// error body.
+pub async fn assert_unauthorized(
+    response: reqwest::Response,
+    challenge: &str,
+    code: &str,
+    message: &str,
+    case: &str,
+) {
     assert_eq!(response.status(), 401, "{case}");
     assert_eq!(
         response
             .headers()
             .get("www-authenticate")
             .map(|v| v.to_str().unwrap()),
-        Some("Bearer error=\"invalid_token\""),
+        Some(challenge),
         "{case}"
     );
-    assert_eq!(
-        json_of(response).await,
-        error_body(
-            "InvalidToken",
-            "Access token is invalid, expired or lacks the required scope."
-        ),
-        "{case}"
-    );
+    assert_eq!(json_of(response).await, error_body(code, message), "{case}");
+}
+
+/// Asserts a 401 InvalidToken with its WWW-Authenticate header.
+pub async fn assert_invalid_token(response: reqwest::Response, case: &str) {
+    assert_unauthorized(
+        response,
+        "Bearer error=\"invalid_token\"",
+        "InvalidToken",
+        "Access token is invalid, expired or lacks the required scope.",
+        case,
+    )
+    .await;
 }
 
 /// A full query string for a window.
