@@ -117,10 +117,7 @@ impl Activity {
 
     /// A write went through: the client reads again.
     pub fn sent(&self) {
-        let mut blocked = self.send_blocked();
-        if blocked.is_some() {
-            *blocked = None;
-        }
+        self.send_blocked().take();
     }
 
     /// When the current phase's time is up, and what that means: a write
