@@ -11,36 +11,48 @@ use crate::store::keys::{APPLICATIONS, CATALOGS, CATEGORIES, MANUFACTURERS, PROJ
 use crate::store::{IngestOutcome, StoreError};
 use rusqlite::types::ToSql;
 use rusqlite::{params, CachedStatement, OptionalExtension, Row, Transaction, TransactionBehavior};
-use std::borrow::Cow;
 use std::collections::BTreeSet;
+
+/// One caller's events as the writer queues them, each with the
+/// [`Fingerprint`] of its facts, computed by the caller off the writer
+/// thread. (`Clone` only so a pseudonymized group can be a `Cow`.)
+#[derive(Clone)]
+pub struct Batch {
+    /// The events, in arrival order.
+    pub events: Vec<Event>,
+    /// `facts[i]` fingerprints `events[i]`.
+    facts: Vec<Fingerprint>,
+}
+
+impl Batch {
+    /// Fingerprints `events`.
+    pub fn new(events: Vec<Event>) -> Self {
+        let facts = events.iter().map(Fingerprint::of).collect();
+        Self { events, facts }
+    }
+
+    /// Each event with its facts, as [`decide`] takes them.
+    fn fingerprinted(&self) -> impl Iterator<Item = Fingerprinted<'_>> {
+        let new = |(event, &facts)| Fingerprinted { event, facts };
+        self.events.iter().zip(&self.facts).map(new)
+    }
+}
 
 /// Stores `batches` in one immediate transaction and commits it (durably,
 /// given `synchronous=FULL`) before returning each batch's outcome. Batches
 /// are decided in order, so an id repeated in a later batch is its
-/// duplicate or conflict. `facts` holds each event's [`Fingerprint`],
-/// computed by the caller off the writer thread.
+/// duplicate or conflict.
 pub fn ingest(
     conn: &mut rusqlite::Connection,
-    batches: &[Vec<Event>],
-    facts: &[Vec<Fingerprint>],
+    batches: &[Batch],
 ) -> Result<Vec<IngestOutcome>, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // Erased users first, inside the write lock (see `privacy`).
-    let pseudonymized = super::privacy::pseudonymize(&tx, batches)?;
+    let batches = super::privacy::pseudonymize(&tx, batches)?;
     let mut keys = Keys::default();
-    let snapshot = read(&tx, pseudonymized.iter().flatten(), &mut keys)?;
-    // Pseudonyms change user ids, a fact: those batches are hashed anew.
-    let hash = |batch: &Vec<Event>| batch.iter().map(Fingerprint::of).collect();
-    let facts: Cow<[Vec<Fingerprint>]> = match &pseudonymized {
-        Cow::Owned(batches) => batches.iter().map(hash).collect(),
-        Cow::Borrowed(_) => Cow::Borrowed(facts),
-    };
-    let batches = pseudonymized.iter().zip(&*facts);
-    let batches = batches.map(|(batch, facts)| {
-        let new = |(event, &facts)| Fingerprinted { event, facts };
-        batch.iter().zip(facts).map(new)
-    });
-    let plan = decide(batches, snapshot);
+    let events = batches.iter().flat_map(|b| &b.events);
+    let snapshot = read(&tx, events, &mut keys)?;
+    let plan = decide(batches.iter().map(Batch::fingerprinted), snapshot);
     write(&tx, &plan, &mut keys)?;
     tx.commit()?;
     Ok(plan.outcomes)

@@ -5,7 +5,8 @@
 //! a batch is pseudonymized against the erased users as they are when it
 //! commits.
 
-use crate::domain::{AuditRecord, Event, OrgId, Timestamp, UserId};
+use super::ingest::Batch;
+use crate::domain::{AuditRecord, OrgId, Timestamp, UserId};
 use crate::privacy::pseudonym::{self, new_secret, Pseudonymizer};
 use crate::store::privacy::{decode_audit, erasure_record, PSEUDONYM_SECRET};
 use crate::store::{ErasureOutcome, Purged, StoreError};
@@ -39,14 +40,15 @@ fn pseudonymizer(conn: &Connection, create: bool) -> Result<Pseudonymizer, Store
     Ok(Pseudonymizer::new(&secret))
 }
 
-/// Replaces erased users in `batches` by their pseudonyms; called inside
+/// Replaces erased users in `batches` by their pseudonyms (and
+/// fingerprints those batches anew); called inside
 /// the ingestion's immediate transaction, so no erasure (from this process
 /// or another, such as `catalytics erase`) can commit in between. Costs one
 /// indexed probe when nobody was ever erased.
 pub fn pseudonymize<'a>(
     conn: &Connection,
-    batches: &'a [Vec<Event>],
-) -> Result<Cow<'a, [Vec<Event>]>, StoreError> {
+    batches: &'a [Batch],
+) -> Result<Cow<'a, [Batch]>, StoreError> {
     let any: bool = conn
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM erased_users)")?
         .query_row([], |r| r.get(0))?;
@@ -58,7 +60,7 @@ pub fn pseudonymize<'a>(
         "SELECT EXISTS (SELECT 1 FROM erased_users WHERE org_id = ?1 AND pseudonym = ?2)",
     )?;
     let mut erased = Vec::new();
-    for c in pseudonymizer.candidates(batches.iter().flatten()) {
+    for c in pseudonymizer.candidates(batches.iter().flat_map(|b| &b.events)) {
         if lookup.query_row(params![c.org.as_str(), c.pseudonym.as_str()], |r| {
             r.get::<_, bool>(0)
         })? {
@@ -71,7 +73,8 @@ pub fn pseudonymize<'a>(
     Ok(Cow::Owned(
         batches
             .iter()
-            .map(|batch| pseudonym::apply(batch, &erased).into_owned())
+            // A pseudonym changes the user id, a fact: fingerprinted anew.
+            .map(|batch| Batch::new(pseudonym::apply(&batch.events, &erased).into_owned()))
             .collect(),
     ))
 }

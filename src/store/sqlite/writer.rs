@@ -22,9 +22,8 @@
 //! unhealthy, [`Writer::probe`] tries a small durable write, which is what
 //! readiness reports.
 
-use super::ingest;
+use super::ingest::{self, Batch};
 use crate::domain::Event;
-use crate::store::facts::Fingerprint;
 use crate::store::{IngestOutcome, StoreError};
 use rusqlite::Connection;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,12 +32,6 @@ use tokio::sync::oneshot;
 
 /// Most events committed in one group transaction.
 const GROUP_EVENTS: usize = 50_000;
-
-/// An ingestion batch: its events and their facts' fingerprints.
-struct Batch {
-    events: Vec<Event>,
-    facts: Vec<Fingerprint>,
-}
 
 /// The outcome of a batch, and the batch itself, handed back so that its
 /// memory is freed by the caller rather than on the writer thread.
@@ -93,9 +86,8 @@ impl Writer {
 
     /// Stores a batch; resolves after its transaction committed.
     pub async fn ingest(&self, events: Vec<Event>) -> Result<IngestOutcome, StoreError> {
-        let facts = events.iter().map(Fingerprint::of).collect();
         let (tx, rx) = oneshot::channel();
-        self.send(Job::Ingest(Batch { events, facts }, tx))?;
+        self.send(Job::Ingest(Batch::new(events), tx))?;
         let (outcome, batch) = rx.await.map_err(|_| gone())?;
         drop(batch);
         outcome
@@ -217,26 +209,15 @@ fn run(mut state: WriterState, jobs: &mpsc::Receiver<Job>) {
 }
 
 fn commit_group(state: &mut WriterState, group: Vec<(Batch, IngestReply)>) {
-    let mut events = Vec::with_capacity(group.len());
-    let mut facts = Vec::with_capacity(group.len());
-    let mut replies = Vec::with_capacity(group.len());
-    for (batch, reply) in group {
-        events.push(batch.events);
-        facts.push(batch.facts);
-        replies.push(reply);
-    }
+    let (batches, replies): (Vec<Batch>, Vec<IngestReply>) = group.into_iter().unzip();
     let result = state
         .connection()
-        .and_then(|conn| ingest::ingest(conn, &events, &facts));
+        .and_then(|conn| ingest::ingest(conn, &batches));
     state.record(&result);
     let outcomes: Vec<Result<IngestOutcome, StoreError>> = match result {
         Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
         Err(e) => replies.iter().map(|_| Err(e.clone())).collect(),
     };
-    let batches = events
-        .into_iter()
-        .zip(facts)
-        .map(|(events, facts)| Batch { events, facts });
     for ((reply, outcome), batch) in replies.into_iter().zip(outcomes).zip(batches) {
         // A caller that went away leaves its batch to be freed here.
         let _ = reply.send((outcome, batch));
