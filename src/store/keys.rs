@@ -7,7 +7,7 @@
 //! each backend builds its own statements from the same table, key column
 //! and name column, so the two schemas cannot drift apart in one of them.
 
-use super::decide::{ByOrg, ComponentVersion, Key, Writes};
+use super::decide::{ByOrg, ComponentVersion, Key, NameVersion, Writes};
 use super::StoreError;
 use crate::domain::{Catalog, Event, OrgId};
 use std::collections::HashMap;
@@ -141,6 +141,24 @@ pub struct EventRow {
     pub project: Option<i64>,
 }
 
+/// A catalog or user version to write, resolved to keys.
+#[derive(Debug, Clone, Copy)]
+pub struct NameRow<'a> {
+    /// Its natural key.
+    pub natural: Key<'a>,
+    /// Organization key.
+    pub org: i64,
+    /// Surrogate key of the row to update; `None`: a new row.
+    pub stored: Option<i64>,
+    /// The name (or email).
+    pub name: &'a str,
+    /// Milliseconds of the event that set it.
+    pub ts: i64,
+    /// Whether the visible name changed (a renamed catalog's components
+    /// need new labels).
+    pub renamed: bool,
+}
+
 /// A component version to write, resolved to keys.
 #[derive(Debug, Clone)]
 pub struct ComponentRow<'a> {
@@ -178,6 +196,26 @@ impl Keys {
             application: self.applications.optional(org, e.application.as_ref())?,
             project: self.projects.optional(org, e.project_id.as_ref())?,
         })
+    }
+
+    /// The rows of the catalog or user versions in `changes`; `known`
+    /// holds the keys of the stored rows (`Keys::catalogs` or `users`).
+    pub fn names<'a>(
+        &self,
+        changes: &'a Writes<'a, NameVersion<'a>>,
+        known: &ByOrg<i64>,
+    ) -> Result<Vec<NameRow<'a>>, StoreError> {
+        let row = |(&natural, v): (&Key<'a>, &'a NameVersion<'a>)| {
+            Ok(NameRow {
+                natural,
+                org: self.orgs.key(natural.org)?,
+                stored: known.get(natural).copied(),
+                name: v.name.as_str(),
+                ts: v.ts.millis(),
+                renamed: v.renamed,
+            })
+        };
+        changes.iter().map(row).collect()
     }
 
     /// The rows of the component versions in `changes`, once their

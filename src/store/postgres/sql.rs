@@ -44,16 +44,10 @@ impl Dimension {
         })
     }
 
-    /// A renamable dimension's statements: its rows are read and locked
+    /// A catalog's or user's statements: its rows are read and locked
     /// before the decision, inserted or renamed after it.
-    async fn renamable(&self, tx: &Transaction<'_>) -> Result<NamedStatements, Error> {
+    async fn renamable(&self, tx: &Transaction<'_>) -> Result<Versioned, Error> {
         let Self { table, key, column } = self;
-        let insert = format!(
-            "INSERT INTO {table} (org_key, external_id, {column}, name_ts)
-             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[]) AS u(o, x, n, ts)
-             ORDER BY o, x COLLATE \"C\"
-             RETURNING org_key, external_id, {key}"
-        );
         // Locked so that, for catalogs, a rename and a membership change
         // touching one catalog never interleave.
         let lock = format!(
@@ -63,12 +57,18 @@ impl Dimension {
              ORDER BY t.org_key, t.external_id COLLATE \"C\"
              FOR UPDATE OF t"
         );
+        let rows = "UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bigint[])
+                    AS u(o, k, x, n, ts)";
+        let insert = format!(
+            "INSERT INTO {table} (org_key, external_id, {column}, name_ts)
+             SELECT o, x, n, ts FROM {rows} WHERE k IS NULL ORDER BY o, x COLLATE \"C\"
+             RETURNING org_key, external_id, {key}"
+        );
         let update = format!(
             "UPDATE {table} t SET {column} = u.n, name_ts = u.ts
-             FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[]) AS u(o, k, n, ts)
-             WHERE t.org_key = u.o AND t.{key} = u.k"
+             FROM {rows} WHERE t.org_key = u.o AND t.{key} = u.k"
         );
-        Ok(NamedStatements {
+        Ok(Versioned {
             insert: tx.prepare_cached(&insert).await?,
             lock: tx.prepare_cached(&lock).await?,
             update: tx.prepare_cached(&update).await?,
@@ -78,8 +78,9 @@ impl Dimension {
 
 const COMPONENT_INSERT: &str = "INSERT INTO components
     (org_key, external_id, display_name, category_key, manufacturer_key, catalog_ids, name_ts)
-SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[],
-    $7::bigint[]) AS u(o, x, n, c, m, ids, ts) ORDER BY o, x COLLATE \"C\"
+SELECT o, x, n, c, m, ids, ts FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[],
+    $5::bigint[], $6::bigint[], $7::text[], $8::bigint[]) AS u(o, k, x, n, c, m, ids, ts)
+WHERE k IS NULL ORDER BY o, x COLLATE \"C\"
 RETURNING org_key, external_id, component_key";
 
 const COMPONENT_LOCK: &str = "
@@ -93,8 +94,9 @@ FOR UPDATE OF t";
 
 const COMPONENT_UPDATE: &str = "UPDATE components t
 SET display_name = u.n, category_key = u.c, manufacturer_key = u.m, catalog_ids = u.ids, name_ts = u.ts
-FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::text[],
-    $7::bigint[]) AS u(o, k, n, c, m, ids, ts) WHERE t.org_key = u.o AND t.component_key = u.k";
+FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],
+    $7::text[], $8::bigint[]) AS u(o, k, x, n, c, m, ids, ts)
+WHERE t.org_key = u.o AND t.component_key = u.k";
 
 const MEMBERSHIP_DELETE: &str = "DELETE FROM component_catalogs t
 USING UNNEST($1::bigint[], $2::bigint[]) AS u(o, k)
@@ -152,12 +154,6 @@ const EVENT_IDS_CLAIM: &str = "INSERT INTO event_ids (id, org_key, facts)
 SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::bytea[]) AS u(id, o, f)
 ORDER BY id";
 
-/// Claims the batch's new event ids, returning them; waits for a
-/// concurrent transaction that claimed one first, then skips it.
-fn event_ids_insert() -> String {
-    format!("{EVENT_IDS_CLAIM} ON CONFLICT DO NOTHING RETURNING id")
-}
-
 /// The facts of stored events.
 const EVENT_IDS_SELECT: &str = "SELECT id, facts FROM event_ids WHERE id = ANY($1::uuid[])";
 
@@ -175,31 +171,39 @@ pub struct NameStatements {
     pub select: Statement,
 }
 
-/// Insert, read-and-lock and update of one renamable dimension.
-pub struct NamedStatements {
-    /// Creates rows: `(org_key, external id, name, ts)` → `(org_key, external id, key)`.
+/// Insert, read-and-lock and update of one renamable dimension. Insert
+/// and update take the same columns, one element per version to write:
+/// organization key, the stored row's key (`NULL` for a new row), external
+/// id, then the version. The insert creates the rows that have no stored
+/// key, returning `(org_key, external id, key)`; the update writes over
+/// the others, by key.
+pub struct Versioned {
+    /// Creates new rows.
     pub insert: Statement,
-    /// Reads and locks rows: `(org_key, external id, key, name, name_ts)`.
+    /// Reads and locks stored rows: `(org_key, external id, key, version…)`.
     pub lock: Statement,
-    /// Writes winning names: `(org_key, key, name, ts)`.
+    /// Writes winning versions over stored rows.
     pub update: Statement,
 }
 
-/// Declares [`Prepared`]: each field with the expression that prepares it
-/// on the transaction `$tx`.
+/// Declares [`Attempt`]: each statement field with the expression that
+/// prepares it on the transaction `$tx`.
 macro_rules! prepared {
     ($tx:ident; $($(#[doc = $doc:literal])+ $field:ident: $ty:ty = $prepare:expr,)+) => {
-        /// Every statement of the transaction, prepared (from the
-        /// connection's cache) before any is sent, so that pipelined
-        /// statements go out in a fixed order.
-        pub struct Prepared {
+        /// One attempt at the ingestion transaction: the transaction and
+        /// every statement, prepared (from the connection's cache) before
+        /// any is sent, so that pipelined statements go out in a fixed
+        /// order.
+        pub struct Attempt<'t> {
+            /// The transaction.
+            pub tx: &'t Transaction<'t>,
             $($(#[doc = $doc])+ pub $field: $ty,)+
         }
 
-        impl Prepared {
+        impl<'t> Attempt<'t> {
             /// Prepares (or takes from the cache) every statement.
-            pub async fn new($tx: &Transaction<'_>) -> Result<Self, Error> {
-                Ok(Self { $($field: $prepare.await?,)+ })
+            pub async fn new($tx: &'t Transaction<'t>) -> Result<Self, Error> {
+                Ok(Self { $($field: $prepare.await?,)+ tx: $tx })
             }
         }
     };
@@ -219,14 +223,14 @@ prepared! { tx;
     /// Projects.
     projects: NameStatements = PROJECTS.name_only(tx),
     /// Catalogs.
-    catalogs: NamedStatements = CATALOGS.renamable(tx),
+    catalogs: Versioned = CATALOGS.renamable(tx),
     /// Users.
-    users: NamedStatements = USERS.renamable(tx),
-    /// Creates components, returning their keys.
+    users: Versioned = USERS.renamable(tx),
+    /// Creates components (see [`Versioned`]).
     component_insert: Statement = tx.prepare_cached(COMPONENT_INSERT),
     /// Reads and locks the current version of existing components.
     component_lock: Statement = tx.prepare_cached(COMPONENT_LOCK),
-    /// Writes winning component versions.
+    /// Writes winning component versions (see [`Versioned`]).
     component_update: Statement = tx.prepare_cached(COMPONENT_UPDATE),
     /// Clears the catalog membership of components whose membership changed.
     membership_delete: Statement = tx.prepare_cached(MEMBERSHIP_DELETE),
@@ -242,8 +246,10 @@ prepared! { tx;
     event_ids_claim: Statement = tx.prepare_cached(EVENT_IDS_CLAIM),
     /// Returns to the savepoint after a failed claim.
     rollback_to_savepoint: Statement = tx.prepare_cached("ROLLBACK TO SAVEPOINT event_ids"),
-    /// Records event ids, returning the new ones.
-    event_ids_insert: Statement = tx.prepare_cached(&event_ids_insert()),
+    /// Records event ids, returning the new ones; waits for a concurrent
+    /// transaction that claimed one first, then skips it.
+    event_ids_insert: Statement =
+        tx.prepare_cached(&format!("{EVENT_IDS_CLAIM} ON CONFLICT DO NOTHING RETURNING id")),
     /// Reads the facts of stored event ids.
     event_ids_select: Statement = tx.prepare_cached(EVENT_IDS_SELECT),
     /// Stores the new events.

@@ -3,10 +3,10 @@
 //! changes between the read and the write.
 
 use crate::domain::{Event, EventId, Timestamp};
-use crate::store::decide::{decide, ByOrg, Fingerprinted, Key, NameVersion, Plan, Writes};
+use crate::store::decide::{decide, ByOrg, Fingerprinted, Key, Plan};
 use crate::store::decide::{Snapshot, StoredComponent, StoredEvents, StoredName};
 use crate::store::facts::Fingerprint;
-use crate::store::keys::{Dimension, Keys, Orgs};
+use crate::store::keys::{Dimension, Keys, NameRow, Orgs};
 use crate::store::keys::{APPLICATIONS, CATALOGS, CATEGORIES, MANUFACTURERS, PROJECTS, USERS};
 use crate::store::{IngestOutcome, StoreError};
 use rusqlite::types::ToSql;
@@ -193,12 +193,14 @@ fn write(tx: &Transaction<'_>, plan: &Plan<'_>, keys: &mut Keys) -> Result<(), S
     let mut relabel = BTreeSet::new();
     let mut members =
         tx.prepare_cached("SELECT component_key FROM component_catalogs WHERE catalog_key = ?1")?;
-    for catalog in CATALOGS.write(tx, &plan.catalogs, &keys.orgs, &mut keys.catalogs)? {
+    let catalogs = keys.names(&plan.catalogs, &keys.catalogs)?;
+    for catalog in CATALOGS.write(tx, &catalogs, &mut keys.catalogs)? {
         for member in members.query_map(params![catalog], |r| r.get::<_, i64>(0))? {
             relabel.insert(member?);
         }
     }
-    USERS.write(tx, &plan.users, &keys.orgs, &mut keys.users)?;
+    let users = keys.names(&plan.users, &keys.users)?;
+    USERS.write(tx, &users, &mut keys.users)?;
     write_components(tx, plan, keys, &mut relabel)?;
     let mut label = tx.prepare_cached(
         "UPDATE components SET catalogs_label = (
@@ -263,73 +265,98 @@ impl Dimension {
         })
     }
 
-    /// Writes the rows `writes` lists: updated by key where `known` holds
-    /// one (the rows read), else inserted, adding their keys to `known`.
-    /// Returns the keys of renamed rows.
+    /// Writes `rows` of this renamable dimension, adding the keys of new
+    /// rows to `known`. Returns the keys of renamed rows.
     fn write(
         &self,
         tx: &Transaction<'_>,
-        writes: &Writes<'_, NameVersion<'_>>,
-        orgs: &Orgs,
+        rows: &[NameRow<'_>],
         known: &mut ByOrg<i64>,
     ) -> Result<Vec<i64>, StoreError> {
         let Self { table, key, column } = self;
-        let mut insert = tx.prepare_cached(&format!(
-            "INSERT INTO {table} (org_key, external_id, {column}, name_ts) VALUES (?1, ?2, ?3, ?4)
-             RETURNING {key}"
-        ))?;
-        let mut update = tx.prepare_cached(&format!(
-            "UPDATE {table} SET {column} = ?2, name_ts = ?3 WHERE {key} = ?1"
-        ))?;
+        let mut upsert = Upsert {
+            insert: tx.prepare_cached(&format!(
+                "INSERT INTO {table} (org_key, external_id, {column}, name_ts) VALUES (?1, ?3, ?4, ?5)
+                 RETURNING {key}"
+            ))?,
+            update: tx.prepare_cached(&format!(
+                "UPDATE {table} SET {column} = ?4, name_ts = ?5 WHERE {key} = ?2"
+            ))?,
+        };
         let mut renamed = Vec::new();
-        for (&natural, v) in writes {
-            let name = v.name.as_str();
-            if let Some(&stored) = known.get(natural) {
-                update.execute(params![stored, name, v.ts.millis()])?;
-                renamed.extend(v.renamed.then_some(stored));
-            } else {
-                let args = params![orgs.key(natural.org)?, natural.id, name, v.ts.millis()];
-                known.insert(natural, insert.query_row(args, |row| row.get(0))?);
-            }
+        for r in rows {
+            let args = params![r.org, r.stored, r.natural.id, r.name, r.ts];
+            let key = upsert.put(r.natural, r.stored, args, known)?;
+            renamed.extend(r.renamed.then_some(key));
         }
         Ok(renamed)
     }
 }
 
-/// Writes the plan's component versions (inserted, or updated over the
-/// stored ones by key) and, where it changed, their membership.
+/// Insert and update of one renamable dimension's rows, from one parameter
+/// list: `?1` organization key, `?2` the stored row's key (`NULL` for a new
+/// row), `?3` external id, then the version.
+struct Upsert<'c> {
+    /// Creates a row, returning its key.
+    insert: CachedStatement<'c>,
+    /// Writes over the stored row `?2`.
+    update: CachedStatement<'c>,
+}
+
+impl Upsert<'_> {
+    /// Writes the version `args` of `natural`: over its `stored` row, else
+    /// as a new row whose key goes to `known`. Returns the row's key.
+    fn put(
+        &mut self,
+        natural: Key<'_>,
+        stored: Option<i64>,
+        args: &[&dyn ToSql],
+        known: &mut ByOrg<i64>,
+    ) -> rusqlite::Result<i64> {
+        if let Some(key) = stored {
+            return self.update.execute(args).map(|_| key);
+        }
+        let key = self.insert.query_row(args, |r| r.get(0))?;
+        known.insert(natural, key);
+        Ok(key)
+    }
+}
+
+/// Writes the plan's component versions and, where it changed, their
+/// membership.
 fn write_components(
     tx: &Transaction<'_>,
     plan: &Plan<'_>,
     keys: &mut Keys,
     relabel: &mut BTreeSet<i64>,
 ) -> Result<(), StoreError> {
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO components (org_key, external_id, display_name, category_key, manufacturer_key, catalog_ids, name_ts)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING component_key",
-    )?;
-    let mut update = tx.prepare_cached(
-        "UPDATE components SET display_name = ?3, category_key = ?4, manufacturer_key = ?5, catalog_ids = ?6, name_ts = ?7
-         WHERE component_key = ?1",
-    )?;
+    let mut upsert = Upsert {
+        insert: tx.prepare_cached(
+            "INSERT INTO components (org_key, external_id, display_name, category_key, manufacturer_key, catalog_ids, name_ts)
+             VALUES (?1, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING component_key",
+        )?,
+        update: tx.prepare_cached(
+            "UPDATE components SET display_name = ?4, category_key = ?5, manufacturer_key = ?6, catalog_ids = ?7, name_ts = ?8
+             WHERE component_key = ?2",
+        )?,
+    };
     let mut clear = tx.prepare_cached("DELETE FROM component_catalogs WHERE component_key = ?1")?;
     let mut join = tx.prepare_cached(
         "INSERT INTO component_catalogs (component_key, catalog_key) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
     )?;
     for r in keys.components(&plan.components)? {
-        // One parameter list for both: an update names the row by its key
-        // in place of the organization key and leaves the external id unused.
-        let (first, id, name) = (r.stored.unwrap_or(r.org), r.natural.id, r.name);
-        let (cat, man, ids, ts) = (r.category, r.manufacturer, r.catalog_ids, r.ts);
-        let args = params![first, id, name, cat, man, ids, ts];
-        let key = match r.stored {
-            Some(key) => update.execute(args).map(|_| key)?,
-            None => {
-                let key = insert.query_row(args, |row| row.get(0))?;
-                keys.components.insert(r.natural, key);
-                key
-            }
-        };
+        let (category, manufacturer, catalog_ids) = (r.category, r.manufacturer, r.catalog_ids);
+        let args = params![
+            r.org,
+            r.stored,
+            r.natural.id,
+            r.name,
+            category,
+            manufacturer,
+            catalog_ids,
+            r.ts
+        ];
+        let key = upsert.put(r.natural, r.stored, args, &mut keys.components)?;
         if let Some(catalogs) = &r.membership {
             clear.execute(params![key])?;
             for catalog in catalogs {
