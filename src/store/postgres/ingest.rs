@@ -327,15 +327,14 @@ impl Attempt<'_> {
         let users = keys.names(&plan.users, &keys.users)?;
         let catalog_rows = columns!(&catalogs => org, stored, natural.id, name, ts);
         let user_rows = columns!(&users => org, stored, natural.id, name, ts);
-        let (catalog, user) = (&self.catalogs, &self.users);
         let orgs = &keys.orgs;
         let (c, m, a, p, new_catalogs, new_users) = tokio::try_join!(
             self.resolve(&self.categories, orgs, &plan.categories),
             self.resolve(&self.manufacturers, orgs, &plan.manufacturers),
             self.resolve(&self.applications, orgs, &plan.applications),
             self.resolve(&self.projects, orgs, &plan.projects),
-            self.upsert([&catalog.insert, &catalog.update], catalog_rows),
-            self.upsert([&user.insert, &user.update], user_rows),
+            self.upsert([&self.catalogs.insert, &self.catalogs.update], catalog_rows),
+            self.upsert([&self.users.insert, &self.users.update], user_rows),
         )?;
         collect(orgs, &c, &mut keys.categories)?;
         collect(orgs, &m, &mut keys.manufacturers)?;

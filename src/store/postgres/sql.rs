@@ -76,6 +76,7 @@ impl Dimension {
     }
 }
 
+/// Creates components, in the layout of [`Versioned`].
 const COMPONENT_INSERT: &str = "INSERT INTO components
     (org_key, external_id, display_name, category_key, manufacturer_key, catalog_ids, name_ts)
 SELECT o, x, n, c, m, ids, ts FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[],
@@ -83,6 +84,8 @@ SELECT o, x, n, c, m, ids, ts FROM UNNEST($1::bigint[], $2::bigint[], $3::text[]
 WHERE k IS NULL ORDER BY o, x COLLATE \"C\"
 RETURNING org_key, external_id, component_key";
 
+/// Reads and locks components: `(org_key, external id, key, name, category
+/// name, manufacturer name, catalog_ids, name_ts)`.
 const COMPONENT_LOCK: &str = "
 SELECT t.org_key, t.external_id, t.component_key, t.display_name, cat.name, man.name, t.catalog_ids, t.name_ts
 FROM components t JOIN UNNEST($1::bigint[], $2::text[]) AS u(o, x)
@@ -92,6 +95,7 @@ LEFT JOIN manufacturers man ON man.org_key = t.org_key AND man.manufacturer_key 
 ORDER BY t.org_key, t.external_id COLLATE \"C\"
 FOR UPDATE OF t";
 
+/// Writes winning component versions, in the layout of [`Versioned`].
 const COMPONENT_UPDATE: &str = "UPDATE components t
 SET display_name = u.n, category_key = u.c, manufacturer_key = u.m, catalog_ids = u.ids, name_ts = u.ts
 FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],

@@ -274,52 +274,40 @@ impl Dimension {
         known: &mut ByOrg<i64>,
     ) -> Result<Vec<i64>, StoreError> {
         let Self { table, key, column } = self;
-        let mut upsert = Upsert {
-            insert: tx.prepare_cached(&format!(
-                "INSERT INTO {table} (org_key, external_id, {column}, name_ts) VALUES (?1, ?3, ?4, ?5)
-                 RETURNING {key}"
-            ))?,
-            update: tx.prepare_cached(&format!(
-                "UPDATE {table} SET {column} = ?4, name_ts = ?5 WHERE {key} = ?2"
-            ))?,
-        };
+        let mut insert = tx.prepare_cached(&format!(
+            "INSERT INTO {table} (org_key, external_id, {column}, name_ts) VALUES (?1, ?3, ?4, ?5)
+             RETURNING {key}"
+        ))?;
+        let mut update = tx.prepare_cached(&format!(
+            "UPDATE {table} SET {column} = ?4, name_ts = ?5 WHERE {key} = ?2"
+        ))?;
         let mut renamed = Vec::new();
         for r in rows {
             let args = params![r.org, r.stored, r.natural.id, r.name, r.ts];
-            let key = upsert.put(r.natural, r.stored, args, known)?;
+            let key = put([&mut insert, &mut update], r.natural, r.stored, args, known)?;
             renamed.extend(r.renamed.then_some(key));
         }
         Ok(renamed)
     }
 }
 
-/// Insert and update of one renamable dimension's rows, from one parameter
-/// list: `?1` organization key, `?2` the stored row's key (`NULL` for a new
-/// row), `?3` external id, then the version.
-struct Upsert<'c> {
-    /// Creates a row, returning its key.
-    insert: CachedStatement<'c>,
-    /// Writes over the stored row `?2`.
-    update: CachedStatement<'c>,
-}
-
-impl Upsert<'_> {
-    /// Writes the version `args` of `natural`: over its `stored` row, else
-    /// as a new row whose key goes to `known`. Returns the row's key.
-    fn put(
-        &mut self,
-        natural: Key<'_>,
-        stored: Option<i64>,
-        args: &[&dyn ToSql],
-        known: &mut ByOrg<i64>,
-    ) -> rusqlite::Result<i64> {
-        if let Some(key) = stored {
-            return self.update.execute(args).map(|_| key);
-        }
-        let key = self.insert.query_row(args, |r| r.get(0))?;
-        known.insert(natural, key);
-        Ok(key)
+/// Writes one version of a renamable dimension's row: over the `stored`
+/// row, else as a new row whose key goes to `known`; returns the row's key.
+/// `args` serve both statements: `?1` organization key, `?2` the stored
+/// row's key (`NULL` for a new row), `?3` external id, then the version.
+fn put(
+    [insert, update]: [&mut CachedStatement<'_>; 2],
+    natural: Key<'_>,
+    stored: Option<i64>,
+    args: &[&dyn ToSql],
+    known: &mut ByOrg<i64>,
+) -> rusqlite::Result<i64> {
+    if let Some(key) = stored {
+        return update.execute(args).map(|_| key);
     }
+    let key = insert.query_row(args, |r| r.get(0))?;
+    known.insert(natural, key);
+    Ok(key)
 }
 
 /// Writes the plan's component versions and, where it changed, their
@@ -330,33 +318,24 @@ fn write_components(
     keys: &mut Keys,
     relabel: &mut BTreeSet<i64>,
 ) -> Result<(), StoreError> {
-    let mut upsert = Upsert {
-        insert: tx.prepare_cached(
-            "INSERT INTO components (org_key, external_id, display_name, category_key, manufacturer_key, catalog_ids, name_ts)
-             VALUES (?1, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING component_key",
-        )?,
-        update: tx.prepare_cached(
-            "UPDATE components SET display_name = ?4, category_key = ?5, manufacturer_key = ?6, catalog_ids = ?7, name_ts = ?8
-             WHERE component_key = ?2",
-        )?,
-    };
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO components (org_key, external_id, display_name, category_key, manufacturer_key, catalog_ids, name_ts)
+         VALUES (?1, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING component_key",
+    )?;
+    let mut update = tx.prepare_cached(
+        "UPDATE components SET display_name = ?4, category_key = ?5, manufacturer_key = ?6, catalog_ids = ?7, name_ts = ?8
+         WHERE component_key = ?2",
+    )?;
     let mut clear = tx.prepare_cached("DELETE FROM component_catalogs WHERE component_key = ?1")?;
     let mut join = tx.prepare_cached(
         "INSERT INTO component_catalogs (component_key, catalog_key) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
     )?;
     for r in keys.components(&plan.components)? {
-        let (category, manufacturer, catalog_ids) = (r.category, r.manufacturer, r.catalog_ids);
-        let args = params![
-            r.org,
-            r.stored,
-            r.natural.id,
-            r.name,
-            category,
-            manufacturer,
-            catalog_ids,
-            r.ts
-        ];
-        let key = upsert.put(r.natural, r.stored, args, &mut keys.components)?;
+        let (org, stored, id, name) = (r.org, r.stored, r.natural.id, r.name);
+        let (category, manufacturer, ids, ts) = (r.category, r.manufacturer, r.catalog_ids, r.ts);
+        let args = params![org, stored, id, name, category, manufacturer, ids, ts];
+        let statements = [&mut insert, &mut update];
+        let key = put(statements, r.natural, stored, args, &mut keys.components)?;
         if let Some(catalogs) = &r.membership {
             clear.execute(params![key])?;
             for catalog in catalogs {
