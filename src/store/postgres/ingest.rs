@@ -125,29 +125,28 @@ struct InOrg<Id> {
     id: Id,
 }
 
-/// Reads `(org_key, natural key, surrogate key, version…)` rows: their
-/// keys go to `keys`, their versions (as `version` reads them) are returned.
-fn stored<V>(
-    orgs: &Orgs,
-    rows: &[Row],
-    keys: &mut ByOrg<i64>,
-    version: fn(&Row) -> PgResult<V>,
-) -> StoreResult<ByOrg<V>> {
-    let mut out = ByOrg::default();
-    for row in rows {
-        let natural = Key {
-            org: orgs.id(row.try_get(0)?)?,
-            id: row.try_get(1)?,
-        };
-        keys.insert(natural, row.try_get(2)?);
-        out.insert(natural, version(row)?);
-    }
-    Ok(out)
+/// The natural key of an `(org_key, natural key, surrogate key, …)` row.
+fn natural<'r>(orgs: &'r Orgs, row: &'r Row) -> Result<Key<'r>, StoreError> {
+    let org = orgs.id(row.try_get(0)?)?;
+    let id = row.try_get(1)?;
+    Ok(Key { org, id })
 }
 
-/// Records the keys of `(org_key, natural key, surrogate key)` rows.
-fn collect(orgs: &Orgs, rows: &[Row], keys: &mut ByOrg<i64>) -> StoreResult<()> {
-    stored(orgs, rows, keys, |_| Ok(())).map(drop)
+/// Records the keys of `(org_key, natural key, surrogate key, …)` rows.
+fn collect(orgs: &Orgs, rows: &[Row], keys: &mut ByOrg<i64>) -> Result<(), StoreError> {
+    for row in rows {
+        keys.insert(natural(orgs, row)?, row.try_get(2)?);
+    }
+    Ok(())
+}
+
+/// The stored versions of such rows, as `version` reads them.
+fn stored<V>(orgs: &Orgs, rows: &[Row], version: fn(&Row) -> PgResult<V>) -> StoreResult<ByOrg<V>> {
+    let mut out = ByOrg::default();
+    for row in rows {
+        out.insert(natural(orgs, row)?, version(row)?);
+    }
+    Ok(out)
 }
 
 fn stored_component(row: &Row) -> PgResult<StoredComponent> {
@@ -244,11 +243,14 @@ impl Attempt<'_> {
         );
         let (catalogs, components, users, _) = (catalogs?, components?, users?, savepoint?);
         let orgs = &keys.orgs;
+        collect(orgs, &components, &mut keys.components)?;
+        collect(orgs, &catalogs, &mut keys.catalogs)?;
+        collect(orgs, &users, &mut keys.users)?;
         Ok(Snapshot {
             events: self.stored_events(&claims, claim, claimed).await?,
-            components: stored(orgs, &components, &mut keys.components, stored_component)?,
-            catalogs: stored(orgs, &catalogs, &mut keys.catalogs, stored_name)?,
-            users: stored(orgs, &users, &mut keys.users, stored_name)?,
+            components: stored(orgs, &components, stored_component)?,
+            catalogs: stored(orgs, &catalogs, stored_name)?,
+            users: stored(orgs, &users, stored_name)?,
         })
     }
 
