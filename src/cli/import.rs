@@ -51,6 +51,7 @@ enum Chunk {
 
 /// Runs the import and prints one summary line.
 pub async fn run(settings: &Settings, args: &ImportArgs) -> anyhow::Result<()> {
+    without_fast_bins();
     let store = crate::store::open(settings.database_url.as_deref(), &settings.data_dir).await?;
     let (input, size): (Box<dyn Read + Send>, Option<u64>) = if args.file.as_os_str() == "-" {
         (Box::new(std::io::stdin()), None)
@@ -131,6 +132,21 @@ pub async fn run(settings: &Settings, args: &ImportArgs) -> anyhow::Result<()> {
         "{rejected} lines were rejected (see above); all other events were imported"
     );
     Ok(())
+}
+
+/// Turns off glibc's fast bins for this process. Each chunk handed back
+/// by the store frees about half a million small strings; held in fast
+/// bins, they are walked again by `malloc_consolidate` whenever a large
+/// buffer is freed, which cost about a tenth of the parsing thread's time.
+/// Without fast bins a small free coalesces at once. (Only glibc has them;
+/// `mallopt` cannot fail in a way that matters: it is a tuning.)
+fn without_fast_bins() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `mallopt` only changes allocator tuning; M_MXFAST = 0 is a
+    // documented value, set before the import allocates its chunks.
+    unsafe {
+        libc::mallopt(libc::M_MXFAST, 0);
+    }
 }
 
 fn progress_bar(size: Option<u64>) -> ProgressBar {

@@ -7,10 +7,9 @@
 //! each backend builds its own statements from the same table, key column
 //! and name column, so the two schemas cannot drift apart in one of them.
 
-use super::decide::{ByOrg, ComponentVersion, Key, NameVersion, Writes};
+use super::decide::{ByOrg, ComponentVersion, FastMap, Key, NameVersion, Writes};
 use super::StoreError;
 use crate::domain::{Catalog, Event, OrgId};
-use std::collections::HashMap;
 use uuid::Uuid;
 
 /// A store result.
@@ -53,8 +52,8 @@ pub const USERS: Dimension = Dimension::new("users", "user_key", "email");
 /// Organization keys, both ways.
 #[derive(Debug, Default)]
 pub struct Orgs {
-    keys: HashMap<OrgId, i64>,
-    ids: HashMap<i64, OrgId>,
+    keys: FastMap<OrgId, i64>,
+    ids: FastMap<i64, OrgId>,
 }
 
 impl Orgs {

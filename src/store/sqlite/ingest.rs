@@ -2,9 +2,10 @@
 //! group, [`decide`], write the plan. One immediate transaction, so nothing
 //! changes between the read and the write.
 
-use crate::domain::{Event, EventId, Timestamp};
-use crate::store::decide::{decide, ByOrg, Fingerprinted, Key, Plan};
-use crate::store::decide::{Snapshot, StoredComponent, StoredEvents, StoredName};
+use super::append::Claim;
+use crate::domain::{Event, Timestamp};
+use crate::store::decide::{decide, ByOrg, Fingerprinted, Key, Occurrences, Plan};
+use crate::store::decide::{Snapshot, StoredComponent, StoredName, Verdict};
 use crate::store::facts::Fingerprint;
 use crate::store::keys::{Dimension, Keys, NameRow, Orgs};
 use crate::store::keys::{APPLICATIONS, CATALOGS, CATEGORIES, MANUFACTURERS, PROJECTS, USERS};
@@ -50,8 +51,11 @@ pub fn ingest(
     // Erased users first, inside the write lock (see `privacy`).
     let batches = super::privacy::pseudonymize(&tx, batches)?;
     let mut keys = Keys::default();
-    let events = batches.iter().flat_map(|b| &b.events);
-    let snapshot = read(&tx, events, &mut keys)?;
+    let snapshot = read(
+        &tx,
+        batches.iter().flat_map(Batch::fingerprinted),
+        &mut keys,
+    )?;
     let plan = decide(batches.iter().map(Batch::fingerprinted), snapshot);
     write(&tx, &plan, &mut keys)?;
     tx.commit()?;
@@ -67,15 +71,17 @@ const READ_COMPONENT: &str =
      LEFT JOIN manufacturers man ON man.manufacturer_key = c.manufacturer_key
      WHERE c.org_key = ?1 AND c.external_id = ?2";
 
-/// What the file holds for `events`' ids, components, catalogs and users;
-/// the rows' keys go to `keys`. Organizations are created as on PostgreSQL
-/// (an organization row alone shows nothing).
+/// What the file holds for `events`' ids, components, catalogs and users,
+/// with the ids claimed (see `append`); the rows' keys go to `keys`.
+/// Organizations are created as on PostgreSQL (an organization row alone
+/// shows nothing).
 fn read<'a>(
     tx: &Transaction<'_>,
-    events: impl Iterator<Item = &'a Event> + Clone,
+    events: impl Iterator<Item = Fingerprinted<'a>>,
     keys: &mut Keys,
 ) -> Result<Snapshot, StoreError> {
-    let stored_events = stored_facts(tx, events.clone())?;
+    let mut first = Occurrences::default();
+    let mut claims = Vec::new();
     let mut org_select =
         tx.prepare_cached("SELECT org_key FROM organizations WHERE org_id = ?1")?;
     let mut org_insert =
@@ -91,7 +97,8 @@ fn read<'a>(
     })?;
     let mut catalogs = CATALOGS.reader(tx)?;
     let mut users = USERS.reader(tx)?;
-    for e in events {
+    for new in events {
+        let e = new.event;
         let org = &e.organization;
         if keys.orgs.find(org).is_none() {
             let key = get_or_create(&mut org_select, &mut org_insert, params![org.as_str()])?;
@@ -104,37 +111,21 @@ fn read<'a>(
             catalogs.read(org_key, key(c.id.as_str()))?;
         }
         users.read(org_key, key(e.user.id.as_str()))?;
+        if first.classify(e.id, new.facts) == Verdict::New {
+            let (id, facts) = (*e.id.as_uuid(), new.facts);
+            claims.push(Claim {
+                id,
+                org: org_key,
+                facts,
+            });
+        }
     }
     Ok(Snapshot {
-        events: stored_events,
+        events: super::append::claim(tx, &mut claims)?,
         components: components.into(&mut keys.components),
         catalogs: catalogs.into(&mut keys.catalogs),
         users: users.into(&mut keys.users),
     })
-}
-
-/// The stored facts of those of `events`' ids that are stored: one indexed
-/// probe per distinct id, in id order so that consecutive probes descend
-/// through pages just visited.
-fn stored_facts<'a>(
-    tx: &Transaction<'_>,
-    events: impl Iterator<Item = &'a Event>,
-) -> Result<StoredEvents, StoreError> {
-    let mut ids: Vec<EventId> = events.map(|e| e.id).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let mut stmt = tx.prepare_cached("SELECT facts FROM event_ids WHERE id = ?1")?;
-    let mut stored = StoredEvents::new();
-    for id in ids {
-        let facts = stmt.query_row([id.as_uuid().as_bytes()], |r| {
-            let blob = r.get_ref(0)?.as_blob_or_null()?;
-            Ok(blob.and_then(Fingerprint::from_bytes))
-        });
-        if let Some(facts) = facts.optional()? {
-            stored.insert(id, facts);
-        }
-    }
-    Ok(stored)
 }
 
 /// Reads a stored version from a row.
