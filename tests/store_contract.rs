@@ -691,6 +691,123 @@ mod pg_operations {
     use futures_util::StreamExt;
     use std::time::{Duration, Instant};
 
+    fn renamed(ts: i64, component_name: &str) -> catalytics::domain::Event {
+        let mut e = event("org-1", ts);
+        e.component.display_name = name(component_name);
+        e
+    }
+
+    async fn change_rows(client: &tokio_postgres::Client) -> (i64, i64) {
+        let row = client
+            .query_one(
+                "SELECT (SELECT count(*) FROM dictionary_changes),
+                        (SELECT COALESCE(sum(pruned), 0)::bigint FROM dictionary_pruned)",
+                &[],
+            )
+            .await
+            .expect("count change rows");
+        (row.get(0), row.get(1))
+    }
+
+    async fn component_names(store: &PgStore) -> Vec<String> {
+        let shared: DynStore = std::sync::Arc::new(store.clone());
+        let rows = export_all(&shared, "org-1", everything()).await;
+        rows.into_iter().map(|r| r.component_name).collect()
+    }
+
+    /// A prune moves the change rows into the organization's count: the
+    /// version (what cached names are checked against) stays, a later
+    /// rename still moves it and shows.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pruning_the_dictionary_change_log_keeps_versions() {
+        PgDatabase::scoped(|db| async move {
+            let store = PgStore::open(&db.url).await.expect("open");
+            let client = admin(&db.url).await;
+            for (i, n) in ["A", "B", "C"].into_iter().enumerate() {
+                let e = renamed(1000 * (i as i64 + 1), n);
+                store.ingest(vec![e]).await.expect("ingest");
+            }
+            let (logged, pruned) = change_rows(&client).await;
+            assert!(logged >= 2 && pruned == 0, "{logged} change rows");
+            let version = store.dictionary_version(&org("org-1")).await.unwrap();
+            assert!(version.is_some_and(|v| v >= 2), "{version:?}");
+            assert_eq!(component_names(&store).await, ["C"; 3]);
+
+            let moved = store.prune_dictionary_changes().await.unwrap();
+            assert_eq!(moved, logged as u64);
+            assert_eq!(
+                change_rows(&client).await,
+                (0, logged),
+                "rows deleted, counted"
+            );
+            let now = store.dictionary_version(&org("org-1")).await.unwrap();
+            assert_eq!(now, version);
+            assert_eq!(component_names(&store).await, ["C"; 3]);
+
+            store
+                .ingest(vec![renamed(5000, "D")])
+                .await
+                .expect("ingest");
+            let after = store.dictionary_version(&org("org-1")).await.unwrap();
+            assert!(after > version, "{after:?} after {version:?}");
+            assert_eq!(component_names(&store).await, ["D"; 4]);
+            assert!(store.prune_dictionary_changes().await.unwrap() >= 1);
+            let now = store.dictionary_version(&org("org-1")).await.unwrap();
+            assert_eq!(now, after);
+            assert_eq!(change_rows(&client).await.0, 0);
+        })
+        .await;
+    }
+
+    /// Renames, prunes and version reads at once: a reader never sees the
+    /// version go back, and the last rename always shows.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pruning_racing_renames_never_moves_a_version_back() {
+        use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+        PgDatabase::scoped(|db| async move {
+            let store = PgStore::open(&db.url).await.expect("open");
+            let start = renamed(1000, "start");
+            store.ingest(vec![start]).await.expect("ingest");
+            let done = std::sync::Arc::new(AtomicBool::new(false));
+            let renamer = tokio::spawn({
+                let (store, done) = (store.clone(), done.clone());
+                async move {
+                    for i in 0..40 {
+                        let e = renamed(2000 + i, &format!("name {i}"));
+                        store.ingest(vec![e]).await.expect("ingest");
+                    }
+                    done.store(true, SeqCst);
+                }
+            });
+            let pruner = tokio::spawn({
+                let (store, done) = (store.clone(), done.clone());
+                async move {
+                    let mut moved = 0;
+                    while !done.load(SeqCst) {
+                        moved += store.prune_dictionary_changes().await.expect("prune");
+                    }
+                    moved
+                }
+            });
+            let mut last = 0;
+            while !done.load(SeqCst) {
+                let v = store.dictionary_version(&org("org-1")).await.unwrap();
+                let v = v.unwrap_or(0);
+                assert!(v >= last, "version went back from {last} to {v}");
+                last = v;
+            }
+            renamer.await.unwrap();
+            pruner.await.unwrap();
+            let before = store.dictionary_version(&org("org-1")).await.unwrap();
+            assert!(before.is_some_and(|v| v >= 40 && v >= last), "{before:?}");
+            store.prune_dictionary_changes().await.unwrap();
+            let now = store.dictionary_version(&org("org-1")).await.unwrap();
+            assert_eq!(now, before);
+            assert!(component_names(&store).await.iter().all(|n| n == "name 39"));
+        })
+        .await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn server_errors_never_quote_row_values() {
         let Some(db) = PgDatabase::create().await else {

@@ -44,16 +44,35 @@ const INDEX_ORDER: &str =
 /// before anything is sent.
 const SMALL_WINDOW_ROWS: i64 = 4096;
 
+/// The dictionary version of the organization whose key the SQL
+/// expression `$key` yields (migrations 6 and 8): the change rows pruned
+/// so far plus those left, read by one statement, hence from one
+/// snapshot. A prune moves rows from one term to the other in one
+/// transaction ([`PRUNE_SQL`]), so it never changes the version.
+macro_rules! dictionary_version {
+    ($key:literal) => {
+        concat!(
+            "(COALESCE((SELECT p.pruned FROM dictionary_pruned p WHERE p.org_key = ",
+            $key,
+            "), 0) + (SELECT count(*) FROM dictionary_changes d WHERE d.org_key = ",
+            $key,
+            "))"
+        )
+    };
+}
+
 /// The organization's key and dictionary version, and its window's first
 /// `$4` rows packed into one value ([`unpack`]): one result row, however
 /// many events, so neither side pays per-tuple protocol costs. The
 /// organization and the version are read once (init plans); the rows come
 /// from the primary key in key order. An unknown organization has a NULL
 /// key.
-const SMALL_WINDOW_SQL: &str = r"
+const SMALL_WINDOW_SQL: &str = concat!(
+    r"
 SELECT (SELECT org_key FROM organizations WHERE org_id = $1),
-       (SELECT count(*) FROM dictionary_changes d
-        WHERE d.org_key = (SELECT org_key FROM organizations WHERE org_id = $1)),
+       ",
+    dictionary_version!("(SELECT org_key FROM organizations WHERE org_id = $1)"),
+    r",
        count(*),
        string_agg(
            int8send(w.ts) || int2send(w.kind) || int8send(w.component_key) || int8send(w.user_key)
@@ -70,7 +89,8 @@ FROM (
       AND ev.ts >= $2 AND ev.ts < $3
     ORDER BY ev.ts, ev.id
     LIMIT $4
-) w";
+) w"
+);
 
 /// Reads the rows [`SMALL_WINDOW_SQL`] packed: per row the timestamp, kind,
 /// component and user (big-endian), then the application and the project,
@@ -118,15 +138,17 @@ fn unpack(mut packed: &[u8], count: usize) -> Result<Vec<EventRow>, StoreError> 
 /// The organization's key, its dictionary version and its window's row
 /// count, counted only up to `$4` (so the count costs little however large
 /// the window).
-const ORG_AND_SIZE_SQL: &str = "
+const ORG_AND_SIZE_SQL: &str = concat!(
+    "
 SELECT o.org_key, (
     SELECT count(*) FROM (
         SELECT 1 FROM events e WHERE e.org_key = o.org_key AND e.ts >= $2 AND e.ts < $3 LIMIT $4
     ) w
-), (
-    SELECT count(*) FROM dictionary_changes d WHERE d.org_key = o.org_key
-)
-FROM organizations o WHERE o.org_id = $1";
+), ",
+    dictionary_version!("o.org_key"),
+    "
+FROM organizations o WHERE o.org_id = $1"
+);
 
 /// The organization's every name, per dimension.
 const COMPONENTS_SQL: &str = "
@@ -227,6 +249,48 @@ async fn small_window(
         return Ok(SmallWindow::NotCached);
     }
     Ok(SmallWindow::Done(Export::whole(dictionary, rows)))
+}
+
+/// Moves up to `$1` rows of the dictionary change log into the
+/// organizations' pruned counts (migration 8): the rows deleted and their
+/// number added, per organization, in one statement, so no snapshot sees
+/// one without the other and [`dictionary_version!`] stays the same.
+const PRUNE_SQL: &str = "
+WITH gone AS (
+    DELETE FROM dictionary_changes d
+     WHERE (d.org_key, d.seq) IN (SELECT org_key, seq FROM dictionary_changes LIMIT $1)
+    RETURNING d.org_key),
+counted AS (
+    INSERT INTO dictionary_pruned AS p (org_key, pruned)
+    SELECT org_key, count(*) FROM gone GROUP BY org_key
+    ON CONFLICT (org_key) DO UPDATE SET pruned = p.pruned + excluded.pruned)
+SELECT count(*) FROM gone";
+
+/// One prune step of at most `limit` rows, under the maintenance lock (so
+/// replicas never delete the same rows in different orders and deadlock);
+/// `None` when another replica holds it.
+pub async fn prune(pool: &Pool, limit: i64) -> Result<Option<u64>, StoreError> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    if !super::partitions::try_lock(&tx).await? {
+        return Ok(None);
+    }
+    let moved: i64 = tx.query_one(PRUNE_SQL, &[&limit]).await?.try_get(0)?;
+    tx.commit().await?;
+    Ok(Some(u64::try_from(moved).unwrap_or(0)))
+}
+
+/// The organization's dictionary version; `None` when it never stored an
+/// event.
+pub async fn version(pool: &Pool, org: &OrgId) -> Result<Option<i64>, StoreError> {
+    let client = pool.get().await?;
+    let sql = concat!(
+        "SELECT ",
+        dictionary_version!("o.org_key"),
+        " FROM organizations o WHERE o.org_id = $1"
+    );
+    let found = client.query_opt(sql, &[&org.as_str()]).await?;
+    Ok(found.map(|row| row.try_get(0)).transpose()?)
 }
 
 /// How a COPY ended.

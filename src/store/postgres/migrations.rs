@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("migrations/0005_privacy.sql")),
     (6, include_str!("migrations/0006_dictionary_changes.sql")),
     (7, include_str!("migrations/0007_login_codes.sql")),
+    (8, include_str!("migrations/0008_dictionary_pruning.sql")),
 ];
 
 /// The advisory-lock key that serializes migrations ("catalyti" in ASCII),

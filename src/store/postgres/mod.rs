@@ -57,6 +57,12 @@ const VERIFY_AFTER_IDLE: Duration = Duration::from_secs(1);
 /// How long `open` keeps retrying a database that is not reachable yet
 /// (it may be starting alongside the service) before giving up.
 pub const STARTUP_WAIT: Duration = Duration::from_secs(60);
+/// How often each process prunes the dictionary change log (see
+/// [`PgStore::prune_dictionary_changes`]); the first time this long after
+/// it opens the store.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// Change-log rows one prune transaction moves at most.
+const PRUNE_BATCH: i64 = 10_000;
 /// First and largest pause between start-up attempts.
 const FIRST_RETRY: Duration = Duration::from_millis(250);
 const MAX_RETRY: Duration = Duration::from_secs(5);
@@ -70,6 +76,47 @@ pub struct PgStore {
     dictionaries: Arc<DictionaryCache>,
     /// Where read audit records go (batched, see `audit`).
     audit: audit::AuditAppender,
+    /// The periodic prune of the dictionary change log, stopped when the
+    /// last handle of this store is dropped.
+    _pruning: Arc<Background>,
+}
+
+/// A background task that ends when this is dropped.
+struct Background(tokio::task::JoinHandle<()>);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Prunes the dictionary change log every [`PRUNE_EVERY`], logging (not
+/// failing on) errors: the next run starts over.
+async fn prune_periodically(pool: Pool) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + PRUNE_EVERY, PRUNE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match prune_all(&pool).await {
+            Ok(0) => {}
+            Ok(rows) => tracing::debug!(rows, "pruned the dictionary change log"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot prune the dictionary change log; will retry")
+            }
+        }
+    }
+}
+
+/// Prune steps until one moves less than a whole batch.
+async fn prune_all(pool: &Pool) -> Result<u64, StoreError> {
+    let mut total = 0;
+    while let Some(moved) = export::prune(pool, PRUNE_BATCH).await? {
+        total += moved;
+        if moved < PRUNE_BATCH.unsigned_abs() {
+            break;
+        }
+    }
+    Ok(total)
 }
 
 impl PgStore {
@@ -100,6 +147,7 @@ impl PgStore {
         let pool = build_pool(config, pool_size)?;
         let store = Self {
             audit: audit::AuditAppender::start(pool.clone()),
+            _pruning: Arc::new(Background(tokio::spawn(prune_periodically(pool.clone())))),
             pool,
             pool_size,
             dictionaries: Arc::default(),
@@ -145,6 +193,23 @@ impl PgStore {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let mut client = self.pool.get().await?;
         migrations::apply(&mut client).await
+    }
+
+    /// Moves every row of the dictionary change log into per-organization
+    /// counts (migration 8), in transactions of at most [`PRUNE_BATCH`]
+    /// rows, leaving every dictionary version as it was: what the store
+    /// does by itself every [`PRUNE_EVERY`], so that the count each small
+    /// download makes stays small. Returns the rows moved (0 when another
+    /// replica is at it).
+    pub async fn prune_dictionary_changes(&self) -> Result<u64, StoreError> {
+        prune_all(&self.pool).await
+    }
+
+    /// The organization's dictionary version, which its cached names are
+    /// checked against (see `export`); `None` when it never stored an
+    /// event. For operations and tests.
+    pub async fn dictionary_version(&self, org: &OrgId) -> Result<Option<i64>, StoreError> {
+        export::version(&self.pool, org).await
     }
 }
 

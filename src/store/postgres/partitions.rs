@@ -226,7 +226,9 @@ pub async fn drop_expired(
     Ok(done)
 }
 
-async fn try_lock(tx: &deadpool_postgres::Transaction<'_>) -> Result<bool, StoreError> {
+/// Takes the maintenance lock for the transaction; false when another
+/// replica holds it.
+pub(super) async fn try_lock(tx: &deadpool_postgres::Transaction<'_>) -> Result<bool, StoreError> {
     Ok(tx
         .query_one("SELECT pg_try_advisory_xact_lock($1)", &[&MAINTENANCE_LOCK])
         .await?
