@@ -7,9 +7,12 @@
 //! each backend builds its own statements from the same table, key column
 //! and name column, so the two schemas cannot drift apart in one of them.
 
-use super::decide::{ByOrg, ComponentVersion, FastMap, Key, NameVersion, Writes};
+use super::decide::{ByOrg, ComponentVersion, FastMap, Fingerprinted, Key, NameVersion};
+use super::decide::{Occurrences, Verdict, Writes};
+use super::facts::Fingerprint;
 use super::StoreError;
 use crate::domain::{Catalog, Event, OrgId};
+use std::collections::BTreeSet;
 use uuid::Uuid;
 
 /// A store result.
@@ -98,6 +101,44 @@ impl ByOrg<i64> {
     }
 }
 
+/// A row of one organization as the read and write steps look it up: its
+/// organization's key and its natural id (`&str`) or surrogate key (`i64`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct InOrg<Id> {
+    /// Organization key.
+    pub org: i64,
+    /// Natural id or surrogate key.
+    pub id: Id,
+}
+
+/// The first occurrence of an event id in a group, claimed with its facts
+/// by the read step: an id that goes in was not stored, so it is new.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim {
+    /// The event id.
+    pub id: Uuid,
+    /// Its organization's key.
+    pub org: i64,
+    /// Its facts.
+    pub facts: Fingerprint,
+}
+
+/// What the read step looks up for a group of events, the same on every
+/// backend: the rows its events name and the ids it claims.
+#[derive(Debug, Default)]
+pub struct Lookups<'a> {
+    /// Components named.
+    pub components: BTreeSet<InOrg<&'a str>>,
+    /// Catalogs named.
+    pub catalogs: BTreeSet<InOrg<&'a str>>,
+    /// Users named.
+    pub users: BTreeSet<InOrg<&'a str>>,
+    /// The first occurrence of each id, sorted by id, so that concurrent
+    /// transactions claim in one order (and SQLite's inserts descend
+    /// through pages just visited).
+    pub claims: Vec<Claim>,
+}
+
 /// Every key one ingestion transaction knows.
 #[derive(Debug, Default)]
 pub struct Keys {
@@ -182,6 +223,30 @@ pub struct ComponentRow<'a> {
 }
 
 impl Keys {
+    /// What to look up for `events`, once their organizations have keys.
+    pub fn lookups<'a>(
+        &self,
+        events: impl IntoIterator<Item = Fingerprinted<'a>>,
+    ) -> StoreResult<Lookups<'a>> {
+        let mut first = Occurrences::default();
+        let mut out = Lookups::default();
+        for Fingerprinted { event: e, facts } in events {
+            let org = self.orgs.key(&e.organization)?;
+            let natural = |id| InOrg { org, id };
+            out.components.insert(natural(e.component.id.as_str()));
+            let catalogs = e.component.catalogs.iter();
+            out.catalogs
+                .extend(catalogs.map(|c| natural(c.id.as_str())));
+            out.users.insert(natural(e.user.id.as_str()));
+            if first.classify(e.id, facts) == Verdict::New {
+                let id = *e.id.as_uuid();
+                out.claims.push(Claim { id, org, facts });
+            }
+        }
+        out.claims.sort_unstable_by_key(|c| c.id);
+        Ok(out)
+    }
+
     /// `e`'s row.
     pub fn event(&self, e: &Event) -> Result<EventRow, StoreError> {
         let org = &e.organization;

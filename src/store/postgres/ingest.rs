@@ -18,10 +18,10 @@
 use super::error::is_retryable;
 use super::sql::{Attempt, NameStatements};
 use crate::domain::{Event, EventId, OrgId, Timestamp};
-use crate::store::decide::{decide, ByOrg, Fingerprinted, Key, Occurrences, Plan, Snapshot};
-use crate::store::decide::{StoredComponent, StoredEvents, StoredName, Verdict};
+use crate::store::decide::{decide, ByOrg, Fingerprinted, Key, Plan, Snapshot};
+use crate::store::decide::{StoredComponent, StoredEvents, StoredName};
 use crate::store::facts::Fingerprint;
-use crate::store::keys::{Keys, Orgs};
+use crate::store::keys::{Claim, InOrg, Keys, Orgs};
 use crate::store::{IngestOutcome, StoreError};
 use deadpool_postgres::{Pool, Transaction};
 use std::collections::{BTreeSet, HashSet};
@@ -117,14 +117,6 @@ macro_rules! columns {
     };
 }
 
-/// A row of one organization as set-based statements take it: its
-/// `org_key` and its natural id (`&str`) or surrogate key (`i64`).
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct InOrg<Id> {
-    org: i64,
-    id: Id,
-}
-
 /// The natural key of an `(org_key, natural key, surrogate key, …)` row.
 fn natural<'r>(orgs: &'r Orgs, row: &'r Row) -> Result<Key<'r>, StoreError> {
     let org = orgs.id(row.try_get(0)?)?;
@@ -166,13 +158,6 @@ fn stored_name(row: &Row) -> PgResult<StoredName> {
     })
 }
 
-/// The first occurrence of one of the batch's ids, claimed with its facts.
-struct Claim<'a> {
-    id: Uuid,
-    org: i64,
-    facts: &'a [u8],
-}
-
 /// A catalog membership row.
 struct Member {
     component: InOrg<i64>,
@@ -211,29 +196,14 @@ impl Attempt<'_> {
                 .map_err(|e| StoreError::Corrupt(format!("stored organization id: {e}")))?;
             keys.orgs.add(id, row.try_get(1)?);
         }
-        let mut components = BTreeSet::new();
-        let mut catalogs = BTreeSet::new();
-        let mut users = BTreeSet::new();
-        let mut first = Occurrences::default();
-        let mut claims = Vec::with_capacity(events.len());
-        for new in events {
-            let e = new.event;
-            let org = keys.orgs.key(&e.organization)?;
-            let natural = |id| InOrg { org, id };
-            components.insert(natural(e.component.id.as_str()));
-            catalogs.extend(e.component.catalogs.iter().map(|c| natural(c.id.as_str())));
-            users.insert(natural(e.user.id.as_str()));
-            if first.classify(e.id, new.facts) == Verdict::New {
-                let (id, facts) = (*e.id.as_uuid(), new.facts.as_bytes());
-                claims.push(Claim { id, org, facts });
-            }
-        }
-        // Sorted by id, so concurrent batches claim in one order.
-        claims.sort_unstable_by_key(|c| c.id);
-        let claim = columns!(&claims => id, org, facts);
-        let catalogs = columns!(&catalogs => org, id);
-        let components = columns!(&components => org, id);
-        let users = columns!(&users => org, id);
+        let wanted = keys.lookups(events.iter().copied())?;
+        let claims = &wanted.claims;
+        let facts = Vec::from_iter(claims.iter().map(|c| &c.facts.as_bytes()[..]));
+        let [ids, orgs] = columns!(claims => id, org);
+        let claim: [Param<'_>; 3] = [ids, orgs, &facts];
+        let catalogs = columns!(&wanted.catalogs => org, id);
+        let components = columns!(&wanted.components => org, id);
+        let users = columns!(&wanted.users => org, id);
         let (catalogs, components, users, savepoint, claimed) = tokio::join!(
             self.send(&self.catalogs.lock, catalogs),
             self.send(&self.component_lock, components),
@@ -247,7 +217,7 @@ impl Attempt<'_> {
         collect(orgs, &catalogs, &mut keys.catalogs)?;
         collect(orgs, &users, &mut keys.users)?;
         Ok(Snapshot {
-            events: self.stored_events(&claims, claim, claimed).await?,
+            events: self.stored_events(claims, claim, claimed).await?,
             components: stored(orgs, &components, stored_component)?,
             catalogs: stored(orgs, &catalogs, stored_name)?,
             users: stored(orgs, &users, stored_name)?,
@@ -259,7 +229,7 @@ impl Attempt<'_> {
     /// else those that `ON CONFLICT DO NOTHING` could not claim.
     async fn stored_events(
         &self,
-        claims: &[Claim<'_>],
+        claims: &[Claim],
         claim: [Param<'_>; 3],
         claimed: PgResult<Vec<Row>>,
     ) -> Result<StoredEvents, Failure> {

@@ -2,12 +2,11 @@
 //! group, [`decide`], write the plan. One immediate transaction, so nothing
 //! changes between the read and the write.
 
-use super::append::Claim;
 use crate::domain::{Event, Timestamp};
-use crate::store::decide::{decide, ByOrg, Fingerprinted, Key, Occurrences, Plan};
-use crate::store::decide::{Snapshot, StoredComponent, StoredName, Verdict};
+use crate::store::decide::{decide, ByOrg, Fingerprinted, Key, Plan};
+use crate::store::decide::{Snapshot, StoredComponent, StoredName};
 use crate::store::facts::Fingerprint;
-use crate::store::keys::{Dimension, Keys, NameRow, Orgs};
+use crate::store::keys::{Dimension, InOrg, Keys, NameRow, Orgs};
 use crate::store::keys::{APPLICATIONS, CATALOGS, CATEGORIES, MANUFACTURERS, PROJECTS, USERS};
 use crate::store::{IngestOutcome, StoreError};
 use rusqlite::types::ToSql;
@@ -33,7 +32,7 @@ impl Batch {
     }
 
     /// Each event with its facts, as [`decide`] takes them.
-    fn fingerprinted(&self) -> impl Iterator<Item = Fingerprinted<'_>> {
+    fn fingerprinted(&self) -> impl Iterator<Item = Fingerprinted<'_>> + Clone {
         let new = |(event, &facts)| Fingerprinted { event, facts };
         self.events.iter().zip(&self.facts).map(new)
     }
@@ -77,16 +76,23 @@ const READ_COMPONENT: &str =
 /// shows nothing).
 fn read<'a>(
     tx: &Transaction<'_>,
-    events: impl Iterator<Item = Fingerprinted<'a>>,
+    events: impl Iterator<Item = Fingerprinted<'a>> + Clone,
     keys: &mut Keys,
 ) -> Result<Snapshot, StoreError> {
-    let mut first = Occurrences::default();
-    let mut claims = Vec::new();
     let mut org_select =
         tx.prepare_cached("SELECT org_key FROM organizations WHERE org_id = ?1")?;
     let mut org_insert =
         tx.prepare_cached("INSERT INTO organizations (org_id) VALUES (?1) RETURNING org_key")?;
-    let mut components = Reader::new(tx, READ_COMPONENT, |r| {
+    for new in events.clone() {
+        let org = &new.event.organization;
+        if keys.orgs.find(org).is_none() {
+            let key = get_or_create(&mut org_select, &mut org_insert, params![org.as_str()])?;
+            keys.orgs.add(org.clone(), key);
+        }
+    }
+    let wanted = keys.lookups(events)?;
+    let orgs = &keys.orgs;
+    let component = |r: &Row<'_>| {
         Ok(StoredComponent {
             name: r.get(1)?,
             category: r.get(2)?,
@@ -94,79 +100,68 @@ fn read<'a>(
             catalog_ids: r.get(4)?,
             name_ts: Timestamp::from_millis(r.get(5)?),
         })
-    })?;
-    let mut catalogs = CATALOGS.reader(tx)?;
-    let mut users = USERS.reader(tx)?;
-    for new in events {
-        let e = new.event;
-        let org = &e.organization;
-        if keys.orgs.find(org).is_none() {
-            let key = get_or_create(&mut org_select, &mut org_insert, params![org.as_str()])?;
-            keys.orgs.add(org.clone(), key);
-        }
-        let org_key = keys.orgs.key(org)?;
-        let key = |id| Key { org, id };
-        components.read(org_key, key(e.component.id.as_str()))?;
-        for c in &e.component.catalogs {
-            catalogs.read(org_key, key(c.id.as_str()))?;
-        }
-        users.read(org_key, key(e.user.id.as_str()))?;
-        if first.classify(e.id, new.facts) == Verdict::New {
-            let (id, facts) = (*e.id.as_uuid(), new.facts);
-            claims.push(Claim {
-                id,
-                org: org_key,
-                facts,
-            });
-        }
-    }
+    };
+    let read = Reader { tx, orgs };
     Ok(Snapshot {
-        events: super::append::claim(tx, &mut claims)?,
-        components: components.into(&mut keys.components),
-        catalogs: catalogs.into(&mut keys.catalogs),
-        users: users.into(&mut keys.users),
+        events: super::append::claim(tx, &wanted.claims)?,
+        components: read.rows(
+            READ_COMPONENT,
+            &wanted.components,
+            &mut keys.components,
+            component,
+        )?,
+        catalogs: read.names(CATALOGS, &wanted.catalogs, &mut keys.catalogs)?,
+        users: read.names(USERS, &wanted.users, &mut keys.users)?,
     })
 }
 
-/// Reads a stored version from a row.
-type Version<V> = fn(&Row<'_>) -> rusqlite::Result<V>;
-
-/// Reads dimension rows by organization key and external id: the key
-/// first, then the stored version.
-struct Reader<'c, V> {
-    stmt: CachedStatement<'c>,
-    version: Version<V>,
-    keys: ByOrg<i64>,
-    stored: ByOrg<V>,
+/// Reads dimension rows by organization key and external id.
+struct Reader<'c, 't> {
+    tx: &'c Transaction<'t>,
+    orgs: &'c Orgs,
 }
 
-impl<'c, V> Reader<'c, V> {
-    fn new(tx: &'c Transaction<'_>, sql: &str, version: Version<V>) -> Result<Self, StoreError> {
-        Ok(Self {
-            stmt: tx.prepare_cached(sql)?,
-            version,
-            keys: ByOrg::default(),
-            stored: ByOrg::default(),
+impl Reader<'_, '_> {
+    /// The stored versions of `wanted` as `version` reads them from rows
+    /// that `sql` selects: the key first, then the version. Their keys go
+    /// to `keys`.
+    fn rows<'a, V>(
+        &self,
+        sql: &str,
+        wanted: &BTreeSet<InOrg<&'a str>>,
+        keys: &mut ByOrg<i64>,
+        version: impl Fn(&Row<'_>) -> rusqlite::Result<V>,
+    ) -> Result<ByOrg<V>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(sql)?;
+        let mut stored = ByOrg::default();
+        for &InOrg { org, id } in wanted {
+            let mut rows = stmt.query(params![org, id])?;
+            if let Some(row) = rows.next()? {
+                let natural = Key::new(self.orgs.id(org)?, &id);
+                keys.insert(natural, row.get(0)?);
+                stored.insert(natural, version(row)?);
+            }
+        }
+        Ok(stored)
+    }
+
+    /// [`Reader::rows`] of a renamable dimension.
+    fn names<'a>(
+        &self,
+        dimension: Dimension,
+        wanted: &BTreeSet<InOrg<&'a str>>,
+        keys: &mut ByOrg<i64>,
+    ) -> Result<ByOrg<StoredName>, StoreError> {
+        let Dimension { table, key, column } = dimension;
+        let sql = format!(
+            "SELECT {key}, {column}, name_ts FROM {table} WHERE org_key = ?1 AND external_id = ?2"
+        );
+        self.rows(&sql, wanted, keys, |r| {
+            Ok(StoredName {
+                name: r.get(1)?,
+                name_ts: Timestamp::from_millis(r.get(2)?),
+            })
         })
-    }
-
-    /// Reads `natural`, unless it was read before.
-    fn read(&mut self, org_key: i64, natural: Key<'_>) -> Result<(), StoreError> {
-        if self.keys.get(natural).is_some() {
-            return Ok(());
-        }
-        let mut rows = self.stmt.query(params![org_key, natural.id])?;
-        if let Some(row) = rows.next()? {
-            self.keys.insert(natural, row.get(0)?);
-            self.stored.insert(natural, (self.version)(row)?);
-        }
-        Ok(())
-    }
-
-    /// The stored versions read; their keys go to `keys`.
-    fn into(self, keys: &mut ByOrg<i64>) -> ByOrg<V> {
-        *keys = self.keys;
-        self.stored
     }
 }
 
@@ -240,20 +235,6 @@ impl Dimension {
             out.insert(k, get_or_create(&mut select, &mut insert, args)?);
         }
         Ok(out)
-    }
-
-    /// Reads `(key, name, name_ts)` by organization key and external id.
-    fn reader<'c>(&self, tx: &'c Transaction<'_>) -> Result<Reader<'c, StoredName>, StoreError> {
-        let Self { table, key, column } = self;
-        let sql = format!(
-            "SELECT {key}, {column}, name_ts FROM {table} WHERE org_key = ?1 AND external_id = ?2"
-        );
-        Reader::new(tx, &sql, |r| {
-            Ok(StoredName {
-                name: r.get(1)?,
-                name_ts: Timestamp::from_millis(r.get(2)?),
-            })
-        })
     }
 
     /// Writes `rows` of this renamable dimension, adding the keys of new
