@@ -7,11 +7,11 @@
 //! each backend builds its own statements from the same table, key column
 //! and name column, so the two schemas cannot drift apart in one of them.
 
-use super::decide::{ByOrg, ComponentVersion, FastMap, Fingerprinted, Key, NameVersion};
+use super::decide::{ByOrg, ComponentVersion, FastMap, Fingerprinted, InOrg, Key, NameVersion};
 use super::decide::{Occurrences, Verdict, Writes};
 use super::facts::Fingerprint;
 use super::StoreError;
-use crate::domain::{Catalog, Event, OrgId};
+use crate::domain::{Catalog, OrgId};
 use std::collections::BTreeSet;
 use uuid::Uuid;
 
@@ -52,63 +52,53 @@ pub const CATALOGS: Dimension = Dimension::new("catalogs", "catalog_key", "displ
 /// Users, renamed by email.
 pub const USERS: Dimension = Dimension::new("users", "user_key", "email");
 
-/// Organization keys, both ways.
+/// Organization keys.
 #[derive(Debug, Default)]
-pub struct Orgs {
-    keys: FastMap<OrgId, i64>,
-    ids: FastMap<i64, OrgId>,
-}
+pub struct Orgs(FastMap<OrgId, i64>);
 
 impl Orgs {
     /// Records an organization's key.
     pub fn add(&mut self, id: OrgId, key: i64) {
-        self.ids.insert(key, id.clone());
-        self.keys.insert(id, key);
+        self.0.insert(id, key);
     }
 
     /// The key of an organization, if known.
     pub fn find(&self, id: &OrgId) -> Option<i64> {
-        self.keys.get(id).copied()
+        self.0.get(id).copied()
     }
 
     /// The key of an organization the transaction has read or created.
     pub fn key(&self, id: &OrgId) -> Result<i64, StoreError> {
-        self.find(id).ok_or_else(|| missing(id, "the organization"))
+        let found = self.find(id);
+        found.ok_or_else(|| StoreError::Corrupt(format!("organization {id:?} unresolved")))
     }
-
-    /// The organization of a key the transaction has read.
-    pub fn id(&self, key: i64) -> Result<&OrgId, StoreError> {
-        let id = self.ids.get(&key);
-        id.ok_or_else(|| StoreError::Corrupt(format!("organization key {key} was not read")))
-    }
-}
-
-fn missing(org: &OrgId, what: &str) -> StoreError {
-    let org = org.as_str();
-    StoreError::Corrupt(format!("{what} of {org:?} unresolved in ingestion"))
 }
 
 impl ByOrg<i64> {
     /// The surrogate key of `key`, read or created by the transaction.
     pub fn key(&self, key: Key<'_>) -> Result<i64, StoreError> {
         let found = self.get(key).copied();
-        found.ok_or_else(|| missing(key.org, &format!("the key of {:?}", key.id)))
+        let why = || format!("the key of {key:?} was not resolved in ingestion");
+        found.ok_or_else(|| StoreError::Corrupt(why()))
+    }
+
+    /// The rows of the catalog or user versions in `changes`; `self`
+    /// holds the keys of the stored rows (`Keys::catalogs` or `users`).
+    pub fn names<'a>(&self, changes: &'a Writes<'a, NameVersion<'a>>) -> Vec<NameRow<'a>> {
+        let row = |(&natural, v): (&Key<'a>, &'a NameVersion<'a>)| NameRow {
+            natural,
+            stored: self.get(natural).copied(),
+            name: v.name.as_str(),
+            ts: v.ts.millis(),
+            renamed: v.renamed,
+        };
+        changes.iter().map(row).collect()
     }
 
     /// [`ByOrg::key`] of an optional value.
-    fn optional(&self, org: &OrgId, id: Option<&impl AsRef<str>>) -> StoreResult<Option<i64>> {
+    fn optional(&self, org: i64, id: Option<&impl AsRef<str>>) -> StoreResult<Option<i64>> {
         id.map(|id| self.key(Key::new(org, id))).transpose()
     }
-}
-
-/// A row of one organization as the read and write steps look it up: its
-/// organization's key and its natural id (`&str`) or surrogate key (`i64`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct InOrg<Id> {
-    /// Organization key.
-    pub org: i64,
-    /// Natural id or surrogate key.
-    pub id: Id,
 }
 
 /// The first occurrence of an event id in a group, claimed with its facts
@@ -128,15 +118,42 @@ pub struct Claim {
 #[derive(Debug, Default)]
 pub struct Lookups<'a> {
     /// Components named.
-    pub components: BTreeSet<InOrg<&'a str>>,
+    pub components: BTreeSet<Key<'a>>,
     /// Catalogs named.
-    pub catalogs: BTreeSet<InOrg<&'a str>>,
+    pub catalogs: BTreeSet<Key<'a>>,
     /// Users named.
-    pub users: BTreeSet<InOrg<&'a str>>,
+    pub users: BTreeSet<Key<'a>>,
     /// The first occurrence of each id, sorted by id, so that concurrent
     /// transactions claim in one order (and SQLite's inserts descend
     /// through pages just visited).
     pub claims: Vec<Claim>,
+}
+
+impl<'a> Lookups<'a> {
+    /// What to look up for `events`.
+    pub fn of(events: impl IntoIterator<Item = Fingerprinted<'a>>) -> Self {
+        let mut first = Occurrences::default();
+        let mut out = Self::default();
+        for Fingerprinted {
+            event: e,
+            facts,
+            org,
+        } in events
+        {
+            let natural = |id| InOrg { org, id };
+            out.components.insert(natural(e.component.id.as_str()));
+            let catalogs = e.component.catalogs.iter();
+            out.catalogs
+                .extend(catalogs.map(|c| natural(c.id.as_str())));
+            out.users.insert(natural(e.user.id.as_str()));
+            if first.classify(e.id, facts) == Verdict::New {
+                let id = *e.id.as_uuid();
+                out.claims.push(Claim { id, org, facts });
+            }
+        }
+        out.claims.sort_unstable_by_key(|c| c.id);
+        out
+    }
 }
 
 /// Every key one ingestion transaction knows.
@@ -186,8 +203,6 @@ pub struct EventRow {
 pub struct NameRow<'a> {
     /// Its natural key.
     pub natural: Key<'a>,
-    /// Organization key.
-    pub org: i64,
     /// Surrogate key of the row to update; `None`: a new row.
     pub stored: Option<i64>,
     /// The name (or email).
@@ -204,8 +219,6 @@ pub struct NameRow<'a> {
 pub struct ComponentRow<'a> {
     /// Its natural key.
     pub natural: Key<'a>,
-    /// Organization key.
-    pub org: i64,
     /// Surrogate key of the row to update; `None`: a new row.
     pub stored: Option<i64>,
     /// Display name.
@@ -223,35 +236,11 @@ pub struct ComponentRow<'a> {
 }
 
 impl Keys {
-    /// What to look up for `events`, once their organizations have keys.
-    pub fn lookups<'a>(
-        &self,
-        events: impl IntoIterator<Item = Fingerprinted<'a>>,
-    ) -> StoreResult<Lookups<'a>> {
-        let mut first = Occurrences::default();
-        let mut out = Lookups::default();
-        for Fingerprinted { event: e, facts } in events {
-            let org = self.orgs.key(&e.organization)?;
-            let natural = |id| InOrg { org, id };
-            out.components.insert(natural(e.component.id.as_str()));
-            let catalogs = e.component.catalogs.iter();
-            out.catalogs
-                .extend(catalogs.map(|c| natural(c.id.as_str())));
-            out.users.insert(natural(e.user.id.as_str()));
-            if first.classify(e.id, facts) == Verdict::New {
-                let id = *e.id.as_uuid();
-                out.claims.push(Claim { id, org, facts });
-            }
-        }
-        out.claims.sort_unstable_by_key(|c| c.id);
-        Ok(out)
-    }
-
-    /// `e`'s row.
-    pub fn event(&self, e: &Event) -> Result<EventRow, StoreError> {
-        let org = &e.organization;
+    /// A new event's row.
+    pub fn event(&self, new: &Fingerprinted<'_>) -> Result<EventRow, StoreError> {
+        let Fingerprinted { event: e, org, .. } = *new;
         Ok(EventRow {
-            org: self.orgs.key(org)?,
+            org,
             ts: e.timestamp.millis(),
             id: *e.id.as_uuid(),
             kind: e.kind.code(),
@@ -260,26 +249,6 @@ impl Keys {
             application: self.applications.optional(org, e.application.as_ref())?,
             project: self.projects.optional(org, e.project_id.as_ref())?,
         })
-    }
-
-    /// The rows of the catalog or user versions in `changes`; `known`
-    /// holds the keys of the stored rows (`Keys::catalogs` or `users`).
-    pub fn names<'a>(
-        &self,
-        changes: &'a Writes<'a, NameVersion<'a>>,
-        known: &ByOrg<i64>,
-    ) -> Result<Vec<NameRow<'a>>, StoreError> {
-        let row = |(&natural, v): (&Key<'a>, &'a NameVersion<'a>)| {
-            Ok(NameRow {
-                natural,
-                org: self.orgs.key(natural.org)?,
-                stored: known.get(natural).copied(),
-                name: v.name.as_str(),
-                ts: v.ts.millis(),
-                renamed: v.renamed,
-            })
-        };
-        changes.iter().map(row).collect()
     }
 
     /// The rows of the component versions in `changes`, once their
@@ -297,7 +266,6 @@ impl Keys {
             let membership = v.membership_changed.then(catalogs);
             rows.push(ComponentRow {
                 natural,
-                org: self.orgs.key(org)?,
                 stored: self.components.get(natural).copied(),
                 name: c.display_name.as_str(),
                 category: self.categories.optional(org, c.category.as_ref())?,

@@ -75,7 +75,7 @@ pub fn append(
     new_events: &[Fingerprinted<'_>],
     keys: &Keys,
 ) -> Result<(), StoreError> {
-    let rows = new_events.iter().map(|new| keys.event(new.event));
+    let rows = new_events.iter().map(|new| keys.event(new));
     insert_events(tx, rows.collect::<Result<_, _>>()?)
 }
 

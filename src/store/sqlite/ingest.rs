@@ -6,7 +6,7 @@ use crate::domain::{Event, Timestamp};
 use crate::store::decide::{decide, ByOrg, Fingerprinted, Key, Plan};
 use crate::store::decide::{Snapshot, StoredComponent, StoredName};
 use crate::store::facts::Fingerprint;
-use crate::store::keys::{Dimension, InOrg, Keys, NameRow, Orgs};
+use crate::store::keys::{Dimension, Keys, Lookups, NameRow, Orgs};
 use crate::store::keys::{APPLICATIONS, CATALOGS, CATEGORIES, MANUFACTURERS, PROJECTS, USERS};
 use crate::store::{IngestOutcome, StoreError};
 use rusqlite::types::ToSql;
@@ -31,10 +31,14 @@ impl Batch {
         Self { events, facts }
     }
 
-    /// Each event with its facts, as [`decide`] takes them.
-    fn fingerprinted(&self) -> impl Iterator<Item = Fingerprinted<'_>> + Clone {
-        let new = |(event, &facts)| Fingerprinted { event, facts };
-        self.events.iter().zip(&self.facts).map(new)
+    /// Each event with its facts, as [`decide`] takes them, once `orgs`
+    /// holds their organizations.
+    fn fingerprinted<'b>(&'b self, orgs: &Orgs) -> Result<Vec<Fingerprinted<'b>>, StoreError> {
+        let new = |(event, &facts): (&'b Event, _)| {
+            let org = orgs.key(&event.organization)?;
+            Ok(Fingerprinted { event, facts, org })
+        };
+        self.events.iter().zip(&self.facts).map(new).collect()
     }
 }
 
@@ -50,12 +54,12 @@ pub fn ingest(
     // Erased users first, inside the write lock (see `privacy`).
     let batches = super::privacy::pseudonymize(&tx, batches)?;
     let mut keys = Keys::default();
-    let snapshot = read(
-        &tx,
-        batches.iter().flat_map(Batch::fingerprinted),
-        &mut keys,
-    )?;
-    let plan = decide(batches.iter().map(Batch::fingerprinted), snapshot);
+    organizations(&tx, &batches, &mut keys.orgs)?;
+    let groups = batches.iter().map(|b| b.fingerprinted(&keys.orgs));
+    let groups = groups.collect::<Result<Vec<_>, _>>()?;
+    let wanted = Lookups::of(groups.iter().flatten().copied());
+    let snapshot = read(&tx, &wanted, &mut keys)?;
+    let plan = decide(groups, snapshot);
     write(&tx, &plan, &mut keys)?;
     tx.commit()?;
     Ok(plan.outcomes)
@@ -70,28 +74,36 @@ const READ_COMPONENT: &str =
      LEFT JOIN manufacturers man ON man.manufacturer_key = c.manufacturer_key
      WHERE c.org_key = ?1 AND c.external_id = ?2";
 
-/// What the file holds for `events`' ids, components, catalogs and users,
-/// with the ids claimed (see `append`); the rows' keys go to `keys`.
-/// Organizations are created as on PostgreSQL (an organization row alone
-/// shows nothing).
-fn read<'a>(
+/// Records the keys of the organizations `batches` name, created where
+/// missing as on PostgreSQL (an organization row alone shows nothing).
+fn organizations(
     tx: &Transaction<'_>,
-    events: impl Iterator<Item = Fingerprinted<'a>> + Clone,
-    keys: &mut Keys,
-) -> Result<Snapshot, StoreError> {
-    let mut org_select =
-        tx.prepare_cached("SELECT org_key FROM organizations WHERE org_id = ?1")?;
-    let mut org_insert =
+    batches: &[Batch],
+    orgs: &mut Orgs,
+) -> Result<(), StoreError> {
+    let mut select = tx.prepare_cached("SELECT org_key FROM organizations WHERE org_id = ?1")?;
+    let mut insert =
         tx.prepare_cached("INSERT INTO organizations (org_id) VALUES (?1) RETURNING org_key")?;
-    for new in events.clone() {
-        let org = &new.event.organization;
-        if keys.orgs.find(org).is_none() {
-            let key = get_or_create(&mut org_select, &mut org_insert, params![org.as_str()])?;
-            keys.orgs.add(org.clone(), key);
+    for org in batches
+        .iter()
+        .flat_map(|b| &b.events)
+        .map(|e| &e.organization)
+    {
+        if orgs.find(org).is_none() {
+            let key = get_or_create(&mut select, &mut insert, params![org.as_str()])?;
+            orgs.add(org.clone(), key);
         }
     }
-    let wanted = keys.lookups(events)?;
-    let orgs = &keys.orgs;
+    Ok(())
+}
+
+/// What the file holds for the `wanted` ids, components, catalogs and
+/// users, with the ids claimed (see `append`); the rows' keys go to `keys`.
+fn read(
+    tx: &Transaction<'_>,
+    wanted: &Lookups<'_>,
+    keys: &mut Keys,
+) -> Result<Snapshot, StoreError> {
     let component = |r: &Row<'_>| {
         Ok(StoredComponent {
             name: r.get(1)?,
@@ -101,68 +113,41 @@ fn read<'a>(
             name_ts: Timestamp::from_millis(r.get(5)?),
         })
     };
-    let read = Reader { tx, orgs };
+    let components = &mut keys.components;
     Ok(Snapshot {
         events: super::append::claim(tx, &wanted.claims)?,
-        components: read.rows(
+        components: stored(
+            tx,
             READ_COMPONENT,
             &wanted.components,
-            &mut keys.components,
+            components,
             component,
         )?,
-        catalogs: read.names(CATALOGS, &wanted.catalogs, &mut keys.catalogs)?,
-        users: read.names(USERS, &wanted.users, &mut keys.users)?,
+        catalogs: CATALOGS.stored(tx, &wanted.catalogs, &mut keys.catalogs)?,
+        users: USERS.stored(tx, &wanted.users, &mut keys.users)?,
     })
 }
 
-/// Reads dimension rows by organization key and external id.
-struct Reader<'c, 't> {
-    tx: &'c Transaction<'t>,
-    orgs: &'c Orgs,
-}
-
-impl Reader<'_, '_> {
-    /// The stored versions of `wanted` as `version` reads them from rows
-    /// that `sql` selects: the key first, then the version. Their keys go
-    /// to `keys`.
-    fn rows<'a, V>(
-        &self,
-        sql: &str,
-        wanted: &BTreeSet<InOrg<&'a str>>,
-        keys: &mut ByOrg<i64>,
-        version: impl Fn(&Row<'_>) -> rusqlite::Result<V>,
-    ) -> Result<ByOrg<V>, StoreError> {
-        let mut stmt = self.tx.prepare_cached(sql)?;
-        let mut stored = ByOrg::default();
-        for &InOrg { org, id } in wanted {
-            let mut rows = stmt.query(params![org, id])?;
-            if let Some(row) = rows.next()? {
-                let natural = Key::new(self.orgs.id(org)?, &id);
-                keys.insert(natural, row.get(0)?);
-                stored.insert(natural, version(row)?);
-            }
+/// The stored versions of `wanted`, as `version` reads them from the rows
+/// that `sql` selects by organization key and external id: the key first,
+/// then the version. Their keys go to `keys`.
+fn stored<V>(
+    tx: &Transaction<'_>,
+    sql: &str,
+    wanted: &BTreeSet<Key<'_>>,
+    keys: &mut ByOrg<i64>,
+    version: impl Fn(&Row<'_>) -> rusqlite::Result<V>,
+) -> Result<ByOrg<V>, StoreError> {
+    let mut stmt = tx.prepare_cached(sql)?;
+    let mut out = ByOrg::default();
+    for &natural in wanted {
+        let mut rows = stmt.query(params![natural.org, natural.id])?;
+        if let Some(row) = rows.next()? {
+            keys.insert(natural, row.get(0)?);
+            out.insert(natural, version(row)?);
         }
-        Ok(stored)
     }
-
-    /// [`Reader::rows`] of a renamable dimension.
-    fn names<'a>(
-        &self,
-        dimension: Dimension,
-        wanted: &BTreeSet<InOrg<&'a str>>,
-        keys: &mut ByOrg<i64>,
-    ) -> Result<ByOrg<StoredName>, StoreError> {
-        let Dimension { table, key, column } = dimension;
-        let sql = format!(
-            "SELECT {key}, {column}, name_ts FROM {table} WHERE org_key = ?1 AND external_id = ?2"
-        );
-        self.rows(&sql, wanted, keys, |r| {
-            Ok(StoredName {
-                name: r.get(1)?,
-                name_ts: Timestamp::from_millis(r.get(2)?),
-            })
-        })
-    }
+    Ok(out)
 }
 
 // ---- write ------------------------------------------------------------------
@@ -172,20 +157,20 @@ fn write(tx: &Transaction<'_>, plan: &Plan<'_>, keys: &mut Keys) -> Result<(), S
     if plan.new_events.is_empty() {
         return Ok(());
     }
-    keys.categories = CATEGORIES.resolve(tx, &keys.orgs, &plan.categories)?;
-    keys.manufacturers = MANUFACTURERS.resolve(tx, &keys.orgs, &plan.manufacturers)?;
-    keys.applications = APPLICATIONS.resolve(tx, &keys.orgs, &plan.applications)?;
-    keys.projects = PROJECTS.resolve(tx, &keys.orgs, &plan.projects)?;
+    keys.categories = CATEGORIES.resolve(tx, &plan.categories)?;
+    keys.manufacturers = MANUFACTURERS.resolve(tx, &plan.manufacturers)?;
+    keys.applications = APPLICATIONS.resolve(tx, &plan.applications)?;
+    keys.projects = PROJECTS.resolve(tx, &plan.projects)?;
     let mut relabel = BTreeSet::new();
     let mut members =
         tx.prepare_cached("SELECT component_key FROM component_catalogs WHERE catalog_key = ?1")?;
-    let catalogs = keys.names(&plan.catalogs, &keys.catalogs)?;
+    let catalogs = keys.catalogs.names(&plan.catalogs);
     for catalog in CATALOGS.write(tx, &catalogs, &mut keys.catalogs)? {
         for member in members.query_map(params![catalog], |r| r.get::<_, i64>(0))? {
             relabel.insert(member?);
         }
     }
-    let users = keys.names(&plan.users, &keys.users)?;
+    let users = keys.users.names(&plan.users);
     USERS.write(tx, &users, &mut keys.users)?;
     write_components(tx, plan, keys, &mut relabel)?;
     let mut label = tx.prepare_cached(
@@ -219,7 +204,6 @@ impl Dimension {
     fn resolve(
         &self,
         tx: &Transaction<'_>,
-        orgs: &Orgs,
         wanted: &BTreeSet<Key<'_>>,
     ) -> Result<ByOrg<i64>, StoreError> {
         let Self { table, key, column } = self;
@@ -231,10 +215,29 @@ impl Dimension {
         ))?;
         let mut out = ByOrg::default();
         for &k in wanted {
-            let args = params![orgs.key(k.org)?, k.id];
+            let args = params![k.org, k.id];
             out.insert(k, get_or_create(&mut select, &mut insert, args)?);
         }
         Ok(out)
+    }
+
+    /// [`stored`] of this renamable dimension.
+    fn stored(
+        &self,
+        tx: &Transaction<'_>,
+        wanted: &BTreeSet<Key<'_>>,
+        keys: &mut ByOrg<i64>,
+    ) -> Result<ByOrg<StoredName>, StoreError> {
+        let Self { table, key, column } = self;
+        let sql = format!(
+            "SELECT {key}, {column}, name_ts FROM {table} WHERE org_key = ?1 AND external_id = ?2"
+        );
+        stored(tx, &sql, wanted, keys, |r| {
+            Ok(StoredName {
+                name: r.get(1)?,
+                name_ts: Timestamp::from_millis(r.get(2)?),
+            })
+        })
     }
 
     /// Writes `rows` of this renamable dimension, adding the keys of new
@@ -255,7 +258,7 @@ impl Dimension {
         ))?;
         let mut renamed = Vec::new();
         for r in rows {
-            let args = params![r.org, r.stored, r.natural.id, r.name, r.ts];
+            let args = params![r.natural.org, r.stored, r.natural.id, r.name, r.ts];
             let key = put([&mut insert, &mut update], r.natural, r.stored, args, known)?;
             renamed.extend(r.renamed.then_some(key));
         }
@@ -303,7 +306,7 @@ fn write_components(
         "INSERT INTO component_catalogs (component_key, catalog_key) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
     )?;
     for r in keys.components(&plan.components)? {
-        let (org, stored, id, name) = (r.org, r.stored, r.natural.id, r.name);
+        let (org, stored, id, name) = (r.natural.org, r.stored, r.natural.id, r.name);
         let (category, manufacturer, ids, ts) = (r.category, r.manufacturer, r.catalog_ids, r.ts);
         let args = params![org, stored, id, name, category, manufacturer, ids, ts];
         let statements = [&mut insert, &mut update];
