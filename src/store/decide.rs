@@ -24,7 +24,7 @@ use super::facts::Fingerprint;
 use super::IngestOutcome;
 use crate::domain::{Component, Event, EventId, Name, Timestamp};
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The hasher of the maps ingestion builds per transaction: foldhash, a
 /// few times faster than std's SipHash on short string keys (SipHash was
@@ -59,10 +59,8 @@ pub type Key<'a> = InOrg<&'a str>;
 impl<'a> Key<'a> {
     /// The key of `id` in organization `org`.
     pub fn new(org: i64, id: &'a impl AsRef<str>) -> Self {
-        Self {
-            org,
-            id: id.as_ref(),
-        }
+        let id = id.as_ref();
+        Self { org, id }
     }
 }
 
@@ -290,8 +288,6 @@ where
     let mut components = Candidates::default();
     let mut catalogs = Candidates::default();
     let mut users = Candidates::default();
-    let mut applications = HashSet::with_hasher(FastHash::default());
-    let mut projects = HashSet::with_hasher(FastHash::default());
     for &Fingerprinted { event: e, org, .. } in &plan.new_events {
         let ts = e.timestamp;
         let c = &e.component;
@@ -300,11 +296,11 @@ where
             keep_latest(&mut catalogs, Key::new(org, &k.id), ts, &k.display_name);
         }
         keep_latest(&mut users, Key::new(org, &e.user.id), ts, &e.user.email);
-        applications.extend(e.application.as_ref().map(|a| Key::new(org, a)));
-        projects.extend(e.project_id.as_ref().map(|p| Key::new(org, p)));
+        plan.applications
+            .extend(e.application.as_ref().map(|a| Key::new(org, a)));
+        plan.projects
+            .extend(e.project_id.as_ref().map(|p| Key::new(org, p)));
     }
-    plan.applications = applications.into_iter().collect();
-    plan.projects = projects.into_iter().collect();
     plan.catalogs = weigh(catalogs, &stored.catalogs, name_change);
     plan.users = weigh(users, &stored.users, name_change);
     plan.components = weigh(components, &stored.components, component_change);

@@ -52,26 +52,13 @@ pub const CATALOGS: Dimension = Dimension::new("catalogs", "catalog_key", "displ
 /// Users, renamed by email.
 pub const USERS: Dimension = Dimension::new("users", "user_key", "email");
 
-/// Organization keys.
-#[derive(Debug, Default)]
-pub struct Orgs(FastMap<OrgId, i64>);
+/// Organization keys, by organization id.
+pub type Orgs = FastMap<OrgId, i64>;
 
-impl Orgs {
-    /// Records an organization's key.
-    pub fn add(&mut self, id: OrgId, key: i64) {
-        self.0.insert(id, key);
-    }
-
-    /// The key of an organization, if known.
-    pub fn find(&self, id: &OrgId) -> Option<i64> {
-        self.0.get(id).copied()
-    }
-
-    /// The key of an organization the transaction has read or created.
-    pub fn key(&self, id: &OrgId) -> Result<i64, StoreError> {
-        let found = self.find(id);
-        found.ok_or_else(|| StoreError::Corrupt(format!("organization {id:?} unresolved")))
-    }
+/// The key of an organization the transaction has read or created.
+pub fn org_key(orgs: &Orgs, id: &OrgId) -> StoreResult<i64> {
+    let found = orgs.get(id).copied();
+    found.ok_or_else(|| StoreError::Corrupt(format!("organization {id:?} unresolved")))
 }
 
 impl ByOrg<i64> {
@@ -134,20 +121,16 @@ impl<'a> Lookups<'a> {
     pub fn of(events: impl IntoIterator<Item = Fingerprinted<'a>>) -> Self {
         let mut first = Occurrences::default();
         let mut out = Self::default();
-        for Fingerprinted {
-            event: e,
-            facts,
-            org,
-        } in events
-        {
+        for new in events {
+            let Fingerprinted { event: e, org, .. } = new;
             let natural = |id| InOrg { org, id };
             out.components.insert(natural(e.component.id.as_str()));
             let catalogs = e.component.catalogs.iter();
             out.catalogs
                 .extend(catalogs.map(|c| natural(c.id.as_str())));
             out.users.insert(natural(e.user.id.as_str()));
-            if first.classify(e.id, facts) == Verdict::New {
-                let id = *e.id.as_uuid();
+            if first.classify(e.id, new.facts) == Verdict::New {
+                let (id, facts) = (*e.id.as_uuid(), new.facts);
                 out.claims.push(Claim { id, org, facts });
             }
         }
@@ -236,19 +219,21 @@ pub struct ComponentRow<'a> {
 }
 
 impl Keys {
-    /// A new event's row.
-    pub fn event(&self, new: &Fingerprinted<'_>) -> Result<EventRow, StoreError> {
-        let Fingerprinted { event: e, org, .. } = *new;
-        Ok(EventRow {
-            org,
-            ts: e.timestamp.millis(),
-            id: *e.id.as_uuid(),
-            kind: e.kind.code(),
-            component: self.components.key(Key::new(org, &e.component.id))?,
-            user: self.users.key(Key::new(org, &e.user.id))?,
-            application: self.applications.optional(org, e.application.as_ref())?,
-            project: self.projects.optional(org, e.project_id.as_ref())?,
-        })
+    /// The rows of the new events.
+    pub fn events(&self, new_events: &[Fingerprinted<'_>]) -> StoreResult<Vec<EventRow>> {
+        let row = |&Fingerprinted { event: e, org, .. }: &Fingerprinted<'_>| {
+            Ok(EventRow {
+                org,
+                ts: e.timestamp.millis(),
+                id: *e.id.as_uuid(),
+                kind: e.kind.code(),
+                component: self.components.key(Key::new(org, &e.component.id))?,
+                user: self.users.key(Key::new(org, &e.user.id))?,
+                application: self.applications.optional(org, e.application.as_ref())?,
+                project: self.projects.optional(org, e.project_id.as_ref())?,
+            })
+        };
+        new_events.iter().map(row).collect()
     }
 
     /// The rows of the component versions in `changes`, once their

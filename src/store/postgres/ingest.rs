@@ -21,7 +21,7 @@ use crate::domain::{Event, EventId, OrgId, Timestamp};
 use crate::store::decide::{decide, ByOrg, Fingerprinted, InOrg, Key, Plan, Snapshot};
 use crate::store::decide::{StoredComponent, StoredEvents, StoredName};
 use crate::store::facts::Fingerprint;
-use crate::store::keys::{Claim, Keys, Lookups, Orgs};
+use crate::store::keys::{org_key, Claim, Keys, Lookups, Orgs};
 use crate::store::{IngestOutcome, StoreError};
 use deadpool_postgres::{Pool, Transaction};
 use std::collections::{BTreeSet, HashSet};
@@ -101,11 +101,10 @@ async fn run(tx: &Transaction<'_>, events: &[Event]) -> Result<IngestOutcome, Fa
     let attempt = Attempt::new(tx).await?;
     let mut keys = Keys::default();
     attempt.organizations(events, &mut keys.orgs).await?;
-    let new = |e| Ok(Fingerprinted::of(e, keys.orgs.key(&e.organization)?));
+    let new = |e| Ok(Fingerprinted::of(e, org_key(&keys.orgs, &e.organization)?));
     let events = events.iter().map(new).collect::<StoreResult<Vec<_>>>()?;
-    let snapshot = attempt
-        .read(&Lookups::of(events.iter().copied()), &mut keys)
-        .await?;
+    let wanted = Lookups::of(events.iter().copied());
+    let snapshot = attempt.read(&wanted, &mut keys).await?;
     let plan = decide([events], snapshot);
     attempt.write(&plan, &mut keys).await?;
     Ok(plan.outcomes.into_iter().next().unwrap_or_default())
@@ -123,10 +122,9 @@ macro_rules! columns {
 
 /// The natural key of an `(org_key, natural key, surrogate key, …)` row.
 fn natural(row: &Row) -> PgResult<Key<'_>> {
-    Ok(Key {
-        org: row.try_get(0)?,
-        id: row.try_get(1)?,
-    })
+    let org = row.try_get(0)?;
+    let id = row.try_get(1)?;
+    Ok(Key { org, id })
 }
 
 /// Records the keys of such rows.
@@ -195,7 +193,7 @@ impl Attempt<'_> {
         for row in &org_rows {
             let id = OrgId::parse(row.try_get::<_, String>(0)?)
                 .map_err(|e| StoreError::Corrupt(format!("stored organization id: {e}")))?;
-            orgs.add(id, row.try_get(1)?);
+            orgs.insert(id, row.try_get(1)?);
         }
         Ok(())
     }
@@ -337,8 +335,7 @@ impl Attempt<'_> {
         let [renamed_orgs, renamed_keys] =
             columns!(catalogs.iter().filter(|r| r.renamed) => natural.org, stored);
         let relabel = [changed_orgs, changed_keys, renamed_orgs, renamed_keys];
-        let events = plan.new_events.iter().map(|new| keys.event(new));
-        let events = events.collect::<StoreResult<Vec<_>>>()?;
+        let events = keys.events(&plan.new_events)?;
         let events = columns!(&events => org, ts, id, kind, component, user, application, project);
         tokio::try_join!(
             self.send(&self.membership_delete, [changed_orgs, changed_keys]),

@@ -24,9 +24,9 @@
 //! whole transaction as corrupt.
 
 use crate::domain::EventId;
-use crate::store::decide::{FastHash, Fingerprinted, StoredEvents};
+use crate::store::decide::{FastHash, StoredEvents};
 use crate::store::facts::Fingerprint;
-use crate::store::keys::{Claim, EventRow, Keys};
+use crate::store::keys::{Claim, EventRow};
 use crate::store::StoreError;
 use rusqlite::{CachedStatement, OptionalExtension, ToSql, Transaction};
 use std::collections::HashSet;
@@ -69,18 +69,9 @@ pub fn claim(tx: &Transaction<'_>, claims: &[Claim]) -> Result<StoredEvents, Sto
     Ok(stored)
 }
 
-/// Inserts the event rows of `new_events`, whose ids the read step claimed.
-pub fn append(
-    tx: &Transaction<'_>,
-    new_events: &[Fingerprinted<'_>],
-    keys: &Keys,
-) -> Result<(), StoreError> {
-    let rows = new_events.iter().map(|new| keys.event(new));
-    insert_events(tx, rows.collect::<Result<_, _>>()?)
-}
-
-/// Inserts `rows` into `events`, in clustering order.
-fn insert_events(tx: &Transaction<'_>, mut rows: Vec<EventRow>) -> Result<(), StoreError> {
+/// Inserts `rows` into `events`, in clustering order: the rows of new
+/// events, whose ids the read step claimed.
+pub fn append(tx: &Transaction<'_>, mut rows: Vec<EventRow>) -> Result<(), StoreError> {
     rows.sort_unstable_by_key(|r| (r.org, r.ts, r.id));
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         let inserted = statement(tx, &EVENTS, chunk)?.raw_execute()?;
@@ -215,8 +206,8 @@ mod tests {
     fn an_event_row_already_stored_fails_the_append_instead_of_being_ignored() {
         let mut conn = store();
         let tx = conn.transaction().unwrap_or_else(|e| panic!("{e}"));
-        insert_events(&tx, vec![event(5)]).unwrap_or_else(|e| panic!("{e}"));
-        let result = insert_events(&tx, vec![event(4), event(5), event(6)]);
+        append(&tx, vec![event(5)]).unwrap_or_else(|e| panic!("{e}"));
+        let result = append(&tx, vec![event(4), event(5), event(6)]);
         assert!(
             matches!(&result, Err(StoreError::Corrupt(why)) if why.contains("1 of 3 new rows")),
             "{result:?}"

@@ -6,7 +6,7 @@ use crate::domain::{Event, Timestamp};
 use crate::store::decide::{decide, ByOrg, Fingerprinted, Key, Plan};
 use crate::store::decide::{Snapshot, StoredComponent, StoredName};
 use crate::store::facts::Fingerprint;
-use crate::store::keys::{Dimension, Keys, Lookups, NameRow, Orgs};
+use crate::store::keys::{org_key, Dimension, Keys, Lookups, NameRow, Orgs};
 use crate::store::keys::{APPLICATIONS, CATALOGS, CATEGORIES, MANUFACTURERS, PROJECTS, USERS};
 use crate::store::{IngestOutcome, StoreError};
 use rusqlite::types::ToSql;
@@ -35,7 +35,7 @@ impl Batch {
     /// holds their organizations.
     fn fingerprinted<'b>(&'b self, orgs: &Orgs) -> Result<Vec<Fingerprinted<'b>>, StoreError> {
         let new = |(event, &facts): (&'b Event, _)| {
-            let org = orgs.key(&event.organization)?;
+            let org = org_key(orgs, &event.organization)?;
             Ok(Fingerprinted { event, facts, org })
         };
         self.events.iter().zip(&self.facts).map(new).collect()
@@ -84,14 +84,11 @@ fn organizations(
     let mut select = tx.prepare_cached("SELECT org_key FROM organizations WHERE org_id = ?1")?;
     let mut insert =
         tx.prepare_cached("INSERT INTO organizations (org_id) VALUES (?1) RETURNING org_key")?;
-    for org in batches
-        .iter()
-        .flat_map(|b| &b.events)
-        .map(|e| &e.organization)
-    {
-        if orgs.find(org).is_none() {
+    for e in batches.iter().flat_map(|b| &b.events) {
+        let org = &e.organization;
+        if !orgs.contains_key(org) {
             let key = get_or_create(&mut select, &mut insert, params![org.as_str()])?;
-            orgs.add(org.clone(), key);
+            orgs.insert(org.clone(), key);
         }
     }
     Ok(())
@@ -104,7 +101,7 @@ fn read(
     wanted: &Lookups<'_>,
     keys: &mut Keys,
 ) -> Result<Snapshot, StoreError> {
-    let component = |r: &Row<'_>| {
+    let version = |r: &Row<'_>| {
         Ok(StoredComponent {
             name: r.get(1)?,
             category: r.get(2)?,
@@ -113,16 +110,10 @@ fn read(
             name_ts: Timestamp::from_millis(r.get(5)?),
         })
     };
-    let components = &mut keys.components;
+    let known = &mut keys.components;
     Ok(Snapshot {
         events: super::append::claim(tx, &wanted.claims)?,
-        components: stored(
-            tx,
-            READ_COMPONENT,
-            &wanted.components,
-            components,
-            component,
-        )?,
+        components: stored(tx, READ_COMPONENT, &wanted.components, known, version)?,
         catalogs: CATALOGS.stored(tx, &wanted.catalogs, &mut keys.catalogs)?,
         users: USERS.stored(tx, &wanted.users, &mut keys.users)?,
     })
@@ -183,7 +174,7 @@ fn write(tx: &Transaction<'_>, plan: &Plan<'_>, keys: &mut Keys) -> Result<(), S
     for key in relabel {
         label.execute(params![key])?;
     }
-    super::append::append(tx, &plan.new_events, keys)
+    super::append::append(tx, keys.events(&plan.new_events)?)
 }
 
 /// The key `select` finds for `args`, or else the one `insert` creates.
