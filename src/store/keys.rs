@@ -8,11 +8,11 @@
 //! and name column, so the two schemas cannot drift apart in one of them.
 
 use super::decide::{ByOrg, ComponentVersion, FastMap, Fingerprinted, InOrg, Key, NameVersion};
-use super::decide::{Occurrences, Verdict, Writes};
+use super::decide::{FastHash, Occurrences, Verdict, Writes};
 use super::facts::Fingerprint;
 use super::StoreError;
 use crate::domain::{Catalog, OrgId};
-use std::collections::BTreeSet;
+use std::collections::HashSet;
 use uuid::Uuid;
 
 /// A store result.
@@ -100,16 +100,20 @@ pub struct Claim {
     pub facts: Fingerprint,
 }
 
+/// A set hashed with [`FastHash`], for the rows the read step looks up
+/// (each event visits several; the statements order them where it counts).
+pub type Set<K> = HashSet<K, FastHash>;
+
 /// What the read step looks up for a group of events, the same on every
 /// backend: the rows its events name and the ids it claims.
 #[derive(Debug, Default)]
 pub struct Lookups<'a> {
     /// Components named.
-    pub components: BTreeSet<Key<'a>>,
+    pub components: Set<Key<'a>>,
     /// Catalogs named.
-    pub catalogs: BTreeSet<Key<'a>>,
+    pub catalogs: Set<Key<'a>>,
     /// Users named.
-    pub users: BTreeSet<Key<'a>>,
+    pub users: Set<Key<'a>>,
     /// The first occurrence of each id, sorted by id, so that concurrent
     /// transactions claim in one order (and SQLite's inserts descend
     /// through pages just visited).

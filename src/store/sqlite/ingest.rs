@@ -6,7 +6,7 @@ use crate::domain::{Event, Timestamp};
 use crate::store::decide::{decide, ByOrg, Fingerprinted, Key, Plan};
 use crate::store::decide::{Snapshot, StoredComponent, StoredName};
 use crate::store::facts::Fingerprint;
-use crate::store::keys::{org_key, Dimension, Keys, Lookups, NameRow, Orgs};
+use crate::store::keys::{org_key, Dimension, Keys, Lookups, NameRow, Orgs, Set};
 use crate::store::keys::{APPLICATIONS, CATALOGS, CATEGORIES, MANUFACTURERS, PROJECTS, USERS};
 use crate::store::{IngestOutcome, StoreError};
 use rusqlite::types::ToSql;
@@ -125,7 +125,7 @@ fn read(
 fn stored<V>(
     tx: &Transaction<'_>,
     sql: &str,
-    wanted: &BTreeSet<Key<'_>>,
+    wanted: &Set<Key<'_>>,
     keys: &mut ByOrg<i64>,
     version: impl Fn(&Row<'_>) -> rusqlite::Result<V>,
 ) -> Result<ByOrg<V>, StoreError> {
@@ -216,7 +216,7 @@ impl Dimension {
     fn stored(
         &self,
         tx: &Transaction<'_>,
-        wanted: &BTreeSet<Key<'_>>,
+        wanted: &Set<Key<'_>>,
         keys: &mut ByOrg<i64>,
     ) -> Result<ByOrg<StoredName>, StoreError> {
         let Self { table, key, column } = self;
