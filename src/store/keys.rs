@@ -1,7 +1,8 @@
-//! Surrogate keys an ingestion transaction has read or created, by natural
-//! key, and the plan's rows resolved to them. Shared by both backends, so
-//! a row is resolved one way; a missing key is a bug in a read or write
-//! step, never bad input.
+//! What the read step looks up ([`Lookups`]), the surrogate keys an
+//! ingestion transaction has read or created, by natural key, and the
+//! plan's rows resolved to them. Shared by both backends, so a row is
+//! looked up and resolved one way; a missing key is a bug in a read or
+//! write step, never bad input.
 //!
 //! The dimension tables those keys come from are named here too, once:
 //! each backend builds its own statements from the same table, key column
