@@ -16,15 +16,15 @@
 //!   ([`supersedes`], applied by `wins`): by event time, never arrival
 //!   order, so a late old event cannot rename things backwards.
 //!
-//! Maps are ordered by (organization, natural key) in byte order, so every
-//! backend touches rows in one global order (PostgreSQL transactions then
-//! never deadlock on each other's dimension rows).
+//! Maps are ordered by (organization key, natural key in byte order), so
+//! every backend touches rows in one global order (PostgreSQL transactions
+//! then never deadlock on each other's dimension rows).
 
 use super::facts::Fingerprint;
 use super::IngestOutcome;
-use crate::domain::{Component, Event, EventId, Name, OrgId, Timestamp};
+use crate::domain::{Component, Event, EventId, Name, Timestamp};
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The hasher of the maps ingestion builds per transaction: foldhash, a
 /// few times faster than std's SipHash on short string keys (SipHash was
@@ -40,20 +40,25 @@ pub type FastMap<K, V> = HashMap<K, V, FastHash>;
 /// cannot contain.
 const SIGNATURE_SEPARATOR: &str = "\u{1f}";
 
+/// A row of one organization, by its organization's key (organizations
+/// are resolved first, by the read step): a dimension row's natural key
+/// ([`Key`]) or surrogate key (`InOrg<i64>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct InOrg<Id> {
+    /// Organization key.
+    pub org: i64,
+    /// External id or name, or surrogate key.
+    pub id: Id,
+}
+
 /// A dimension row's natural key: its organization and its external id
 /// (component, catalog, user, project) or name (category, manufacturer,
 /// application).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Key<'a> {
-    /// Owning organization.
-    pub org: &'a OrgId,
-    /// External id or name.
-    pub id: &'a str,
-}
+pub type Key<'a> = InOrg<&'a str>;
 
 impl<'a> Key<'a> {
-    /// The key of `id` in `org`.
-    pub fn new(org: &'a OrgId, id: &'a impl AsRef<str>) -> Self {
+    /// The key of `id` in organization `org`.
+    pub fn new(org: i64, id: &'a impl AsRef<str>) -> Self {
         let id = id.as_ref();
         Self { org, id }
     }
@@ -61,7 +66,7 @@ impl<'a> Key<'a> {
 
 /// Stored values per organization and natural key, as a backend reads them.
 #[derive(Debug, Clone)]
-pub struct ByOrg<V>(FastMap<OrgId, FastMap<String, V>>);
+pub struct ByOrg<V>(FastMap<i64, FastMap<String, V>>);
 
 impl<V> Default for ByOrg<V> {
     fn default() -> Self {
@@ -72,18 +77,13 @@ impl<V> Default for ByOrg<V> {
 impl<V> ByOrg<V> {
     /// Records the stored value of `key`.
     pub fn insert(&mut self, key: Key<'_>, value: V) {
-        // The organization is cloned only the first time it is seen.
-        if !self.0.contains_key(key.org) {
-            self.0.insert(key.org.clone(), FastMap::default());
-        }
-        if let Some(ids) = self.0.get_mut(key.org) {
-            ids.insert(key.id.to_owned(), value);
-        }
+        let ids = self.0.entry(key.org).or_default();
+        ids.insert(key.id.to_owned(), value);
     }
 
     /// The stored value of `key`, if any.
     pub fn get(&self, key: Key<'_>) -> Option<&V> {
-        self.0.get(key.org)?.get(key.id)
+        self.0.get(&key.org)?.get(key.id)
     }
 }
 
@@ -167,20 +167,23 @@ pub fn supersedes(newer: Timestamp, older: Timestamp) -> bool {
     newer >= older
 }
 
-/// An event with its facts' fingerprint, hashed once per ingestion.
+/// An event as ingestion takes it: with its facts' fingerprint, hashed
+/// once per ingestion, and its organization's key.
 #[derive(Debug, Clone, Copy)]
 pub struct Fingerprinted<'a> {
     /// The event.
     pub event: &'a Event,
     /// Its facts, stored beside its id.
     pub facts: Fingerprint,
+    /// Its organization's key.
+    pub org: i64,
 }
 
 impl<'a> Fingerprinted<'a> {
-    /// Fingerprints `event`'s facts.
-    pub fn of(event: &'a Event) -> Self {
+    /// Fingerprints `event`'s facts; `org` is its organization's key.
+    pub fn of(event: &'a Event, org: i64) -> Self {
         let facts = Fingerprint::of(event);
-        Self { event, facts }
+        Self { event, facts, org }
     }
 }
 
@@ -285,10 +288,7 @@ where
     let mut components = Candidates::default();
     let mut catalogs = Candidates::default();
     let mut users = Candidates::default();
-    let mut applications = HashSet::with_hasher(FastHash::default());
-    let mut projects = HashSet::with_hasher(FastHash::default());
-    for &Fingerprinted { event: e, .. } in &plan.new_events {
-        let org = &e.organization;
+    for &Fingerprinted { event: e, org, .. } in &plan.new_events {
         let ts = e.timestamp;
         let c = &e.component;
         keep_latest(&mut components, Key::new(org, &c.id), ts, c);
@@ -296,11 +296,11 @@ where
             keep_latest(&mut catalogs, Key::new(org, &k.id), ts, &k.display_name);
         }
         keep_latest(&mut users, Key::new(org, &e.user.id), ts, &e.user.email);
-        applications.extend(e.application.as_ref().map(|a| Key::new(org, a)));
-        projects.extend(e.project_id.as_ref().map(|p| Key::new(org, p)));
+        plan.applications
+            .extend(e.application.as_ref().map(|a| Key::new(org, a)));
+        plan.projects
+            .extend(e.project_id.as_ref().map(|p| Key::new(org, p)));
     }
-    plan.applications = applications.into_iter().collect();
-    plan.projects = projects.into_iter().collect();
     plan.catalogs = weigh(catalogs, &stored.catalogs, name_change);
     plan.users = weigh(users, &stored.users, name_change);
     plan.components = weigh(components, &stored.components, component_change);
@@ -373,7 +373,7 @@ pub fn catalog_signature(component: &Component) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Catalog, EventKind, OpaqueId, User, UserId};
+    use crate::domain::{Catalog, EventKind, OpaqueId, OrgId, User, UserId};
     use uuid::Uuid;
 
     fn text<T>(parse: impl Fn(String) -> Result<T, crate::domain::TextError>, s: &str) -> T {
@@ -425,7 +425,7 @@ mod tests {
 
     /// [`decide`] on unhashed batches.
     fn decided<'a, const N: usize>(batches: [&'a [Event]; N], stored: &Snapshot) -> Plan<'a> {
-        let batches = batches.map(|b| b.iter().map(Fingerprinted::of));
+        let batches = batches.map(|b| b.iter().map(|e| Fingerprinted::of(e, 1)));
         decide(batches, stored.clone())
     }
 
@@ -557,7 +557,9 @@ mod tests {
         } in cases
         {
             let plan = decide(
-                batches.iter().map(|b| b.iter().map(Fingerprinted::of)),
+                batches
+                    .iter()
+                    .map(|b| b.iter().map(|e| Fingerprinted::of(e, 1))),
                 legacy.clone(),
             );
             assert_eq!(plan.outcomes, outcomes, "{case}");

@@ -1,15 +1,19 @@
-//! Surrogate keys an ingestion transaction has read or created, by natural
-//! key, and the plan's rows resolved to them. Shared by both backends, so
-//! a row is resolved one way; a missing key is a bug in a read or write
-//! step, never bad input.
+//! What the read step looks up ([`Lookups`]), the surrogate keys an
+//! ingestion transaction has read or created, by natural key, and the
+//! plan's rows resolved to them. Shared by both backends, so a row is
+//! looked up and resolved one way; a missing key is a bug in a read or
+//! write step, never bad input.
 //!
 //! The dimension tables those keys come from are named here too, once:
 //! each backend builds its own statements from the same table, key column
 //! and name column, so the two schemas cannot drift apart in one of them.
 
-use super::decide::{ByOrg, ComponentVersion, FastMap, Key, NameVersion, Writes};
+use super::decide::{ByOrg, ComponentVersion, FastMap, Fingerprinted, InOrg, Key, NameVersion};
+use super::decide::{FastHash, Occurrences, Verdict, Writes};
+use super::facts::Fingerprint;
 use super::StoreError;
-use crate::domain::{Catalog, Event, OrgId};
+use crate::domain::{Catalog, OrgId};
+use std::collections::HashSet;
 use uuid::Uuid;
 
 /// A store result.
@@ -49,52 +53,94 @@ pub const CATALOGS: Dimension = Dimension::new("catalogs", "catalog_key", "displ
 /// Users, renamed by email.
 pub const USERS: Dimension = Dimension::new("users", "user_key", "email");
 
-/// Organization keys, both ways.
-#[derive(Debug, Default)]
-pub struct Orgs {
-    keys: FastMap<OrgId, i64>,
-    ids: FastMap<i64, OrgId>,
-}
+/// Organization keys, by organization id.
+pub type Orgs = FastMap<OrgId, i64>;
 
-impl Orgs {
-    /// Records an organization's key.
-    pub fn add(&mut self, id: OrgId, key: i64) {
-        self.ids.insert(key, id.clone());
-        self.keys.insert(id, key);
-    }
-
-    /// The key of an organization, if known.
-    pub fn find(&self, id: &OrgId) -> Option<i64> {
-        self.keys.get(id).copied()
-    }
-
-    /// The key of an organization the transaction has read or created.
-    pub fn key(&self, id: &OrgId) -> Result<i64, StoreError> {
-        self.find(id).ok_or_else(|| missing(id, "the organization"))
-    }
-
-    /// The organization of a key the transaction has read.
-    pub fn id(&self, key: i64) -> Result<&OrgId, StoreError> {
-        let id = self.ids.get(&key);
-        id.ok_or_else(|| StoreError::Corrupt(format!("organization key {key} was not read")))
-    }
-}
-
-fn missing(org: &OrgId, what: &str) -> StoreError {
-    let org = org.as_str();
-    StoreError::Corrupt(format!("{what} of {org:?} unresolved in ingestion"))
+/// The key of an organization the transaction has read or created.
+pub fn org_key(orgs: &Orgs, id: &OrgId) -> StoreResult<i64> {
+    let found = orgs.get(id).copied();
+    found.ok_or_else(|| StoreError::Corrupt(format!("organization {id:?} unresolved")))
 }
 
 impl ByOrg<i64> {
     /// The surrogate key of `key`, read or created by the transaction.
     pub fn key(&self, key: Key<'_>) -> Result<i64, StoreError> {
         let found = self.get(key).copied();
-        found.ok_or_else(|| missing(key.org, &format!("the key of {:?}", key.id)))
+        let why = || format!("the key of {key:?} was not resolved in ingestion");
+        found.ok_or_else(|| StoreError::Corrupt(why()))
+    }
+
+    /// The rows of the catalog or user versions in `changes`; `self`
+    /// holds the keys of the stored rows (`Keys::catalogs` or `users`).
+    pub fn names<'a>(&self, changes: &'a Writes<'a, NameVersion<'a>>) -> Vec<NameRow<'a>> {
+        let row = |(&natural, v): (&Key<'a>, &'a NameVersion<'a>)| NameRow {
+            natural,
+            stored: self.get(natural).copied(),
+            name: v.name.as_str(),
+            ts: v.ts.millis(),
+            renamed: v.renamed,
+        };
+        changes.iter().map(row).collect()
     }
 
     /// [`ByOrg::key`] of an optional value.
-    fn optional(&self, org: &OrgId, id: Option<&impl AsRef<str>>) -> StoreResult<Option<i64>> {
+    fn optional(&self, org: i64, id: Option<&impl AsRef<str>>) -> StoreResult<Option<i64>> {
         id.map(|id| self.key(Key::new(org, id))).transpose()
+    }
+}
+
+/// The first occurrence of an event id in a group, claimed with its facts
+/// by the read step: an id that goes in was not stored, so it is new.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim {
+    /// The event id.
+    pub id: Uuid,
+    /// Its organization's key.
+    pub org: i64,
+    /// Its facts.
+    pub facts: Fingerprint,
+}
+
+/// A set hashed with [`FastHash`], for the rows the read step looks up
+/// (each event visits several; the statements order them where it counts).
+pub type Set<K> = HashSet<K, FastHash>;
+
+/// What the read step looks up for a group of events, the same on every
+/// backend: the rows its events name and the ids it claims.
+#[derive(Debug, Default)]
+pub struct Lookups<'a> {
+    /// Components named.
+    pub components: Set<Key<'a>>,
+    /// Catalogs named.
+    pub catalogs: Set<Key<'a>>,
+    /// Users named.
+    pub users: Set<Key<'a>>,
+    /// The first occurrence of each id, sorted by id, so that concurrent
+    /// transactions claim in one order (and SQLite's inserts descend
+    /// through pages just visited).
+    pub claims: Vec<Claim>,
+}
+
+impl<'a> Lookups<'a> {
+    /// What to look up for `events`.
+    pub fn of(events: impl IntoIterator<Item = Fingerprinted<'a>>) -> Self {
+        let mut first = Occurrences::default();
+        let mut out = Self::default();
+        for new in events {
+            let Fingerprinted { event: e, org, .. } = new;
+            let natural = |id| InOrg { org, id };
+            out.components.insert(natural(e.component.id.as_str()));
+            let catalogs = e.component.catalogs.iter();
+            out.catalogs
+                .extend(catalogs.map(|c| natural(c.id.as_str())));
+            out.users.insert(natural(e.user.id.as_str()));
+            if first.classify(e.id, new.facts) == Verdict::New {
+                let (id, facts) = (*e.id.as_uuid(), new.facts);
+                out.claims.push(Claim { id, org, facts });
+            }
+        }
+        out.claims.sort_unstable_by_key(|c| c.id);
+        out
     }
 }
 
@@ -145,8 +191,6 @@ pub struct EventRow {
 pub struct NameRow<'a> {
     /// Its natural key.
     pub natural: Key<'a>,
-    /// Organization key.
-    pub org: i64,
     /// Surrogate key of the row to update; `None`: a new row.
     pub stored: Option<i64>,
     /// The name (or email).
@@ -163,8 +207,6 @@ pub struct NameRow<'a> {
 pub struct ComponentRow<'a> {
     /// Its natural key.
     pub natural: Key<'a>,
-    /// Organization key.
-    pub org: i64,
     /// Surrogate key of the row to update; `None`: a new row.
     pub stored: Option<i64>,
     /// Display name.
@@ -182,39 +224,21 @@ pub struct ComponentRow<'a> {
 }
 
 impl Keys {
-    /// `e`'s row.
-    pub fn event(&self, e: &Event) -> Result<EventRow, StoreError> {
-        let org = &e.organization;
-        Ok(EventRow {
-            org: self.orgs.key(org)?,
-            ts: e.timestamp.millis(),
-            id: *e.id.as_uuid(),
-            kind: e.kind.code(),
-            component: self.components.key(Key::new(org, &e.component.id))?,
-            user: self.users.key(Key::new(org, &e.user.id))?,
-            application: self.applications.optional(org, e.application.as_ref())?,
-            project: self.projects.optional(org, e.project_id.as_ref())?,
-        })
-    }
-
-    /// The rows of the catalog or user versions in `changes`; `known`
-    /// holds the keys of the stored rows (`Keys::catalogs` or `users`).
-    pub fn names<'a>(
-        &self,
-        changes: &'a Writes<'a, NameVersion<'a>>,
-        known: &ByOrg<i64>,
-    ) -> Result<Vec<NameRow<'a>>, StoreError> {
-        let row = |(&natural, v): (&Key<'a>, &'a NameVersion<'a>)| {
-            Ok(NameRow {
-                natural,
-                org: self.orgs.key(natural.org)?,
-                stored: known.get(natural).copied(),
-                name: v.name.as_str(),
-                ts: v.ts.millis(),
-                renamed: v.renamed,
+    /// The rows of the new events.
+    pub fn events(&self, new_events: &[Fingerprinted<'_>]) -> StoreResult<Vec<EventRow>> {
+        let row = |&Fingerprinted { event: e, org, .. }: &Fingerprinted<'_>| {
+            Ok(EventRow {
+                org,
+                ts: e.timestamp.millis(),
+                id: *e.id.as_uuid(),
+                kind: e.kind.code(),
+                component: self.components.key(Key::new(org, &e.component.id))?,
+                user: self.users.key(Key::new(org, &e.user.id))?,
+                application: self.applications.optional(org, e.application.as_ref())?,
+                project: self.projects.optional(org, e.project_id.as_ref())?,
             })
         };
-        changes.iter().map(row).collect()
+        new_events.iter().map(row).collect()
     }
 
     /// The rows of the component versions in `changes`, once their
@@ -232,7 +256,6 @@ impl Keys {
             let membership = v.membership_changed.then(catalogs);
             rows.push(ComponentRow {
                 natural,
-                org: self.orgs.key(org)?,
                 stored: self.components.get(natural).copied(),
                 name: c.display_name.as_str(),
                 category: self.categories.optional(org, c.category.as_ref())?,

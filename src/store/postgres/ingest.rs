@@ -18,10 +18,10 @@
 use super::error::is_retryable;
 use super::sql::{Attempt, NameStatements};
 use crate::domain::{Event, EventId, OrgId, Timestamp};
-use crate::store::decide::{decide, ByOrg, Fingerprinted, Key, Occurrences, Plan, Snapshot};
-use crate::store::decide::{StoredComponent, StoredEvents, StoredName, Verdict};
+use crate::store::decide::{decide, ByOrg, Fingerprinted, InOrg, Key, Plan, Snapshot};
+use crate::store::decide::{StoredComponent, StoredEvents, StoredName};
 use crate::store::facts::Fingerprint;
-use crate::store::keys::{Keys, Orgs};
+use crate::store::keys::{org_key, Claim, Keys, Lookups, Orgs};
 use crate::store::{IngestOutcome, StoreError};
 use deadpool_postgres::{Pool, Transaction};
 use std::collections::{BTreeSet, HashSet};
@@ -99,9 +99,12 @@ async fn run(tx: &Transaction<'_>, events: &[Event]) -> Result<IngestOutcome, Fa
     // Erased users first, under the lock that keeps erasures out until commit.
     let events = &*super::privacy::pseudonymize(tx, events).await?;
     let attempt = Attempt::new(tx).await?;
-    let events: Vec<Fingerprinted<'_>> = events.iter().map(Fingerprinted::of).collect();
     let mut keys = Keys::default();
-    let snapshot = attempt.read(&events, &mut keys).await?;
+    attempt.organizations(events, &mut keys.orgs).await?;
+    let new = |e| Ok(Fingerprinted::of(e, org_key(&keys.orgs, &e.organization)?));
+    let events = events.iter().map(new).collect::<StoreResult<Vec<_>>>()?;
+    let wanted = Lookups::of(events.iter().copied());
+    let snapshot = attempt.read(&wanted, &mut keys).await?;
     let plan = decide([events], snapshot);
     attempt.write(&plan, &mut keys).await?;
     Ok(plan.outcomes.into_iter().next().unwrap_or_default())
@@ -117,34 +120,26 @@ macro_rules! columns {
     };
 }
 
-/// A row of one organization as set-based statements take it: its
-/// `org_key` and its natural id (`&str`) or surrogate key (`i64`).
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct InOrg<Id> {
-    org: i64,
-    id: Id,
-}
-
 /// The natural key of an `(org_key, natural key, surrogate key, …)` row.
-fn natural<'r>(orgs: &'r Orgs, row: &'r Row) -> Result<Key<'r>, StoreError> {
-    let org = orgs.id(row.try_get(0)?)?;
+fn natural(row: &Row) -> PgResult<Key<'_>> {
+    let org = row.try_get(0)?;
     let id = row.try_get(1)?;
     Ok(Key { org, id })
 }
 
-/// Records the keys of `(org_key, natural key, surrogate key, …)` rows.
-fn collect(orgs: &Orgs, rows: &[Row], keys: &mut ByOrg<i64>) -> Result<(), StoreError> {
+/// Records the keys of such rows.
+fn collect(rows: &[Row], keys: &mut ByOrg<i64>) -> PgResult<()> {
     for row in rows {
-        keys.insert(natural(orgs, row)?, row.try_get(2)?);
+        keys.insert(natural(row)?, row.try_get(2)?);
     }
     Ok(())
 }
 
 /// The stored versions of such rows, as `version` reads them.
-fn stored<V>(orgs: &Orgs, rows: &[Row], version: fn(&Row) -> PgResult<V>) -> StoreResult<ByOrg<V>> {
+fn stored<V>(rows: &[Row], version: fn(&Row) -> PgResult<V>) -> PgResult<ByOrg<V>> {
     let mut out = ByOrg::default();
     for row in rows {
-        out.insert(natural(orgs, row)?, version(row)?);
+        out.insert(natural(row)?, version(row)?);
     }
     Ok(out)
 }
@@ -164,13 +159,6 @@ fn stored_name(row: &Row) -> PgResult<StoredName> {
         name: row.try_get(3)?,
         name_ts: Timestamp::from_millis(row.try_get(4)?),
     })
-}
-
-/// The first occurrence of one of the batch's ids, claimed with its facts.
-struct Claim<'a> {
-    id: Uuid,
-    org: i64,
-    facts: &'a [u8],
 }
 
 /// A catalog membership row.
@@ -193,14 +181,10 @@ impl Attempt<'_> {
 
     // ---- read ---------------------------------------------------------------
 
-    /// What the database holds for `events`, with their ids claimed; the
-    /// rows' keys go to `keys`.
-    async fn read(
-        &self,
-        events: &[Fingerprinted<'_>],
-        keys: &mut Keys,
-    ) -> Result<Snapshot, Failure> {
-        let org_ids = BTreeSet::from_iter(events.iter().map(|n| n.event.organization.as_str()));
+    /// Records the keys of the organizations `events` name, created where
+    /// missing (an organization row alone shows nothing).
+    async fn organizations(&self, events: &[Event], orgs: &mut Orgs) -> Result<(), Failure> {
+        let org_ids = BTreeSet::from_iter(events.iter().map(|e| e.organization.as_str()));
         let org_ids = Vec::from_iter(org_ids);
         let (_, org_rows) = tokio::try_join!(
             self.send(&self.org_insert, [&org_ids]),
@@ -209,31 +193,21 @@ impl Attempt<'_> {
         for row in &org_rows {
             let id = OrgId::parse(row.try_get::<_, String>(0)?)
                 .map_err(|e| StoreError::Corrupt(format!("stored organization id: {e}")))?;
-            keys.orgs.add(id, row.try_get(1)?);
+            orgs.insert(id, row.try_get(1)?);
         }
-        let mut components = BTreeSet::new();
-        let mut catalogs = BTreeSet::new();
-        let mut users = BTreeSet::new();
-        let mut first = Occurrences::default();
-        let mut claims = Vec::with_capacity(events.len());
-        for new in events {
-            let e = new.event;
-            let org = keys.orgs.key(&e.organization)?;
-            let natural = |id| InOrg { org, id };
-            components.insert(natural(e.component.id.as_str()));
-            catalogs.extend(e.component.catalogs.iter().map(|c| natural(c.id.as_str())));
-            users.insert(natural(e.user.id.as_str()));
-            if first.classify(e.id, new.facts) == Verdict::New {
-                let (id, facts) = (*e.id.as_uuid(), new.facts.as_bytes());
-                claims.push(Claim { id, org, facts });
-            }
-        }
-        // Sorted by id, so concurrent batches claim in one order.
-        claims.sort_unstable_by_key(|c| c.id);
-        let claim = columns!(&claims => id, org, facts);
-        let catalogs = columns!(&catalogs => org, id);
-        let components = columns!(&components => org, id);
-        let users = columns!(&users => org, id);
+        Ok(())
+    }
+
+    /// What the database holds for the `wanted` ids, components, catalogs
+    /// and users, with the ids claimed; the rows' keys go to `keys`.
+    async fn read(&self, wanted: &Lookups<'_>, keys: &mut Keys) -> Result<Snapshot, Failure> {
+        let claims = &wanted.claims;
+        let facts = Vec::from_iter(claims.iter().map(|c| &c.facts.as_bytes()[..]));
+        let [ids, orgs] = columns!(claims => id, org);
+        let claim: [Param<'_>; 3] = [ids, orgs, &facts];
+        let catalogs = columns!(&wanted.catalogs => org, id);
+        let components = columns!(&wanted.components => org, id);
+        let users = columns!(&wanted.users => org, id);
         let (catalogs, components, users, savepoint, claimed) = tokio::join!(
             self.send(&self.catalogs.lock, catalogs),
             self.send(&self.component_lock, components),
@@ -242,15 +216,14 @@ impl Attempt<'_> {
             self.send(&self.event_ids_claim, claim),
         );
         let (catalogs, components, users, _) = (catalogs?, components?, users?, savepoint?);
-        let orgs = &keys.orgs;
-        collect(orgs, &components, &mut keys.components)?;
-        collect(orgs, &catalogs, &mut keys.catalogs)?;
-        collect(orgs, &users, &mut keys.users)?;
+        collect(&components, &mut keys.components)?;
+        collect(&catalogs, &mut keys.catalogs)?;
+        collect(&users, &mut keys.users)?;
         Ok(Snapshot {
-            events: self.stored_events(&claims, claim, claimed).await?,
-            components: stored(orgs, &components, stored_component)?,
-            catalogs: stored(orgs, &catalogs, stored_name)?,
-            users: stored(orgs, &users, stored_name)?,
+            events: self.stored_events(claims, claim, claimed).await?,
+            components: stored(&components, stored_component)?,
+            catalogs: stored(&catalogs, stored_name)?,
+            users: stored(&users, stored_name)?,
         })
     }
 
@@ -259,7 +232,7 @@ impl Attempt<'_> {
     /// else those that `ON CONFLICT DO NOTHING` could not claim.
     async fn stored_events(
         &self,
-        claims: &[Claim<'_>],
+        claims: &[Claim],
         claim: [Param<'_>; 3],
         claimed: PgResult<Vec<Row>>,
     ) -> Result<StoredEvents, Failure> {
@@ -293,15 +266,9 @@ impl Attempt<'_> {
     async fn resolve(
         &self,
         s: &NameStatements,
-        orgs: &Orgs,
         wanted: &BTreeSet<Key<'_>>,
     ) -> Result<Vec<Row>, Failure> {
-        let mut naturals = Vec::with_capacity(wanted.len());
-        for k in wanted {
-            let org = orgs.key(k.org)?;
-            naturals.push(InOrg { org, id: k.id });
-        }
-        let values = columns!(&naturals => org, id);
+        let values = columns!(wanted => org, id);
         let (_, found) =
             tokio::try_join!(self.send(&s.insert, values), self.send(&s.select, values))?;
         Ok(found)
@@ -325,49 +292,50 @@ impl Attempt<'_> {
         if plan.new_events.is_empty() {
             return Ok(());
         }
-        let catalogs = keys.names(&plan.catalogs, &keys.catalogs)?;
-        let users = keys.names(&plan.users, &keys.users)?;
-        let catalog_rows = columns!(&catalogs => org, stored, natural.id, name, ts);
-        let user_rows = columns!(&users => org, stored, natural.id, name, ts);
-        let orgs = &keys.orgs;
+        let catalogs = keys.catalogs.names(&plan.catalogs);
+        let users = keys.users.names(&plan.users);
+        let catalog_rows = columns!(&catalogs => natural.org, stored, natural.id, name, ts);
+        let user_rows = columns!(&users => natural.org, stored, natural.id, name, ts);
         let (c, m, a, p, new_catalogs, new_users) = tokio::try_join!(
-            self.resolve(&self.categories, orgs, &plan.categories),
-            self.resolve(&self.manufacturers, orgs, &plan.manufacturers),
-            self.resolve(&self.applications, orgs, &plan.applications),
-            self.resolve(&self.projects, orgs, &plan.projects),
+            self.resolve(&self.categories, &plan.categories),
+            self.resolve(&self.manufacturers, &plan.manufacturers),
+            self.resolve(&self.applications, &plan.applications),
+            self.resolve(&self.projects, &plan.projects),
             self.upsert([&self.catalogs.insert, &self.catalogs.update], catalog_rows),
             self.upsert([&self.users.insert, &self.users.update], user_rows),
         )?;
-        collect(orgs, &c, &mut keys.categories)?;
-        collect(orgs, &m, &mut keys.manufacturers)?;
-        collect(orgs, &a, &mut keys.applications)?;
-        collect(orgs, &p, &mut keys.projects)?;
-        collect(orgs, &new_catalogs, &mut keys.catalogs)?;
-        collect(orgs, &new_users, &mut keys.users)?;
+        collect(&c, &mut keys.categories)?;
+        collect(&m, &mut keys.manufacturers)?;
+        collect(&a, &mut keys.applications)?;
+        collect(&p, &mut keys.projects)?;
+        collect(&new_catalogs, &mut keys.catalogs)?;
+        collect(&new_users, &mut keys.users)?;
 
         let components = keys.components(&plan.components)?;
         let rows = columns!(&components =>
-            org, stored, natural.id, name, category, manufacturer, catalog_ids, ts);
+            natural.org, stored, natural.id, name, category, manufacturer, catalog_ids, ts);
         let statements = [&self.component_insert, &self.component_update];
         let created = self.upsert(statements, rows).await?;
-        collect(&keys.orgs, &created, &mut keys.components)?;
+        collect(&created, &mut keys.components)?;
 
         let mut changed = Vec::new();
         let mut members = Vec::new();
         for r in &components {
             let Some(ids) = &r.membership else { continue };
             let id = keys.components.key(r.natural)?;
-            let component = InOrg { org: r.org, id };
+            let component = InOrg {
+                org: r.natural.org,
+                id,
+            };
             members.extend(ids.iter().map(|&catalog| Member { component, catalog }));
             changed.push(component);
         }
         let members = columns!(&members => component.org, component.id, catalog);
         let [changed_orgs, changed_keys] = columns!(&changed => org, id);
         let [renamed_orgs, renamed_keys] =
-            columns!(catalogs.iter().filter(|r| r.renamed) => org, stored);
+            columns!(catalogs.iter().filter(|r| r.renamed) => natural.org, stored);
         let relabel = [changed_orgs, changed_keys, renamed_orgs, renamed_keys];
-        let events = plan.new_events.iter().map(|new| keys.event(new.event));
-        let events = events.collect::<StoreResult<Vec<_>>>()?;
+        let events = keys.events(&plan.new_events)?;
         let events = columns!(&events => org, ts, id, kind, component, user, application, project);
         tokio::try_join!(
             self.send(&self.membership_delete, [changed_orgs, changed_keys]),

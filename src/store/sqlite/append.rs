@@ -24,9 +24,9 @@
 //! whole transaction as corrupt.
 
 use crate::domain::EventId;
-use crate::store::decide::{FastHash, Fingerprinted, StoredEvents};
+use crate::store::decide::{FastHash, StoredEvents};
 use crate::store::facts::Fingerprint;
-use crate::store::keys::{EventRow, Keys};
+use crate::store::keys::{Claim, EventRow};
 use crate::store::StoreError;
 use rusqlite::{CachedStatement, OptionalExtension, ToSql, Transaction};
 use std::collections::HashSet;
@@ -37,21 +37,9 @@ use uuid::Uuid;
 /// SQLite's limit of 32,766 variables).
 pub const ROWS_PER_INSERT: usize = 128;
 
-/// The first occurrence of an event id in a group, to be claimed.
-#[derive(Debug, Clone, Copy)]
-pub struct Claim {
-    /// The event id.
-    pub id: Uuid,
-    /// Its organization's key.
-    pub org: i64,
-    /// Its facts.
-    pub facts: Fingerprint,
-}
-
 /// Claims `claims`' ids, returning the stored facts of those that were
 /// already stored (and so stay as they are).
-pub fn claim(tx: &Transaction<'_>, claims: &mut [Claim]) -> Result<StoredEvents, StoreError> {
-    claims.sort_unstable_by_key(|c| c.id);
+pub fn claim(tx: &Transaction<'_>, claims: &[Claim]) -> Result<StoredEvents, StoreError> {
     let mut taken = Vec::new();
     for chunk in claims.chunks(ROWS_PER_INSERT) {
         let mut stmt = statement(tx, &IDS, chunk)?;
@@ -81,18 +69,9 @@ pub fn claim(tx: &Transaction<'_>, claims: &mut [Claim]) -> Result<StoredEvents,
     Ok(stored)
 }
 
-/// Inserts the event rows of `new_events`, whose ids the read step claimed.
-pub fn append(
-    tx: &Transaction<'_>,
-    new_events: &[Fingerprinted<'_>],
-    keys: &Keys,
-) -> Result<(), StoreError> {
-    let rows = new_events.iter().map(|new| keys.event(new.event));
-    insert_events(tx, rows.collect::<Result<_, _>>()?)
-}
-
-/// Inserts `rows` into `events`, in clustering order.
-fn insert_events(tx: &Transaction<'_>, mut rows: Vec<EventRow>) -> Result<(), StoreError> {
+/// Inserts `rows` into `events`, in clustering order: the rows of new
+/// events, whose ids the read step claimed.
+pub fn append(tx: &Transaction<'_>, mut rows: Vec<EventRow>) -> Result<(), StoreError> {
     rows.sort_unstable_by_key(|r| (r.org, r.ts, r.id));
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         let inserted = statement(tx, &EVENTS, chunk)?.raw_execute()?;
@@ -199,8 +178,8 @@ mod tests {
     fn every_id_is_claimed_across_statements() {
         let mut conn = store();
         let tx = conn.transaction().unwrap_or_else(|e| panic!("{e}"));
-        let mut claims: Vec<Claim> = (0..300).map(|i| claim_of(1000 - i)).collect();
-        let stored = claim(&tx, &mut claims).unwrap_or_else(|e| panic!("{e}"));
+        let claims: Vec<Claim> = (0..300).map(|i| claim_of(700 + i)).collect();
+        let stored = claim(&tx, &claims).unwrap_or_else(|e| panic!("{e}"));
         assert!(stored.is_empty());
         assert_eq!(count(&tx, "event_ids"), 300);
     }
@@ -215,8 +194,8 @@ mod tests {
             tx.execute(before, (&Uuid::from_u128(id).as_bytes()[..], stored))
                 .unwrap_or_else(|e| panic!("{e}"));
         }
-        let mut claims: Vec<Claim> = (4..=7).map(claim_of).collect();
-        let stored = claim(&tx, &mut claims).unwrap_or_else(|e| panic!("{e}"));
+        let claims: Vec<Claim> = (4..=7).map(claim_of).collect();
+        let stored = claim(&tx, &claims).unwrap_or_else(|e| panic!("{e}"));
         let id = |n| EventId::from_uuid(Uuid::from_u128(n));
         let expected = StoredEvents::from_iter([(id(5), None), (id(6), Some(facts(9)))]);
         assert_eq!(stored, expected);
@@ -227,8 +206,8 @@ mod tests {
     fn an_event_row_already_stored_fails_the_append_instead_of_being_ignored() {
         let mut conn = store();
         let tx = conn.transaction().unwrap_or_else(|e| panic!("{e}"));
-        insert_events(&tx, vec![event(5)]).unwrap_or_else(|e| panic!("{e}"));
-        let result = insert_events(&tx, vec![event(4), event(5), event(6)]);
+        append(&tx, vec![event(5)]).unwrap_or_else(|e| panic!("{e}"));
+        let result = append(&tx, vec![event(4), event(5), event(6)]);
         assert!(
             matches!(&result, Err(StoreError::Corrupt(why)) if why.contains("1 of 3 new rows")),
             "{result:?}"

@@ -2,12 +2,11 @@
 //! group, [`decide`], write the plan. One immediate transaction, so nothing
 //! changes between the read and the write.
 
-use super::append::Claim;
 use crate::domain::{Event, Timestamp};
-use crate::store::decide::{decide, ByOrg, Fingerprinted, Key, Occurrences, Plan};
-use crate::store::decide::{Snapshot, StoredComponent, StoredName, Verdict};
+use crate::store::decide::{decide, ByOrg, Fingerprinted, Key, Plan};
+use crate::store::decide::{Snapshot, StoredComponent, StoredName};
 use crate::store::facts::Fingerprint;
-use crate::store::keys::{Dimension, Keys, NameRow, Orgs};
+use crate::store::keys::{org_key, Dimension, Keys, Lookups, NameRow, Orgs, Set};
 use crate::store::keys::{APPLICATIONS, CATALOGS, CATEGORIES, MANUFACTURERS, PROJECTS, USERS};
 use crate::store::{IngestOutcome, StoreError};
 use rusqlite::types::ToSql;
@@ -32,10 +31,14 @@ impl Batch {
         Self { events, facts }
     }
 
-    /// Each event with its facts, as [`decide`] takes them.
-    fn fingerprinted(&self) -> impl Iterator<Item = Fingerprinted<'_>> {
-        let new = |(event, &facts)| Fingerprinted { event, facts };
-        self.events.iter().zip(&self.facts).map(new)
+    /// Each event with its facts, as [`decide`] takes them, once `orgs`
+    /// holds their organizations.
+    fn fingerprinted<'b>(&'b self, orgs: &Orgs) -> Result<Vec<Fingerprinted<'b>>, StoreError> {
+        let new = |(event, &facts): (&'b Event, _)| {
+            let org = org_key(orgs, &event.organization)?;
+            Ok(Fingerprinted { event, facts, org })
+        };
+        self.events.iter().zip(&self.facts).map(new).collect()
     }
 }
 
@@ -51,12 +54,12 @@ pub fn ingest(
     // Erased users first, inside the write lock (see `privacy`).
     let batches = super::privacy::pseudonymize(&tx, batches)?;
     let mut keys = Keys::default();
-    let snapshot = read(
-        &tx,
-        batches.iter().flat_map(Batch::fingerprinted),
-        &mut keys,
-    )?;
-    let plan = decide(batches.iter().map(Batch::fingerprinted), snapshot);
+    organizations(&tx, &batches, &mut keys.orgs)?;
+    let groups = batches.iter().map(|b| b.fingerprinted(&keys.orgs));
+    let groups = groups.collect::<Result<Vec<_>, _>>()?;
+    let wanted = Lookups::of(groups.iter().flatten().copied());
+    let snapshot = read(&tx, &wanted, &mut keys)?;
+    let plan = decide(groups, snapshot);
     write(&tx, &plan, &mut keys)?;
     tx.commit()?;
     Ok(plan.outcomes)
@@ -71,22 +74,34 @@ const READ_COMPONENT: &str =
      LEFT JOIN manufacturers man ON man.manufacturer_key = c.manufacturer_key
      WHERE c.org_key = ?1 AND c.external_id = ?2";
 
-/// What the file holds for `events`' ids, components, catalogs and users,
-/// with the ids claimed (see `append`); the rows' keys go to `keys`.
-/// Organizations are created as on PostgreSQL (an organization row alone
-/// shows nothing).
-fn read<'a>(
+/// Records the keys of the organizations `batches` name, created where
+/// missing as on PostgreSQL (an organization row alone shows nothing).
+fn organizations(
     tx: &Transaction<'_>,
-    events: impl Iterator<Item = Fingerprinted<'a>>,
+    batches: &[Batch],
+    orgs: &mut Orgs,
+) -> Result<(), StoreError> {
+    let mut select = tx.prepare_cached("SELECT org_key FROM organizations WHERE org_id = ?1")?;
+    let mut insert =
+        tx.prepare_cached("INSERT INTO organizations (org_id) VALUES (?1) RETURNING org_key")?;
+    for e in batches.iter().flat_map(|b| &b.events) {
+        let org = &e.organization;
+        if !orgs.contains_key(org) {
+            let key = get_or_create(&mut select, &mut insert, params![org.as_str()])?;
+            orgs.insert(org.clone(), key);
+        }
+    }
+    Ok(())
+}
+
+/// What the file holds for the `wanted` ids, components, catalogs and
+/// users, with the ids claimed (see `append`); the rows' keys go to `keys`.
+fn read(
+    tx: &Transaction<'_>,
+    wanted: &Lookups<'_>,
     keys: &mut Keys,
 ) -> Result<Snapshot, StoreError> {
-    let mut first = Occurrences::default();
-    let mut claims = Vec::new();
-    let mut org_select =
-        tx.prepare_cached("SELECT org_key FROM organizations WHERE org_id = ?1")?;
-    let mut org_insert =
-        tx.prepare_cached("INSERT INTO organizations (org_id) VALUES (?1) RETURNING org_key")?;
-    let mut components = Reader::new(tx, READ_COMPONENT, |r| {
+    let version = |r: &Row<'_>| {
         Ok(StoredComponent {
             name: r.get(1)?,
             category: r.get(2)?,
@@ -94,80 +109,36 @@ fn read<'a>(
             catalog_ids: r.get(4)?,
             name_ts: Timestamp::from_millis(r.get(5)?),
         })
-    })?;
-    let mut catalogs = CATALOGS.reader(tx)?;
-    let mut users = USERS.reader(tx)?;
-    for new in events {
-        let e = new.event;
-        let org = &e.organization;
-        if keys.orgs.find(org).is_none() {
-            let key = get_or_create(&mut org_select, &mut org_insert, params![org.as_str()])?;
-            keys.orgs.add(org.clone(), key);
-        }
-        let org_key = keys.orgs.key(org)?;
-        let key = |id| Key { org, id };
-        components.read(org_key, key(e.component.id.as_str()))?;
-        for c in &e.component.catalogs {
-            catalogs.read(org_key, key(c.id.as_str()))?;
-        }
-        users.read(org_key, key(e.user.id.as_str()))?;
-        if first.classify(e.id, new.facts) == Verdict::New {
-            let (id, facts) = (*e.id.as_uuid(), new.facts);
-            claims.push(Claim {
-                id,
-                org: org_key,
-                facts,
-            });
-        }
-    }
+    };
+    let known = &mut keys.components;
     Ok(Snapshot {
-        events: super::append::claim(tx, &mut claims)?,
-        components: components.into(&mut keys.components),
-        catalogs: catalogs.into(&mut keys.catalogs),
-        users: users.into(&mut keys.users),
+        events: super::append::claim(tx, &wanted.claims)?,
+        components: stored(tx, READ_COMPONENT, &wanted.components, known, version)?,
+        catalogs: CATALOGS.stored(tx, &wanted.catalogs, &mut keys.catalogs)?,
+        users: USERS.stored(tx, &wanted.users, &mut keys.users)?,
     })
 }
 
-/// Reads a stored version from a row.
-type Version<V> = fn(&Row<'_>) -> rusqlite::Result<V>;
-
-/// Reads dimension rows by organization key and external id: the key
-/// first, then the stored version.
-struct Reader<'c, V> {
-    stmt: CachedStatement<'c>,
-    version: Version<V>,
-    keys: ByOrg<i64>,
-    stored: ByOrg<V>,
-}
-
-impl<'c, V> Reader<'c, V> {
-    fn new(tx: &'c Transaction<'_>, sql: &str, version: Version<V>) -> Result<Self, StoreError> {
-        Ok(Self {
-            stmt: tx.prepare_cached(sql)?,
-            version,
-            keys: ByOrg::default(),
-            stored: ByOrg::default(),
-        })
-    }
-
-    /// Reads `natural`, unless it was read before.
-    fn read(&mut self, org_key: i64, natural: Key<'_>) -> Result<(), StoreError> {
-        if self.keys.get(natural).is_some() {
-            return Ok(());
-        }
-        let mut rows = self.stmt.query(params![org_key, natural.id])?;
+/// The stored versions of `wanted`, as `version` reads them from the rows
+/// that `sql` selects by organization key and external id: the key first,
+/// then the version. Their keys go to `keys`.
+fn stored<V>(
+    tx: &Transaction<'_>,
+    sql: &str,
+    wanted: &Set<Key<'_>>,
+    keys: &mut ByOrg<i64>,
+    version: impl Fn(&Row<'_>) -> rusqlite::Result<V>,
+) -> Result<ByOrg<V>, StoreError> {
+    let mut stmt = tx.prepare_cached(sql)?;
+    let mut out = ByOrg::default();
+    for &natural in wanted {
+        let mut rows = stmt.query(params![natural.org, natural.id])?;
         if let Some(row) = rows.next()? {
-            self.keys.insert(natural, row.get(0)?);
-            self.stored.insert(natural, (self.version)(row)?);
+            keys.insert(natural, row.get(0)?);
+            out.insert(natural, version(row)?);
         }
-        Ok(())
     }
-
-    /// The stored versions read; their keys go to `keys`.
-    fn into(self, keys: &mut ByOrg<i64>) -> ByOrg<V> {
-        *keys = self.keys;
-        self.stored
-    }
+    Ok(out)
 }
 
 // ---- write ------------------------------------------------------------------
@@ -177,20 +148,20 @@ fn write(tx: &Transaction<'_>, plan: &Plan<'_>, keys: &mut Keys) -> Result<(), S
     if plan.new_events.is_empty() {
         return Ok(());
     }
-    keys.categories = CATEGORIES.resolve(tx, &keys.orgs, &plan.categories)?;
-    keys.manufacturers = MANUFACTURERS.resolve(tx, &keys.orgs, &plan.manufacturers)?;
-    keys.applications = APPLICATIONS.resolve(tx, &keys.orgs, &plan.applications)?;
-    keys.projects = PROJECTS.resolve(tx, &keys.orgs, &plan.projects)?;
+    keys.categories = CATEGORIES.resolve(tx, &plan.categories)?;
+    keys.manufacturers = MANUFACTURERS.resolve(tx, &plan.manufacturers)?;
+    keys.applications = APPLICATIONS.resolve(tx, &plan.applications)?;
+    keys.projects = PROJECTS.resolve(tx, &plan.projects)?;
     let mut relabel = BTreeSet::new();
     let mut members =
         tx.prepare_cached("SELECT component_key FROM component_catalogs WHERE catalog_key = ?1")?;
-    let catalogs = keys.names(&plan.catalogs, &keys.catalogs)?;
+    let catalogs = keys.catalogs.names(&plan.catalogs);
     for catalog in CATALOGS.write(tx, &catalogs, &mut keys.catalogs)? {
         for member in members.query_map(params![catalog], |r| r.get::<_, i64>(0))? {
             relabel.insert(member?);
         }
     }
-    let users = keys.names(&plan.users, &keys.users)?;
+    let users = keys.users.names(&plan.users);
     USERS.write(tx, &users, &mut keys.users)?;
     write_components(tx, plan, keys, &mut relabel)?;
     let mut label = tx.prepare_cached(
@@ -203,7 +174,7 @@ fn write(tx: &Transaction<'_>, plan: &Plan<'_>, keys: &mut Keys) -> Result<(), S
     for key in relabel {
         label.execute(params![key])?;
     }
-    super::append::append(tx, &plan.new_events, keys)
+    super::append::append(tx, keys.events(&plan.new_events)?)
 }
 
 /// The key `select` finds for `args`, or else the one `insert` creates.
@@ -224,7 +195,6 @@ impl Dimension {
     fn resolve(
         &self,
         tx: &Transaction<'_>,
-        orgs: &Orgs,
         wanted: &BTreeSet<Key<'_>>,
     ) -> Result<ByOrg<i64>, StoreError> {
         let Self { table, key, column } = self;
@@ -236,19 +206,24 @@ impl Dimension {
         ))?;
         let mut out = ByOrg::default();
         for &k in wanted {
-            let args = params![orgs.key(k.org)?, k.id];
+            let args = params![k.org, k.id];
             out.insert(k, get_or_create(&mut select, &mut insert, args)?);
         }
         Ok(out)
     }
 
-    /// Reads `(key, name, name_ts)` by organization key and external id.
-    fn reader<'c>(&self, tx: &'c Transaction<'_>) -> Result<Reader<'c, StoredName>, StoreError> {
+    /// [`stored`] of this renamable dimension.
+    fn stored(
+        &self,
+        tx: &Transaction<'_>,
+        wanted: &Set<Key<'_>>,
+        keys: &mut ByOrg<i64>,
+    ) -> Result<ByOrg<StoredName>, StoreError> {
         let Self { table, key, column } = self;
         let sql = format!(
             "SELECT {key}, {column}, name_ts FROM {table} WHERE org_key = ?1 AND external_id = ?2"
         );
-        Reader::new(tx, &sql, |r| {
+        stored(tx, &sql, wanted, keys, |r| {
             Ok(StoredName {
                 name: r.get(1)?,
                 name_ts: Timestamp::from_millis(r.get(2)?),
@@ -274,7 +249,7 @@ impl Dimension {
         ))?;
         let mut renamed = Vec::new();
         for r in rows {
-            let args = params![r.org, r.stored, r.natural.id, r.name, r.ts];
+            let args = params![r.natural.org, r.stored, r.natural.id, r.name, r.ts];
             let key = put([&mut insert, &mut update], r.natural, r.stored, args, known)?;
             renamed.extend(r.renamed.then_some(key));
         }
@@ -322,7 +297,7 @@ fn write_components(
         "INSERT INTO component_catalogs (component_key, catalog_key) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
     )?;
     for r in keys.components(&plan.components)? {
-        let (org, stored, id, name) = (r.org, r.stored, r.natural.id, r.name);
+        let (org, stored, id, name) = (r.natural.org, r.stored, r.natural.id, r.name);
         let (category, manufacturer, ids, ts) = (r.category, r.manufacturer, r.catalog_ids, r.ts);
         let args = params![org, stored, id, name, category, manufacturer, ids, ts];
         let statements = [&mut insert, &mut update];
