@@ -1,10 +1,11 @@
 //! The PostgreSQL export.
 //!
 //! A small window (at most [`SMALL_WINDOW_ROWS`] rows) is one prepared
-//! statement outside any explicit transaction: the organization's key, its
-//! dictionary version (the number of its `dictionary_changes` rows, see
-//! migration 6) and the window's narrow rows packed into one value, all
-//! from one snapshot. When
+//! statement, sent in one round trip with the read-only transaction around
+//! it that tells the planner to scan in key order: the organization's key,
+//! its dictionary version (its change-log rows, see migrations 6 and 8)
+//! and the window's narrow rows packed into one value, all from one
+//! snapshot. When
 //! the process-wide [`DictionaryCache`] holds that organization's names at
 //! that version and they cover every key of the rows, that is the whole
 //! download: one round trip, no names read.
@@ -227,9 +228,23 @@ async fn small_window(
             range.end().millis(),
             SMALL_WINDOW_ROWS + 1,
         );
-        client
-            .query_one(&stmt, &[&org.as_str(), &start, &end, &limit])
-            .await?
+        // In a transaction told to scan the primary key in order, all sent
+        // at once (one round trip): with many organizations the planner
+        // takes `org_key = (subquery)` for an average one, expects a few
+        // rows and would otherwise sort the whole organization's events
+        // (0.3 s for a million) to keep 4,097.
+        let (begun, ordered, found, ended) = futures_util::future::join4(
+            client.batch_execute("BEGIN READ ONLY"),
+            client.batch_execute(INDEX_ORDER),
+            client.query_one(&stmt, &[&org.as_str(), &start, &end, &limit]),
+            client.batch_execute("COMMIT"),
+        )
+        .await;
+        begun?;
+        ordered?;
+        let found = found?;
+        ended?;
+        found
     };
     let Some(org_key) = found.try_get::<_, Option<i64>>(0)? else {
         return Ok(SmallWindow::Empty); // never stored an event
