@@ -16,7 +16,7 @@
 //! from its read.
 
 use super::error::is_retryable;
-use super::sql::{Attempt, NameStatements};
+use super::sql::{Attempt, NameStatements, Versioned};
 use crate::domain::{Event, EventId, OrgId, Timestamp};
 use crate::store::decide::{decide, ByOrg, Fingerprinted, InOrg, Key, Plan, Snapshot};
 use crate::store::decide::{StoredComponent, StoredEvents, StoredName};
@@ -210,7 +210,7 @@ impl Attempt<'_> {
         let users = columns!(&wanted.users => org, id);
         let (catalogs, components, users, savepoint, claimed) = tokio::join!(
             self.send(&self.catalogs.lock, catalogs),
-            self.send(&self.component_lock, components),
+            self.send(&self.components.lock, components),
             self.send(&self.users.lock, users),
             self.send(&self.savepoint, []),
             self.send(&self.event_ids_claim, claim),
@@ -274,14 +274,15 @@ impl Attempt<'_> {
         Ok(found)
     }
 
-    /// Inserts the new rows of one renamable dimension and updates the
+    /// Inserts the new rows of one versioned dimension and updates the
     /// stored ones, from the same columns (see `sql::Versioned`); returns
     /// the keys of those created.
     async fn upsert<const N: usize>(
         &self,
-        [insert, update]: [&Statement; 2],
+        statements: &Versioned,
         rows: [Param<'_>; N],
     ) -> Result<Vec<Row>, Failure> {
+        let Versioned { insert, update, .. } = statements;
         let (created, _) = tokio::try_join!(self.send(insert, rows), self.send(update, rows))?;
         Ok(created)
     }
@@ -301,8 +302,8 @@ impl Attempt<'_> {
             self.resolve(&self.manufacturers, &plan.manufacturers),
             self.resolve(&self.applications, &plan.applications),
             self.resolve(&self.projects, &plan.projects),
-            self.upsert([&self.catalogs.insert, &self.catalogs.update], catalog_rows),
-            self.upsert([&self.users.insert, &self.users.update], user_rows),
+            self.upsert(&self.catalogs, catalog_rows),
+            self.upsert(&self.users, user_rows),
         )?;
         collect(&c, &mut keys.categories)?;
         collect(&m, &mut keys.manufacturers)?;
@@ -314,8 +315,7 @@ impl Attempt<'_> {
         let components = keys.components(&plan.components)?;
         let rows = columns!(&components =>
             natural.org, stored, natural.id, name, category, manufacturer, catalog_ids, ts);
-        let statements = [&self.component_insert, &self.component_update];
-        let created = self.upsert(statements, rows).await?;
+        let created = self.upsert(&self.components, rows).await?;
         collect(&created, &mut keys.components)?;
 
         let mut changed = Vec::new();

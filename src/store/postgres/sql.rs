@@ -68,11 +68,7 @@ impl Dimension {
             "UPDATE {table} t SET {column} = u.n, name_ts = u.ts
              FROM {rows} WHERE t.org_key = u.o AND t.{key} = u.k"
         );
-        Ok(Versioned {
-            insert: tx.prepare_cached(&insert).await?,
-            lock: tx.prepare_cached(&lock).await?,
-            update: tx.prepare_cached(&update).await?,
-        })
+        Versioned::prepare(tx, &insert, &lock, &update).await
     }
 }
 
@@ -175,7 +171,8 @@ pub struct NameStatements {
     pub select: Statement,
 }
 
-/// Insert, read-and-lock and update of one renamable dimension. Insert
+/// Insert, read-and-lock and update of one versioned dimension (catalogs,
+/// users, components). Insert
 /// and update take the same columns, one element per version to write:
 /// organization key, the stored row's key (`NULL` for a new row), external
 /// id, then the version. The insert creates the rows that have no stored
@@ -188,6 +185,22 @@ pub struct Versioned {
     pub lock: Statement,
     /// Writes winning versions over stored rows.
     pub update: Statement,
+}
+
+impl Versioned {
+    /// Prepares (or takes from the cache) the three statements.
+    async fn prepare(
+        tx: &Transaction<'_>,
+        insert: &str,
+        lock: &str,
+        update: &str,
+    ) -> Result<Self, Error> {
+        Ok(Self {
+            insert: tx.prepare_cached(insert).await?,
+            lock: tx.prepare_cached(lock).await?,
+            update: tx.prepare_cached(update).await?,
+        })
+    }
 }
 
 /// Declares [`Attempt`]: each statement field with the expression that
@@ -230,12 +243,9 @@ prepared! { tx;
     catalogs: Versioned = CATALOGS.renamable(tx),
     /// Users.
     users: Versioned = USERS.renamable(tx),
-    /// Creates components (see [`Versioned`]).
-    component_insert: Statement = tx.prepare_cached(COMPONENT_INSERT),
-    /// Reads and locks the current version of existing components.
-    component_lock: Statement = tx.prepare_cached(COMPONENT_LOCK),
-    /// Writes winning component versions (see [`Versioned`]).
-    component_update: Statement = tx.prepare_cached(COMPONENT_UPDATE),
+    /// Components.
+    components: Versioned =
+        Versioned::prepare(tx, COMPONENT_INSERT, COMPONENT_LOCK, COMPONENT_UPDATE),
     /// Clears the catalog membership of components whose membership changed.
     membership_delete: Statement = tx.prepare_cached(MEMBERSHIP_DELETE),
     /// Writes their new membership.
