@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::task::AbortOnDropHandle;
 
 /// `[retention]` settings.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -61,13 +62,7 @@ pub fn cutoff(now: Timestamp, days: NonZeroU32) -> Timestamp {
 
 /// The running task; dropping it stops it.
 pub struct Retention {
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Retention {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _task: AbortOnDropHandle<()>,
 }
 
 impl Retention {
@@ -85,7 +80,9 @@ impl Retention {
                 run_once(store.as_ref(), &policy).await;
             }
         });
-        Some(Self { task })
+        Some(Self {
+            _task: AbortOnDropHandle::new(task),
+        })
     }
 }
 

@@ -35,6 +35,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_postgres::config::Host;
 use tokio_postgres::NoTls;
+use tokio_util::task::AbortOnDropHandle;
 
 /// Default connections per process (setting `database_pool_size`). Each
 /// replica opens at most this many, so the server needs
@@ -78,16 +79,7 @@ pub struct PgStore {
     audit: audit::AuditAppender,
     /// The periodic prune of the dictionary change log, stopped when the
     /// last handle of this store is dropped.
-    _pruning: Arc<Background>,
-}
-
-/// A background task that ends when this is dropped.
-struct Background(tokio::task::JoinHandle<()>);
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+    _pruning: Arc<AbortOnDropHandle<()>>,
 }
 
 /// Prunes the dictionary change log every [`PRUNE_EVERY`], logging (not
@@ -147,7 +139,9 @@ impl PgStore {
         let pool = build_pool(config, pool_size)?;
         let store = Self {
             audit: audit::AuditAppender::start(pool.clone()),
-            _pruning: Arc::new(Background(tokio::spawn(prune_periodically(pool.clone())))),
+            _pruning: Arc::new(AbortOnDropHandle::new(tokio::spawn(prune_periodically(
+                pool.clone(),
+            )))),
             pool,
             pool_size,
             dictionaries: Arc::default(),
